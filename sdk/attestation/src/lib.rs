@@ -1,0 +1,1 @@
+//! TEE attestation for cocoon: quote providers, DCAP verification, RA-TLS certificates and mutual TLS 1.3.

@@ -1,0 +1,1 @@
+//! cocoon's on-chain interface: embedded contract code, opcodes, error codes, message builders and state decoders.

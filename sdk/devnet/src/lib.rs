@@ -1,0 +1,1 @@
+//! Start, stop and inspect the local devnet (a toncenter-compatible server over @ton/sandbox).

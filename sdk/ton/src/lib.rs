@@ -1,0 +1,1 @@
+//! TON primitives for cocoon: addresses, cells and BoCs, mnemonics, wallets, amounts and the toncenter v2 client.
