@@ -1,0 +1,2 @@
+//! Attestation benchmark (placeholder until the real one lands).
+fn main() {}
