@@ -86,13 +86,13 @@ export function loadCode(name: 'root' | 'stake' | 'escrow'): { code: Cell; codeH
 
 // ---------------------------------------------------------------- statements
 
-export interface ChargeVoucher { escrow: Address; root: Address; seqno: number; charged: bigint; final: boolean }
+export interface ChargeVoucher { escrow: Address; seqno: number; charged: bigint; final: boolean }
 export interface PayoutVoucher { vault: Address; worker: Address; seqno: number; paid: bigint }
 export interface ServingStatement { root: Address; imageHash: bigint; servedAt: number; receiptHash: bigint }
 export interface FaultReport { root: Address; proxy: Address; worker: Address; reportId: bigint; at: number; reason: number }
 
 export function chargeVoucherCell(v: ChargeVoucher): Cell {
-    return beginCell().storeUint(Op.ChargeVoucher, 32).storeAddress(v.escrow).storeAddress(v.root)
+    return beginCell().storeUint(Op.ChargeVoucher, 32).storeAddress(v.escrow)
         .storeUint(v.seqno, 32).storeCoins(v.charged).storeBit(v.final).endCell();
 }
 export function payoutVoucherCell(v: PayoutVoucher): Cell {
@@ -153,9 +153,11 @@ export function proxyInfoCell(key: bigint, endpoints: string): Cell {
     return beginCell().storeUint(key, 256).storeRef(beginCell().storeStringTail(endpoints).endCell()).endCell();
 }
 
-export function rootStorageCell(owner: Address, p: NetworkParams, stakeCode: Cell, escrowCode: Cell): Cell {
+export const NETWORK_ID_SANDBOX = -239;
+
+export function rootStorageCell(owner: Address, p: NetworkParams, stakeCode: Cell, escrowCode: Cell, networkId = NETWORK_ID_SANDBOX): Cell {
     const registry = beginCell().storeDict(null).storeDict(null).storeDict(null).storeDict(null).endCell();
-    return beginCell().storeAddress(owner).storeUint(0, 2).storeUint(1, 32).storeCoins(0)
+    return beginCell().storeAddress(owner).storeUint(0, 2).storeUint(1, 32).storeCoins(0).storeInt(networkId, 32)
         .storeRef(paramsCell(p)).storeRef(codesCell(stakeCode, escrowCode)).storeRef(registry).endCell();
 }
 
