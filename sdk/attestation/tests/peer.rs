@@ -1,0 +1,246 @@
+//! Peer-certificate verification: each refusal reason is its own error.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_attestation::collateral::{CollateralStore, load_collateral_file};
+use cocoon_attestation::provider::simulated::SimulatedProvider;
+use cocoon_attestation::provider::{EvidenceKind, QuoteProvider};
+use cocoon_attestation::verify::PeerVerifier;
+use cocoon_attestation::{
+    AttestError, Credential, FixedClock, InMemoryAllowlist, Policy, Role, TeeKind, fixtures_dir,
+};
+use ed25519_dalek::SigningKey;
+use time::macros::datetime;
+
+const T0: i64 = datetime!(2026-03-01 00:00 UTC).unix_timestamp();
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Returns the real cocoon fixture quote whatever report_data it is asked for.
+#[derive(Debug)]
+struct ReplayedRealQuote(Vec<u8>);
+
+impl QuoteProvider for ReplayedRealQuote {
+    fn kind(&self) -> EvidenceKind {
+        EvidenceKind::Dcap
+    }
+    fn quote(&self, _report_data: &[u8; 64]) -> cocoon_attestation::Result<Vec<u8>> {
+        Ok(self.0.clone())
+    }
+}
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn sim_cert(role: Role) -> Credential {
+    Credential::issue(
+        role,
+        &key(1),
+        Some(&SimulatedProvider::default()),
+        T0,
+        DAY,
+        BTreeMap::new(),
+    )
+    .expect("issue")
+}
+
+fn dev_policy(roles: &[Role], allow: &InMemoryAllowlist, clock: &Arc<FixedClock>) -> Policy {
+    Policy::strict(roles, Arc::new(allow.clone()))
+        .insecure_dev()
+        .with_clock(clock.clone())
+}
+
+fn allowlist_with_sim(role: Role) -> InMemoryAllowlist {
+    let a = InMemoryAllowlist::new();
+    a.allow(role, SimulatedProvider::default().image_hash());
+    a
+}
+
+#[test]
+fn simulated_peer_is_accepted_in_dev_mode_and_cached() {
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let v = PeerVerifier::new(dev_policy(
+        &[Role::Worker],
+        &allowlist_with_sim(Role::Worker),
+        &clock,
+    ));
+    let cert = sim_cert(Role::Worker);
+    let id = v.verify(cert.cert_der()).expect("accepted");
+    assert_eq!(id.role, Role::Worker);
+    assert_eq!(id.tee, TeeKind::Simulated);
+    assert!(id.insecure);
+    assert_eq!(id.public_key, key(1).verifying_key().to_bytes());
+    assert_eq!(id.image_hash, SimulatedProvider::default().image_hash());
+    v.verify(cert.cert_der()).expect("again");
+    assert_eq!(v.cached(), 1, "one verification per certificate");
+}
+
+#[test]
+fn simulated_quote_under_strict_policy_is_refused() {
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let strict = Policy::strict(&[Role::Worker], Arc::new(allowlist_with_sim(Role::Worker)))
+        .with_clock(clock);
+    let err = PeerVerifier::new(strict)
+        .verify(sim_cert(Role::Worker).cert_der())
+        .expect_err("strict");
+    assert!(matches!(err, AttestError::SimulatedRefused), "{err}");
+}
+
+#[test]
+fn image_not_allowed_and_revoked_are_distinct_and_revocation_beats_the_cache() {
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let cert = sim_cert(Role::Worker);
+    let empty = InMemoryAllowlist::new();
+    let err = PeerVerifier::new(dev_policy(&[Role::Worker], &empty, &clock))
+        .verify(cert.cert_der())
+        .expect_err("unknown");
+    assert!(matches!(err, AttestError::ImageNotAllowed { .. }), "{err}");
+    // Allowed for proxies only: still not allowed for a worker.
+    let proxy_only = allowlist_with_sim(Role::Proxy);
+    let err = PeerVerifier::new(dev_policy(&[Role::Worker], &proxy_only, &clock))
+        .verify(cert.cert_der())
+        .expect_err("role");
+    assert!(matches!(err, AttestError::ImageNotAllowed { .. }), "{err}");
+
+    let allow = allowlist_with_sim(Role::Worker);
+    let v = PeerVerifier::new(dev_policy(&[Role::Worker], &allow, &clock));
+    v.verify(cert.cert_der()).expect("allowed");
+    allow.revoke(
+        Role::Worker,
+        SimulatedProvider::default().image_hash(),
+        1234,
+    );
+    let err = v
+        .verify(cert.cert_der())
+        .expect_err("revoked after caching");
+    assert!(
+        matches!(
+            err,
+            AttestError::ImageRevoked {
+                revoked_at: 1234,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn expired_and_not_yet_valid_certificates_are_refused() {
+    let cert = sim_cert(Role::Worker);
+    let allow = allowlist_with_sim(Role::Worker);
+    let clock = Arc::new(FixedClock::new(T0 + 86_400 + 1));
+    let v = PeerVerifier::new(dev_policy(&[Role::Worker], &allow, &clock));
+    let err = v.verify(cert.cert_der()).expect_err("expired");
+    assert!(
+        matches!(err, AttestError::CertificateExpired { .. }),
+        "{err}"
+    );
+    clock.set(T0 - 3600);
+    let err = v.verify(cert.cert_der()).expect_err("not yet valid");
+    assert!(
+        matches!(err, AttestError::CertificateExpired { .. }),
+        "{err}"
+    );
+    // Verified while valid, then expired: the cache does not keep it alive.
+    clock.set(T0 + 10);
+    v.verify(cert.cert_der()).expect("valid now");
+    clock.set(T0 + 86_400 + 1);
+    assert!(matches!(
+        v.verify(cert.cert_der()),
+        Err(AttestError::CertificateExpired { .. })
+    ));
+}
+
+#[test]
+fn overlong_certificates_are_refused() {
+    let cert = Credential::issue(
+        Role::Worker,
+        &key(1),
+        Some(&SimulatedProvider::default()),
+        T0,
+        DAY * 30,
+        BTreeMap::new(),
+    )
+    .expect("issue");
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let err = PeerVerifier::new(dev_policy(
+        &[Role::Worker],
+        &allowlist_with_sim(Role::Worker),
+        &clock,
+    ))
+    .verify(cert.cert_der())
+    .expect_err("30 days");
+    assert!(
+        matches!(err, AttestError::CertificateLifetimeTooLong { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn roles_and_missing_evidence() {
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let allow = allowlist_with_sim(Role::Proxy);
+    let err = PeerVerifier::new(dev_policy(&[Role::Worker], &allow, &clock))
+        .verify(sim_cert(Role::Proxy).cert_der())
+        .expect_err("proxy where a worker is expected");
+    assert!(matches!(err, AttestError::RoleNotAllowed(_)), "{err}");
+
+    let client =
+        Credential::issue(Role::Client, &key(2), None, T0, DAY, BTreeMap::new()).expect("client");
+    let strict = Policy::strict(&[Role::Client], Arc::new(InMemoryAllowlist::new()))
+        .with_clock(clock.clone());
+    let err = PeerVerifier::new(strict.clone())
+        .verify(client.cert_der())
+        .expect_err("no evidence");
+    assert!(matches!(err, AttestError::MissingEvidence(_)), "{err}");
+    let id = PeerVerifier::new(strict.accept_unattested(Role::Client))
+        .verify(client.cert_der())
+        .expect("any client");
+    assert_eq!(
+        (id.role, id.tee, id.insecure),
+        (Role::Client, TeeKind::None, false)
+    );
+}
+
+#[test]
+fn a_real_quote_attached_to_a_new_key_is_refused() {
+    let quote = std::fs::read(fixtures_dir().join("cocoon-tdx-quote.bin")).expect("fixture");
+    let collateral = load_collateral_file(&fixtures_dir().join("cocoon-tdx-quote.collateral.json"))
+        .expect("collateral");
+    let cert = Credential::issue(
+        Role::Worker,
+        &key(3),
+        Some(&ReplayedRealQuote(quote)),
+        T0,
+        DAY,
+        BTreeMap::new(),
+    )
+    .expect("issue");
+    let allow = InMemoryAllowlist::new();
+    let policy = Policy::strict(&[Role::Worker], Arc::new(allow))
+        .with_clock(Arc::new(FixedClock::new(T0 + 60)))
+        .with_collateral(Arc::new(CollateralStore::fixed(collateral)));
+    let err = PeerVerifier::new(policy)
+        .verify(cert.cert_der())
+        .expect_err("report_data is not ours");
+    assert!(matches!(err, AttestError::ReportDataMismatch), "{err}");
+}
+
+#[test]
+fn garbage_certificates_are_malformed() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let v = PeerVerifier::new(dev_policy(
+        &[Role::Worker],
+        &InMemoryAllowlist::new(),
+        &clock,
+    ));
+    for bad in [&b""[..], b"\x30\x03\x02\x01\x00", &[0u8; 300]] {
+        assert!(matches!(
+            v.verify(bad),
+            Err(AttestError::MalformedCertificate(_))
+        ));
+    }
+}
