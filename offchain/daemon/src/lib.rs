@@ -1,1 +1,31 @@
 //! Shared plumbing for cocoon daemons: configuration layering, HTTP serving, metrics, health and graceful shutdown.
+//!
+//! - [`config`]: one TOML file + `COCOON_*` environment + command-line overrides, in that increasing
+//!   precedence, validated before any port is bound.
+//! - [`tls`]: the [`tls::HopTls`] seam every hop's TLS goes through (RA-TLS from `cocoon-attestation`,
+//!   or the loudly insecure development stand-in [`tls::DevTls`]).
+//! - [`metrics`]: a small Prometheus text registry; [`admin`]: `/metrics`, `/healthz`, `/status`.
+//! - [`shutdown`]: a shutdown signal and an in-flight tracker that lets streams drain.
+//! - [`http`]: body type aliases and response helpers shared by the roles.
+
+pub mod admin;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod shutdown;
+pub mod tls;
+
+/// Installs a `tracing` subscriber (RUST_LOG-style filter, default `info`; JSON when `json`).
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second call (tests, embedded use) keeps the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
