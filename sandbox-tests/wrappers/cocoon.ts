@@ -263,3 +263,8 @@ export function readAddressOpt(s: Slice): Address | null {
     return s.loadMaybeAddress();
 }
 export { Dictionary };
+
+/** A cell holding one address (for get-method slice arguments). */
+export function beginCellAddr(a: Address): Cell {
+    return beginCell().storeAddress(a).endCell();
+}

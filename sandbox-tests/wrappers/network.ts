@@ -2,7 +2,7 @@
 // workers with stakes, clients with escrows. Messages are injected with `internal()` from actor
 // addresses (treasuries), so every transaction in a result belongs to a contract or to an actor.
 import { Blockchain, BlockchainTransaction, SendMessageResult, SandboxContract, TreasuryContract, internal } from '@ton/sandbox';
-import { Address, Cell, toNano, TupleItem, TupleReader } from '@ton/core';
+import { Address, Cell, toNano, TupleItem, TupleReader } from "@ton/core";
 import { KeyPair, keyPairFromSeed } from '@ton/crypto';
 import { createHash } from 'node:crypto';
 import * as C from './cocoon.js';
@@ -129,7 +129,7 @@ export class Net {
         const s = await this.get(addr, 'get_escrow_state');
         return {
             state: s.readNumber(), seqno: s.readNumber(), charged: s.readBigNumber(), balance: s.readBigNumber(), stake: s.readBigNumber(),
-            closingAt: s.readNumber(), closeDelay: s.readNumber(), proxyKey: s.readBigNumber(), vault: s.readAddressOpt(),
+            closingAt: s.readNumber(), closeDelay: s.readNumber(), proxyKey: s.readBigNumber(), vault: s.readAddressOpt()?.toString() ?? null,
         };
     }
     async payout(vault: Address, worker: Address) {
@@ -160,4 +160,28 @@ export class Net {
         const v = C.payoutVoucherCell({ vault, worker, seqno, paid });
         return C.stakeMsg.claimPayout(C.signCell(v, proxy.key.secretKey), v);
     }
+}
+
+/** Asserts the message was refused with the named error, and its value went back as a bounce. */
+export function expectError(net: Net, r: SendMessageResult, name: string): void {
+    const first = r.transactions[0];
+    const code = exitCode(first);
+    if (code !== C.err(name)) throw new Error(`expected ${name} (${C.err(name)}), got exit ${code}`);
+    const bounced = first.outMessages.values().some((m) => m.info.type === 'internal' && m.info.bounced);
+    if (!bounced) throw new Error(`refused message was not bounced back`);
+    void net;
+}
+
+/** A fresh network with one registered proxy (with vault), one worker (with stake), one client escrow. */
+export async function standardNet(params: C.NetworkParams = C.defaultParams) {
+    const net = await Net.create(params);
+    const proxy = await net.actor('proxy');
+    const worker = await net.actor('worker');
+    const client = await net.actor('client');
+    const stranger = await net.actor('stranger');
+    await net.registerProxy(proxy);
+    const vault = await net.openStake(proxy, C.ROLE_PROXY, toNano('5'));
+    const workerStake = await net.openStake(worker, C.ROLE_WORKER, toNano('3'));
+    const escrow = await net.openEscrow(client, proxy, toNano('10'), toNano('2'));
+    return { net, proxy, worker, client, stranger, vault, workerStake, escrow };
 }
