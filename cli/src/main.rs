@@ -1,5 +1,7 @@
 //! The `cocoon` command-line tool.
 
+mod attest;
+
 use clap::{Parser, Subcommand};
 
 /// cocoon: confidential LLM inference paid in TON.
@@ -11,9 +13,14 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Attestation: verify quotes, decode RA-TLS certificates, check endpoints.
+    Attest(attest::AttestArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Attest(args) => attest::run(args),
+    }
 }

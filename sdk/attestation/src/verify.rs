@@ -106,6 +106,12 @@ impl PeerVerifier {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)
     }
 
+    /// The identities of every certificate verified and still cached.
+    pub fn cached_identities(&self) -> Vec<Arc<PeerIdentity>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.values().map(|v| Arc::clone(&v.identity)).collect()
+    }
+
     /// Verifies a peer certificate (DER), from the cache when it was verified before.
     pub fn verify(&self, der: &[u8]) -> Result<Arc<PeerIdentity>> {
         Ok(Arc::clone(&self.verify_entry(der)?.identity))
