@@ -305,6 +305,9 @@ async function main() {
                 res.destroy();
             });
     });
+    // Clients pool connections; closing idle ones after node's default 5 s races with their reuse.
+    server.keepAliveTimeout = 120_000;
+    server.headersTimeout = 125_000;
     const stop = (sig: string) => {
         console.error(`devnet: ${sig}, stopping`);
         // State is written synchronously after every change, so there is nothing left to flush.

@@ -47,6 +47,8 @@ impl DevnetControl {
     pub fn new(url: String) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            // Below the server's 120 s keep-alive, so a pooled connection is never reused as it closes.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
         Self { url, http }
