@@ -10,7 +10,9 @@ pub mod boc;
 pub mod code;
 pub mod codec;
 pub mod error;
+pub mod json;
 pub mod messages;
+pub mod registry;
 pub mod state;
 pub mod statements;
 

@@ -132,6 +132,58 @@ macro_rules! tlb_load_field {
     };
 }
 
+macro_rules! tlb_json_field {
+    (uint($n:expr), $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+    (coins, $v:expr) => {
+        $crate::json::coins_json(*$v)
+    };
+    (maybe_addr, $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+    (addr, $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+    (bits256, $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+    (bits512, $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+    (boolean, $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+    (cell, $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+    (child, $v:expr) => {
+        $crate::json::ToJson::to_json($v)
+    };
+    (maybe_child, $v:expr) => {
+        $v.as_ref()
+            .map_or(::serde_json::Value::Null, $crate::json::ToJson::to_json)
+    };
+    (inline, $v:expr) => {
+        $crate::json::ToJson::to_json($v)
+    };
+    (dict_u32, $v:expr) => {
+        $crate::json::dict_json($v, |x| ::serde_json::Value::from(*x))
+    };
+    (dict_snake, $v:expr) => {
+        $crate::json::dict_json($v, |x| ::serde_json::Value::from(x.clone()))
+    };
+    (dict_of, $v:expr) => {
+        $crate::json::dict_json($v, $crate::json::ToJson::to_json)
+    };
+    (snake, $v:expr) => {
+        ::serde_json::Value::from($v.clone())
+    };
+    (maybe_snake, $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+}
+
 macro_rules! tlb_struct {
     (
         $(#[$meta:meta])*
@@ -160,6 +212,14 @@ macro_rules! tlb_struct {
             ) -> Result<Self, $crate::error::CodecError> {
                 $( $crate::codec::load_opcode(p, $op)?; )?
                 Ok(Self { $( $field: tlb_load_field!($kind $(($arg))?, p), )* })
+            }
+        }
+
+        impl $crate::json::ToJson for $name {
+            fn to_json(&self) -> ::serde_json::Value {
+                let mut m = ::serde_json::Map::new();
+                $( m.insert(stringify!($field).to_owned(), tlb_json_field!($kind $(($arg))?, &self.$field)); )*
+                ::serde_json::Value::Object(m)
             }
         }
     };
