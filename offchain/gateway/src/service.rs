@@ -1,0 +1,244 @@
+//! The app-facing HTTP service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cocoon_daemon::http::{Body, BoxError, empty, full, json_response, read_limited};
+use cocoon_protocol::api::{Endpoint, parse_request};
+use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers};
+use http_body_util::BodyExt;
+use hyper::{Method, Request, Response};
+use sha2::{Digest, Sha256};
+
+use crate::Gateway;
+use crate::verify::{VerifyBody, check};
+
+fn error(e: ApiError) -> Response<Body> {
+    json_response(e.status(), e.to_json())
+}
+
+pub(crate) async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let resp = match route(&gw, req).await {
+        Ok(r) => r,
+        Err(e) => error(e),
+    };
+    let status = resp.status().as_u16().to_string();
+    gw.metrics
+        .counter(
+            "cocoon_gateway_responses_total",
+            "Responses by status.",
+            &[("status", &status)],
+        )
+        .inc();
+    Ok(resp)
+}
+
+async fn route(
+    gw: &Arc<Gateway>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    if !gw.config.api_token.is_empty() {
+        let expected = format!("Bearer {}", gw.config.api_token);
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if given != Some(expected.as_bytes()) {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "missing or wrong bearer token",
+            ));
+        }
+    }
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str(), Endpoint::from_path(&path)) {
+        (&Method::GET, "/v1/models", _) => models(gw).await,
+        (&Method::GET, "/cocoon/v1/receipts", _) => Ok(json_response(
+            200,
+            serde_json::to_vec(&gw.receipts()).unwrap_or_default(),
+        )),
+        (&Method::POST, _, Some(endpoint)) => infer(gw, endpoint, req).await,
+        (_, _, Some(_)) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "use POST")),
+        _ => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no route {path}"),
+        )),
+    }
+}
+
+async fn send(
+    gw: &Gateway,
+    build: impl Fn() -> Result<Request<Body>, ApiError>,
+) -> Result<Response<hyper::body::Incoming>, ApiError> {
+    let unreachable = |e: BoxError| {
+        tracing::warn!(error = %e, "proxy unreachable");
+        ApiError::new(ErrorCode::UpstreamFailed, "proxy unreachable")
+    };
+    // A dead pooled connection fails before the proxy saw the request, so one redial is safe.
+    for attempt in 0..2 {
+        let mut sender = gw.proxy.sender().await.map_err(unreachable)?;
+        let sent = async {
+            sender.ready().await?;
+            sender.send_request(build()?).await.map_err(BoxError::from)
+        };
+        match sent.await {
+            Ok(r) => return Ok(r),
+            Err(e) if attempt == 0 => {
+                tracing::debug!(error = %e, "proxy connection failed; redialing");
+                gw.proxy.reset().await;
+            }
+            Err(e) => return Err(unreachable(e)),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::UpstreamFailed,
+        "proxy unreachable",
+    ))
+}
+
+async fn models(gw: &Gateway) -> Result<Response<Body>, ApiError> {
+    let resp = send(gw, || {
+        Request::get("http://proxy/v1/models")
+            .body(empty())
+            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
+    })
+    .await?;
+    let status = resp.status().as_u16();
+    let body = read_limited(resp.into_body(), 4 << 20)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::new(ErrorCode::UpstreamFailed, "bad model list from proxy"))?;
+    Ok(json_response(status, body.to_vec()))
+}
+
+async fn infer(
+    gw: &Arc<Gateway>,
+    endpoint: Endpoint,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    if gw.shutdown.is_triggered() {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "gateway is shutting down",
+        ));
+    }
+    let in_flight = gw.shutdown.track();
+    let cap = match req.headers().get(headers::MAX_COEFFICIENT) {
+        None => gw.config.max_coefficient,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidPriceCap,
+                    "x-cocoon-max-coefficient must be an integer",
+                )
+            })?
+            .min(gw.config.max_coefficient),
+    };
+    let timeout = req.headers().get(headers::TIMEOUT_MS).cloned();
+    let limits = RequestLimits {
+        max_body_bytes: gw.config.max_body_bytes,
+        max_tokens: gw.config.max_tokens,
+        max_n: gw.config.max_n,
+        ..Default::default()
+    };
+    let body = read_limited(req.into_body(), limits.max_body_bytes)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
+        .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
+    let (parsed, mut obj) = parse_request(endpoint, &body, &limits)?;
+    // Usage must come back for the charge to be checkable: ask for it, and then we are "the client"
+    // whose bytes the receipt covers.
+    let body = if parsed.stream && !parsed.include_usage {
+        let opts = obj
+            .entry("stream_options")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(o) = opts.as_object_mut() {
+            o.insert("include_usage".into(), serde_json::Value::Bool(true));
+        }
+        Bytes::from(
+            serde_json::to_vec(&obj)
+                .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?,
+        )
+    } else {
+        body
+    };
+    let request_sha256: [u8; 32] = Sha256::digest(&body).into();
+    let deadline = Duration::from_millis(gw.config.request_timeout_ms);
+    let resp = tokio::time::timeout(
+        deadline,
+        send(gw, || {
+            let mut b = Request::post(format!("http://proxy{}", endpoint.path()))
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header(headers::MAX_COEFFICIENT, cap);
+            if let Some(t) = &timeout {
+                b = b.header(headers::TIMEOUT_MS, t);
+            }
+            b.body(full(body.clone()))
+                .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
+        }),
+    )
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::Timeout, "no response before the deadline"))??;
+    let (parts, incoming) = resp.into_parts();
+    let worker_key = parts.headers.get(headers::WORKER_KEY).and_then(|v| {
+        let mut k = [0u8; 32];
+        hex::decode_to_slice(v.as_bytes(), &mut k).ok().map(|_| k)
+    });
+    let mut out = Response::builder().status(parts.status);
+    if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
+        out = out.header(hyper::header::CONTENT_TYPE, ct);
+    }
+    let build_err = |e: hyper::http::Error| ApiError::new(ErrorCode::InternalError, e.to_string());
+    if !parts.status.is_success() {
+        let body = incoming
+            .map_err(|e| -> BoxError { Box::new(e) })
+            .boxed_unsync();
+        return out.body(body).map_err(build_err);
+    }
+    if parsed.stream {
+        let body = VerifyBody {
+            inner: incoming,
+            gateway: gw.clone(),
+            hasher: Sha256::new(),
+            request_sha256,
+            worker_key,
+            max_coefficient: cap,
+            done: false,
+            _in_flight: in_flight,
+        };
+        return out.body(body.boxed_unsync()).map_err(build_err);
+    }
+    let collected = incoming
+        .collect()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::UpstreamFailed, format!("response cut: {e}")))?;
+    let trailers = collected.trailers().cloned();
+    let bytes = collected.to_bytes();
+    let response_sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    let record = check(
+        trailers.as_ref(),
+        worker_key,
+        &request_sha256,
+        &response_sha256,
+        cap,
+    );
+    let status = record.status.clone();
+    gw.record(record);
+    if status != "verified" && gw.config.require_receipts {
+        return Err(ApiError::new(
+            ErrorCode::UpstreamFailed,
+            format!("response receipt rejected: {status}"),
+        ));
+    }
+    out.header(headers::RECEIPT_STATUS, status)
+        .body(full(bytes))
+        .map_err(build_err)
+}

@@ -1,0 +1,343 @@
+//! The client-facing HTTP/2 service: admission, reservation, worker selection with retry, forwarding.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cocoon_daemon::http::{Body, full, json_response, read_limited};
+use cocoon_daemon::tls::PeerIdentity;
+use cocoon_protocol::api::{Endpoint, parse_request};
+use cocoon_protocol::{ApiError, Coefficient, ErrorCode, headers};
+use hyper::{Method, Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::Proxy;
+use crate::charge_body::{ChargeBody, ChargeContext};
+use crate::registry::NoWorker;
+
+pub(crate) async fn accept_clients(proxy: Arc<Proxy>, listener: TcpListener) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(proxy.tls.server_config());
+    // Connections live in this set: aborting the accept task (a kill) aborts them all, while a
+    // graceful shutdown waits for them to drain.
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            _ = proxy.shutdown.triggered() => {
+                while conns.join_next().await.is_some() {}
+                return;
+            }
+        };
+        let Ok((tcp, peer_addr)) = accepted else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let proxy = proxy.clone();
+        let acceptor = acceptor.clone();
+        conns.spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer_addr, error = %e, "client TLS handshake failed");
+                    return;
+                }
+            };
+            let Some(client) = proxy.tls.peer_identity(stream.get_ref().1) else {
+                return;
+            };
+            let client = Arc::new(client);
+            let svc_proxy = proxy.clone();
+            let svc = hyper::service::service_fn(move |req| {
+                let (proxy, client) = (svc_proxy.clone(), client.clone());
+                async move { Ok::<_, std::convert::Infallible>(handle(proxy, &client, req).await) }
+            });
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = proxy.shutdown.triggered() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(e.status(), e.to_json())
+}
+
+async fn handle(
+    proxy: Arc<Proxy>,
+    client: &PeerIdentity,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let resp = match (req.method(), path.as_str(), Endpoint::from_path(&path)) {
+        (&Method::GET, "/v1/models", _) => {
+            json_response(200, proxy.workers.models_json().to_string().into_bytes())
+        }
+        (&Method::POST, _, Some(endpoint)) => match infer(&proxy, client, endpoint, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        },
+        (_, _, Some(_)) => error_response(&ApiError::new(ErrorCode::MethodNotAllowed, "use POST")),
+        _ => error_response(&ApiError::new(
+            ErrorCode::NotFound,
+            format!("no route {path}"),
+        )),
+    };
+    let status = resp.status().as_u16().to_string();
+    proxy
+        .metrics
+        .counter(
+            "cocoon_proxy_responses_total",
+            "Responses by status.",
+            &[("status", &status)],
+        )
+        .inc();
+    resp
+}
+
+/// Releases a client's reservation when dropped.
+pub(crate) struct Reservation {
+    proxy: Arc<Proxy>,
+    client: [u8; 32],
+    amount: u128,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut r = self
+            .proxy
+            .reservations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = r.get_mut(&self.client) {
+            *v = v.saturating_sub(self.amount);
+            if *v == 0 {
+                r.remove(&self.client);
+            }
+        }
+    }
+}
+
+fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservation, ApiError> {
+    let escrow = proxy.chain.escrow(&client).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownClient,
+            "no open escrow for this client key",
+        )
+    })?;
+    let account = proxy.store.client(&client).map_err(|e| {
+        tracing::error!(error = %e, "ledger read failed");
+        ApiError::new(ErrorCode::InternalError, "ledger unavailable")
+    })?;
+    if account.charged < escrow.settled {
+        tracing::error!(client = %hex::encode(client), "ledger is behind the chain for this client: rolled-back store");
+        return Err(ApiError::new(
+            ErrorCode::InternalError,
+            "ledger inconsistent with chain",
+        ));
+    }
+    let unsettled = account.charged - escrow.settled;
+    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
+    let reserved = reservations.get(&client).copied().unwrap_or(0);
+    let available = escrow
+        .credit
+        .saturating_sub(unsettled)
+        .saturating_sub(reserved);
+    if worst > available {
+        return Err(ApiError::new(
+            ErrorCode::InsufficientCredit,
+            format!("worst-case cost {worst} nanoTON exceeds available credit {available} nanoTON"),
+        ));
+    }
+    *reservations.entry(client).or_insert(0) += worst;
+    Ok(Reservation {
+        proxy: proxy.clone(),
+        client,
+        amount: worst,
+    })
+}
+
+fn header_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Result<Option<u64>, ()> {
+    match req.headers().get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Some)
+            .ok_or(()),
+    }
+}
+
+async fn infer(
+    proxy: &Arc<Proxy>,
+    client: &PeerIdentity,
+    endpoint: Endpoint,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    if proxy.shutdown.is_triggered() {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "proxy is shutting down",
+        ));
+    }
+    let in_flight = proxy.shutdown.track();
+    let cap = match header_u64(&req, headers::MAX_COEFFICIENT) {
+        Ok(Some(c)) => u32::try_from(c).unwrap_or(u32::MAX),
+        Ok(None) => proxy.config.default_max_coefficient,
+        Err(()) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidPriceCap,
+                "x-cocoon-max-coefficient must be an integer",
+            ));
+        }
+    };
+    let timeout_ms = match header_u64(&req, headers::TIMEOUT_MS) {
+        Ok(Some(t)) => t.min(proxy.config.request_timeout_ms),
+        Ok(None) => proxy.config.request_timeout_ms,
+        Err(()) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "x-cocoon-timeout-ms must be an integer",
+            ));
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let limits = proxy.config.limits();
+    let body = read_limited(req.into_body(), limits.max_body_bytes)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
+        .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
+    let (parsed, _) = parse_request(endpoint, &body, &limits)?;
+    let params = proxy.chain.params();
+    // Every token of the prompt covers at least one byte of the body, so the body length bounds it.
+    let prompt_bound = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let worst = params
+        .worst_case(prompt_bound, parsed.max_generated_tokens, Coefficient(cap))
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidPriceCap,
+                format!("price cap too large: {e}"),
+            )
+        })?;
+    let reservation = reserve(proxy, client.public_key, worst)?;
+    let mut tried = Vec::new();
+    let mut last_error = ApiError::new(
+        ErrorCode::NoWorkerAvailable,
+        "no worker available under the price cap",
+    );
+    for attempt in 0..proxy.config.max_attempts {
+        let lease = match proxy.workers.pick(&parsed.model, cap, &tried) {
+            Ok(l) => l,
+            Err(NoWorker::UnknownModel) if attempt == 0 => {
+                return Err(ApiError::new(
+                    ErrorCode::ModelNotFound,
+                    format!("no worker serves `{}`", parsed.model),
+                ));
+            }
+            Err(_) => break,
+        };
+        let worker = lease.0.clone();
+        tried.push(worker.id);
+        let request_id = proxy.next_id.fetch_add(1, Ordering::Relaxed);
+        let upstream = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://worker{}", endpoint.path()))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(headers::MAX_COEFFICIENT, cap)
+            .header(headers::REQUEST_ID, request_id)
+            .body(full(body.clone()))
+            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+        let started = Instant::now();
+        let mut sender = worker.sender();
+        let sent = tokio::time::timeout_at(deadline, async {
+            sender.ready().await?;
+            sender.send_request(upstream).await
+        })
+        .await;
+        let resp = match sent {
+            Err(_) => {
+                worker.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::new(
+                    ErrorCode::Timeout,
+                    "no response before the deadline",
+                ));
+            }
+            Ok(Err(e)) => {
+                worker.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(worker = %hex::encode(worker.identity.public_key), error = %e, "worker failed before answering; retrying");
+                last_error =
+                    ApiError::new(ErrorCode::UpstreamFailed, "worker failed before answering");
+                continue;
+            }
+            Ok(Ok(r)) => r,
+        };
+        worker.observe_latency(started.elapsed());
+        let status = resp.status();
+        if status.is_server_error() || status == hyper::StatusCode::CONFLICT {
+            // Busy, over the cap after a live price change, engine down: nothing reached the client yet.
+            worker.failed.fetch_add(1, Ordering::Relaxed);
+            let (_, b) = resp.into_parts();
+            let bytes = read_limited(b, 64 * 1024)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            tracing::info!(%status, code = ?ApiError::code_of(&bytes), "worker refused before the first byte; retrying");
+            last_error = ApiError::new(
+                ErrorCode::UpstreamFailed,
+                format!("worker answered {status}"),
+            );
+            continue;
+        }
+        let (parts, incoming) = resp.into_parts();
+        let mut out = Response::builder().status(parts.status);
+        if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
+            out = out.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        out = out
+            .header(headers::WORKER_KEY, hex::encode(worker.identity.public_key))
+            .header(
+                headers::WORKER_IMAGE,
+                hex::encode(worker.identity.image_hash),
+            )
+            .header(
+                headers::WORKER_INSECURE,
+                if worker.identity.insecure { "1" } else { "0" },
+            );
+        if !parts.status.is_success() {
+            // A client error from the engine (e.g. a field it does not support): forwarded, never charged.
+            worker.ok.fetch_add(1, Ordering::Relaxed);
+            let body = http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
+                incoming,
+                |e| -> cocoon_daemon::http::BoxError { Box::new(e) },
+            ));
+            return out
+                .body(body)
+                .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()));
+        }
+        let ctx = ChargeContext {
+            proxy: proxy.clone(),
+            client: client.public_key,
+            lease,
+            cap,
+            model: parsed.model.clone(),
+            streaming: parsed.stream,
+            _reservation: reservation,
+            _in_flight: in_flight,
+        };
+        let body = ChargeBody::new(incoming, ctx, deadline);
+        return out
+            .body(body.boxed())
+            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()));
+    }
+    Err(last_error)
+}

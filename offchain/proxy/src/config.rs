@@ -1,0 +1,139 @@
+//! Proxy configuration.
+
+use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_protocol::RequestLimits;
+use serde::{Deserialize, Serialize};
+
+/// Everything a proxy needs (file + `COCOON_*` + `--set`, see `cocoon_daemon::config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where client gateways connect (mutual TLS, HTTP/2).
+    pub client_listen: String,
+    /// Where workers dial in (mutual TLS; the proxy is the HTTP/2 client).
+    pub worker_listen: String,
+    /// Admin endpoint: `/metrics`, `/healthz`, `/status`.
+    pub admin_listen: String,
+    /// The redb ledger file.
+    pub store_path: String,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Largest `max_tokens`.
+    pub max_tokens: u64,
+    /// Generation bound reserved for requests without `max_tokens`.
+    pub default_max_tokens: u64,
+    /// Largest `n`.
+    pub max_n: u64,
+    /// Coefficient cap when the client sends none, thousandths.
+    pub default_max_coefficient: u32,
+    /// Whole-request timeout, ms (a client header may ask for less).
+    pub request_timeout_ms: u64,
+    /// Workers tried before giving up on a request (failures before the first byte).
+    pub max_attempts: u32,
+    /// Settle a client's charges once unsettled charges reach this share of its credit, basis points.
+    pub charge_threshold_bps: u32,
+    /// Pay a worker once its unpaid earnings reach this, nanoTON.
+    pub payout_threshold_nano: u64,
+    /// How often the store marker is committed on chain, ms.
+    pub marker_interval_ms: u64,
+    /// How often workers' announcements (coefficient, capacity) are refreshed, ms.
+    pub announce_poll_ms: u64,
+    /// Minimum success rate of a worker with 5+ responses, thousandths.
+    pub min_success_milli: u64,
+    /// Hex Ed25519 seed of the proxy key (development TLS only).
+    pub dev_key: String,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            client_listen: "127.0.0.1:9300".into(),
+            worker_listen: "127.0.0.1:9301".into(),
+            admin_listen: "127.0.0.1:9302".into(),
+            store_path: "cocoon-proxy.redb".into(),
+            max_body_bytes: 1 << 20,
+            max_tokens: 32_768,
+            default_max_tokens: 4096,
+            max_n: 4,
+            default_max_coefficient: 4000,
+            request_timeout_ms: 600_000,
+            max_attempts: 3,
+            charge_threshold_bps: 5000,
+            payout_threshold_nano: 10_000_000_000,
+            marker_interval_ms: 60_000,
+            announce_poll_ms: 2000,
+            min_success_milli: 500,
+            dev_key: String::new(),
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Request limits derived from the config.
+    pub fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_body_bytes: self.max_body_bytes,
+            max_tokens: self.max_tokens,
+            default_max_tokens: self.default_max_tokens,
+            max_n: self.max_n,
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.to_owned(),
+    }
+}
+
+impl Validate for ProxyConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (field, addr) in [
+            ("client_listen", &self.client_listen),
+            ("worker_listen", &self.worker_listen),
+            ("admin_listen", &self.admin_listen),
+        ] {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(field, "must be ip:port"));
+            }
+        }
+        if self.store_path.is_empty() {
+            return Err(invalid("store_path", "must not be empty"));
+        }
+        if self.max_body_bytes < 64 {
+            return Err(invalid("max_body_bytes", "at least 64"));
+        }
+        if self.max_tokens == 0
+            || self.default_max_tokens == 0
+            || self.default_max_tokens > self.max_tokens
+        {
+            return Err(invalid("default_max_tokens", "between 1 and max_tokens"));
+        }
+        if self.max_n == 0 {
+            return Err(invalid("max_n", "at least 1"));
+        }
+        if self.max_attempts == 0 {
+            return Err(invalid("max_attempts", "at least 1"));
+        }
+        if self.charge_threshold_bps == 0 || self.charge_threshold_bps > 10_000 {
+            return Err(invalid("charge_threshold_bps", "between 1 and 10000"));
+        }
+        if self.request_timeout_ms == 0
+            || self.marker_interval_ms == 0
+            || self.announce_poll_ms == 0
+        {
+            return Err(invalid(
+                "request_timeout_ms",
+                "timeouts and intervals must be positive",
+            ));
+        }
+        if self.min_success_milli > 1000 {
+            return Err(invalid("min_success_milli", "at most 1000"));
+        }
+        if !self.dev_key.is_empty() && self.dev_key.len() != 64 {
+            return Err(invalid("dev_key", "64 hex digits"));
+        }
+        Ok(())
+    }
+}

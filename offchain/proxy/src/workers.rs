@@ -1,0 +1,152 @@
+//! Accepting workers: TLS, attestation check, HTTP/2 client handshake, announcement polling.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use cocoon_daemon::http::{Body, empty, read_limited};
+use cocoon_worker::{ANNOUNCE_PATH, Announcement};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::Proxy;
+use crate::registry::WorkerEntry;
+
+pub(crate) async fn accept_workers(proxy: Arc<Proxy>, listener: TcpListener) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(proxy.tls.server_config());
+    // Connections live in this set: aborting the accept task (a kill) aborts them all, while a
+    // graceful shutdown waits for them to drain.
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            _ = proxy.shutdown.triggered() => {
+                while conns.join_next().await.is_some() {}
+                return;
+            }
+        };
+        let Ok((tcp, peer_addr)) = accepted else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let proxy = proxy.clone();
+        let acceptor = acceptor.clone();
+        conns.spawn(async move {
+            if let Err(e) = serve_worker(proxy, acceptor, tcp).await {
+                tracing::warn!(%peer_addr, error = %e, "worker connection ended");
+            }
+        });
+    }
+}
+
+async fn announcement(
+    sender: &mut SendRequest<Body>,
+) -> Result<Announcement, Box<dyn std::error::Error + Send + Sync>> {
+    sender.ready().await?;
+    let req = hyper::Request::get(format!("http://worker{ANNOUNCE_PATH}")).body(empty())?;
+    let resp = sender.send_request(req).await?;
+    if !resp.status().is_success() {
+        return Err(format!("announcement status {}", resp.status()).into());
+    }
+    let body = read_limited(resp.into_body(), 64 * 1024)
+        .await?
+        .ok_or("announcement too large")?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+async fn serve_worker(
+    proxy: Arc<Proxy>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let stream = acceptor.accept(tcp).await?;
+    let identity = proxy
+        .tls
+        .peer_identity(stream.get_ref().1)
+        .ok_or("worker presented no identity")?;
+    if !proxy.chain.worker_allowed(&identity) {
+        proxy
+            .metrics
+            .counter(
+                "cocoon_proxy_workers_refused_total",
+                "Workers refused at connect.",
+                &[],
+            )
+            .inc();
+        return Err(format!(
+            "worker {} is not allowed to serve",
+            hex::encode(identity.public_key)
+        )
+        .into());
+    }
+    if identity.insecure {
+        tracing::warn!(worker = %hex::encode(identity.public_key), "accepting an INSECURE (unattested) worker");
+    }
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake::<_, Body>(TokioIo::new(stream))
+        .await?;
+    let closed = Arc::new(tokio::sync::Notify::new());
+    let conn_closed = closed.clone();
+    let driver = AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "worker h2 connection error");
+        }
+        conn_closed.notify_one();
+    }));
+    let a = announcement(&mut sender).await?;
+    let id = proxy.next_id.fetch_add(1, Ordering::Relaxed);
+    let entry = Arc::new(WorkerEntry {
+        id,
+        identity,
+        model: a.model.clone(),
+        coefficient: AtomicU32::new(a.coefficient),
+        capacity: AtomicU32::new(a.capacity),
+        in_flight: AtomicU32::new(0),
+        latency_us: AtomicU64::new(0),
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        closed: AtomicBool::new(false),
+        sender: sender.clone(),
+    });
+    proxy.workers.add(entry.clone());
+    proxy
+        .metrics
+        .gauge("cocoon_proxy_workers", "Connected workers.", &[])
+        .add(1);
+    tracing::info!(worker = %hex::encode(entry.identity.public_key), model = %a.model, coefficient = a.coefficient, "worker connected");
+    let poll = Duration::from_millis(proxy.config.announce_poll_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = closed.notified() => break,
+            _ = proxy.shutdown.triggered() => break,
+        }
+        match announcement(&mut sender).await {
+            Ok(a) => {
+                entry.coefficient.store(a.coefficient, Ordering::Relaxed);
+                entry.capacity.store(a.capacity, Ordering::Relaxed);
+            }
+            Err(_) => break,
+        }
+    }
+    entry.closed.store(true, Ordering::Release);
+    proxy.workers.remove(id);
+    proxy
+        .metrics
+        .gauge("cocoon_proxy_workers", "Connected workers.", &[])
+        .add(-1);
+    drop(driver);
+    Ok(())
+}
+
+/// Aborts the connection driver when the serving task ends or is aborted (a killed proxy must not
+/// leave worker connections half-alive).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,180 @@
+//! The response body wrapper that hashes every byte going to the proxy and appends the signed receipt.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use cocoon_daemon::http::{Body, BoxError};
+use cocoon_daemon::shutdown::InFlight;
+use cocoon_protocol::sse::{UsageScanner, usage_of_body};
+use cocoon_protocol::{Coefficient, Receipt, headers};
+use hyper::body::{Frame, SizeHint};
+use sha2::{Digest, Sha256};
+
+use crate::WorkerState;
+
+/// Everything needed to sign when the body ends.
+pub(crate) struct ReceiptContext {
+    pub(crate) state: Arc<WorkerState>,
+    pub(crate) signing_key: ed25519_dalek::SigningKey,
+    pub(crate) image_hash: [u8; 32],
+    pub(crate) request_sha256: [u8; 32],
+    pub(crate) model: String,
+    pub(crate) coefficient: u32,
+    pub(crate) streaming: bool,
+    pub(crate) _in_flight: InFlight,
+    pub(crate) _slot: Slot,
+}
+
+/// One unit of the worker's capacity, released on drop.
+pub(crate) struct Slot(pub(crate) Arc<WorkerState>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+pub(crate) struct ReceiptBody {
+    inner: hyper::body::Incoming,
+    hasher: Sha256,
+    scanner: UsageScanner,
+    whole: Vec<u8>,
+    ctx: Option<ReceiptContext>,
+}
+
+impl ReceiptBody {
+    pub(crate) fn new(inner: hyper::body::Incoming, ctx: ReceiptContext) -> Self {
+        ReceiptBody {
+            inner,
+            hasher: Sha256::new(),
+            scanner: UsageScanner::new(),
+            whole: Vec::new(),
+            ctx: Some(ctx),
+        }
+    }
+
+    fn finish(&mut self) -> Option<hyper::HeaderMap> {
+        let ctx = self.ctx.take()?;
+        let usage = if ctx.streaming {
+            self.scanner.usage()
+        } else {
+            usage_of_body(&self.whole)
+        };
+        let Some(usage) = usage else {
+            tracing::warn!(
+                "engine reported no usage; response goes out without a receipt and is not charged"
+            );
+            ctx.state
+                .registry
+                .counter(
+                    "cocoon_worker_unreceipted_total",
+                    "Responses without usage.",
+                    &[],
+                )
+                .inc();
+            return None;
+        };
+        let cost = match ctx.state.params.cost(&usage, Coefficient(ctx.coefficient)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot price response");
+                return None;
+            }
+        };
+        let receipt = Receipt {
+            request_sha256: ctx.request_sha256,
+            response_sha256: std::mem::take(&mut self.hasher).finalize().into(),
+            model: ctx.model.clone(),
+            model_hash: ctx.state.model_hash,
+            usage,
+            coefficient: ctx.coefficient,
+            price_per_token: ctx.state.params.price_per_token,
+            cost_nano: cost.client,
+            timestamp: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            image_hash: ctx.image_hash,
+            worker_key: ctx.signing_key.verifying_key().to_bytes(),
+        };
+        let signed = receipt.sign(&ctx.signing_key);
+        let mut trailers = hyper::HeaderMap::new();
+        // Base64url is always a valid header value.
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&signed.to_wire()) {
+            trailers.insert(headers::RECEIPT, v);
+        }
+        ctx.state
+            .registry
+            .counter("cocoon_worker_receipts_total", "Signed receipts.", &[])
+            .inc();
+        ctx.state
+            .registry
+            .counter(
+                "cocoon_worker_earned_client_nanoton_total",
+                "Client cost of served responses.",
+                &[],
+            )
+            .add(u64::try_from(cost.client).unwrap_or(u64::MAX));
+        Some(trailers)
+    }
+}
+
+impl hyper::body::Body for ReceiptBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if this.ctx.is_none() {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    // The engine failed mid-response: no receipt, the proxy charges nothing.
+                    this.ctx = None;
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        this.hasher.update(&data);
+                        let streaming = this.ctx.as_ref().is_some_and(|c| c.streaming);
+                        if streaming {
+                            this.scanner.feed(&data);
+                        } else {
+                            this.whole.extend_from_slice(&data);
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    // Engine trailers are not forwarded; ours replace them.
+                    Err(_) => continue,
+                },
+                Poll::Ready(None) => {
+                    return Poll::Ready(this.finish().map(|t| Ok(Frame::trailers(t))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ctx.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// Boxes a receipt body.
+pub(crate) fn boxed(body: ReceiptBody) -> Body {
+    http_body_util::BodyExt::boxed_unsync(body)
+}
