@@ -58,10 +58,16 @@ impl Deployment {
     }
 }
 
+/// Global id of TON mainnet (also what @ton/sandbox reports).
+pub const NETWORK_ID_MAINNET: i32 = -239;
+/// Global id of TON testnet.
+pub const NETWORK_ID_TESTNET: i32 = -3;
+
 /// The initial storage of a root: no pending owner, params version 1, nothing kept, the embedded
 /// child code and an empty registry.
 pub fn root_initial_storage(
     owner: TonAddress,
+    network_id: i32,
     params: NetworkParams,
 ) -> Result<RootStorage, CodecError> {
     Ok(RootStorage {
@@ -69,6 +75,7 @@ pub fn root_initial_storage(
         pending_owner: None,
         params_version: 1,
         kept: 0,
+        network_id,
         params,
         codes: embedded_child_codes()?,
         registry: RootRegistry {

@@ -33,7 +33,7 @@ macro_rules! number_field {
         }
     )*};
 }
-number_field!(u8, u16, u32, u64, bool);
+number_field!(u8, u16, u32, u64, i32, bool);
 
 impl JsonField for TonAddress {
     fn to_json_value(&self) -> Value {

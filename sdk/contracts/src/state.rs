@@ -49,6 +49,8 @@ tlb_struct! {
         params_version: u32 => uint(32),
         /// Slash proceeds kept by the root, nanoTON.
         kept: u128 => coins,
+        /// The chain's global id (-239 mainnet, -3 testnet), fixed at deployment.
+        network_id: i32 => int(32),
         /// Network parameters.
         params: NetworkParams => child,
         /// Child code.
@@ -81,8 +83,6 @@ tlb_struct! {
         worker_share_bps: u16 => uint(16),
         /// Root params version of the snapshot.
         params_version: u32 => uint(32),
-        /// Burnt by slashes, nanoTON.
-        burnt: u128 => coins,
         /// Slashed in total, nanoTON.
         slashed: u128 => coins,
         /// Start of the current fault period.
@@ -117,8 +117,8 @@ tlb_struct! {
         unbonding: u128 => coins,
         /// When the unbonding amount can be withdrawn.
         unbond_at: u32 => uint(32),
-        /// Charges settled in by escrows (proxy vault), nanoTON.
-        charged_in: u128 => coins,
+        /// Burnt by slashes, nanoTON (excluded from the payout pool).
+        burnt: u128 => coins,
         /// Payouts claimed by workers, nanoTON.
         paid_out: u128 => coins,
         /// Earnings the owner took, nanoTON.
@@ -141,7 +141,7 @@ impl StakeStorage {
             staked: 0,
             unbonding: 0,
             unbond_at: 0,
-            charged_in: 0,
+            burnt: 0,
             paid_out: 0,
             owner_withdrawn: 0,
             identity: StakeIdentity { root, owner, role },

@@ -11,12 +11,11 @@ use crate::error::CodecError;
 use crate::opcodes;
 
 tlb_struct! {
-    /// `charge_voucher`: the proxy's cumulative, monotonic charge of one escrow.
+    /// `charge_voucher`: the proxy's cumulative, monotonic charge of one escrow. The escrow address
+    /// commits to the root, whose address commits to the network id, so this binds channel and network.
     pub struct ChargeVoucher [opcode = opcodes::CHARGE_VOUCHER] {
-        /// The escrow this charge is for (binds the voucher to one channel).
+        /// The escrow this charge is for.
         escrow: TonAddress => addr,
-        /// The root (binds the voucher to one network).
-        root: TonAddress => addr,
         /// Strictly increasing per escrow.
         seqno: u32 => uint(32),
         /// Cumulative nanoTON charged so far.
@@ -183,18 +182,11 @@ impl PayoutVoucher {
 }
 
 impl SignedCharge {
-    /// Verifies the signature and that the voucher is bound to this escrow and root.
-    pub fn verify_for(
-        &self,
-        proxy_key: &Bits256,
-        escrow: &TonAddress,
-        root: &TonAddress,
-    ) -> Result<(), VoucherError> {
+    /// Verifies the signature and that the voucher is bound to this escrow (derive the escrow with
+    /// [`crate::address::escrow_address`] from the expected root to bind the network too).
+    pub fn verify_for(&self, proxy_key: &Bits256, escrow: &TonAddress) -> Result<(), VoucherError> {
         if &self.statement.escrow != escrow {
             return Err(VoucherError::WrongEscrow);
-        }
-        if &self.statement.root != root {
-            return Err(VoucherError::WrongRoot);
         }
         self.verify(proxy_key)?;
         Ok(())
@@ -219,9 +211,6 @@ pub enum VoucherError {
     /// The charge names another escrow.
     #[error("voucher is for another escrow")]
     WrongEscrow,
-    /// The charge names another root (network).
-    #[error("voucher is for another network (root)")]
-    WrongRoot,
     /// The payout names another vault.
     #[error("voucher is for another vault")]
     WrongVault,

@@ -1,7 +1,7 @@
 //! `tlb_struct!`: declares a schema struct and its [`crate::codec::CellCodec`] impl from one field
 //! list, so the order of fields is written once and cannot differ between encoder and decoder.
 //!
-//! Field kinds: `uint(N)` (any unsigned primitive in N bits), `coins` (u128), `addr` (addr_std),
+//! Field kinds: `uint(N)` / `int(N)` (a primitive integer in N bits, two's complement if signed), `coins` (u128), `addr` (addr_std),
 //! `maybe_addr` (addr_none or addr_std), `bits256`, `bits512`, `boolean`, `cell` (^Cell),
 //! `child` (^T), `maybe_child` (Maybe ^T), `inline` (T in place),
 //! `snake` (^Cell holding a snake string), `maybe_snake` (Maybe ^Cell snake string), and
@@ -10,6 +10,9 @@
 
 macro_rules! tlb_store_field {
     (uint($n:expr), $b:ident, $v:expr) => {
+        $b.store_number($n, $v)?;
+    };
+    (int($n:expr), $b:ident, $v:expr) => {
         $b.store_number($n, $v)?;
     };
     (coins, $b:ident, $v:expr) => {
@@ -79,6 +82,9 @@ macro_rules! tlb_load_field {
     (uint($n:expr), $p:ident) => {
         $p.load_number($n)?
     };
+    (int($n:expr), $p:ident) => {
+        $p.load_number($n)?
+    };
     (coins, $p:ident) => {
         $crate::codec::load_coins($p)?
     };
@@ -134,6 +140,9 @@ macro_rules! tlb_load_field {
 
 macro_rules! tlb_json_field {
     (uint($n:expr), $v:expr) => {
+        $crate::json::JsonField::to_json_value($v)
+    };
+    (int($n:expr), $v:expr) => {
         $crate::json::JsonField::to_json_value($v)
     };
     (coins, $v:expr) => {

@@ -24,7 +24,6 @@ fn check<T: CellCodec + PartialEq + std::fmt::Debug>(name: &str, value: &T) -> S
 fn charge() -> ChargeVoucher {
     ChargeVoucher {
         escrow: addr(0xe5),
-        root: addr(0x70),
         seqno: 7,
         charged: 123_456_789,
         is_final: false,
@@ -411,8 +410,12 @@ fn escrow_messages() {
 #[test]
 fn storage_layouts() {
     let mut snap = BTreeMap::new();
-    let mut root =
-        cocoon_contracts::address::root_initial_storage(addr(1), params()).expect("root");
+    let mut root = cocoon_contracts::address::root_initial_storage(
+        addr(1),
+        cocoon_contracts::address::NETWORK_ID_MAINNET,
+        params(),
+    )
+    .expect("root");
     snap.insert("root_initial", check("root_initial", &root));
     root.pending_owner = Some(addr(2));
     root.kept = 77;
@@ -435,12 +438,12 @@ fn storage_layouts() {
     snap.insert("stake_initial", check("stake_initial", &stake));
     stake.state = STAKE_ACTIVE;
     stake.staked = 2_000_000_000;
+    stake.burnt = 3;
     stake.cold = Some(StakeCold {
         min_stake: 1_000_000_000,
         unbond_delay: 86_400,
         worker_share_bps: 9_000,
         params_version: 1,
-        burnt: 0,
         slashed: 0,
         fault_period_start: 0,
         faults_in_period: 0,
@@ -471,16 +474,10 @@ fn vouchers_sign_and_verify_bound_to_their_contract() {
     let proxy = key(3);
     let pk = public_key(&proxy);
     let signed = charge().sign(&proxy).expect("sign");
-    signed
-        .verify_for(&pk, &addr(0xe5), &addr(0x70))
-        .expect("valid");
+    signed.verify_for(&pk, &addr(0xe5)).expect("valid");
     assert!(matches!(
-        signed.verify_for(&pk, &addr(0xe6), &addr(0x70)),
+        signed.verify_for(&pk, &addr(0xe6)),
         Err(VoucherError::WrongEscrow)
-    ));
-    assert!(matches!(
-        signed.verify_for(&pk, &addr(0xe5), &addr(0x71)),
-        Err(VoucherError::WrongRoot)
     ));
     assert!(signed.verify(&public_key(&key(4))).is_err());
     let mut tampered = signed.clone();
