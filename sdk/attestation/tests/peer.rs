@@ -244,3 +244,69 @@ fn garbage_certificates_are_malformed() {
         ));
     }
 }
+
+/// DER OCTET STRING (lengths below 64 KiB are enough here).
+fn octet_string(content: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x04];
+    match content.len() {
+        n if n < 0x80 => out.push(u8::try_from(n).expect("short")),
+        n if n < 0x100 => out.extend_from_slice(&[0x81, u8::try_from(n).expect("one byte")]),
+        n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+#[test]
+fn claims_naming_another_key_are_refused() {
+    use cocoon_attestation::Claims;
+    use cocoon_attestation::cert::{OID_CLAIMS, OID_EVIDENCE};
+    use cocoon_attestation::claims::report_data_for;
+
+    // The certificate is signed by (and carries) key 5, the claims name key 6, and the simulated
+    // quote binds those claims: everything is consistent except key and claims.
+    let claims = Claims::new(
+        Role::Worker,
+        key(6).verifying_key().to_bytes(),
+        u64::try_from(T0).expect("positive"),
+    );
+    let claims_bytes = claims.encode().expect("encode");
+    let quote = SimulatedProvider::default()
+        .quote(&report_data_for(&claims_bytes))
+        .expect("quote");
+    let mut evidence = vec![EvidenceKind::Simulated.code()];
+    evidence.extend_from_slice(&quote);
+
+    let pkcs8 = {
+        let mut v = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        v.extend_from_slice(key(5).as_bytes());
+        v
+    };
+    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &pkcs8.as_slice().into(),
+        &rcgen::PKCS_ED25519,
+    )
+    .expect("key");
+    let mut params = rcgen::CertificateParams::default();
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(T0).expect("time");
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(T0 + 86_400).expect("time");
+    for (oid, content) in [(OID_CLAIMS, claims_bytes), (OID_EVIDENCE, evidence)] {
+        let mut ext = rcgen::CustomExtension::from_oid_content(oid, octet_string(&content));
+        ext.set_criticality(true);
+        params.custom_extensions.push(ext);
+    }
+    let cert = params.self_signed(&kp).expect("cert");
+
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let err = PeerVerifier::new(dev_policy(
+        &[Role::Worker],
+        &allowlist_with_sim(Role::Worker),
+        &clock,
+    ))
+    .verify(cert.der())
+    .expect_err("claims for another key");
+    assert!(matches!(err, AttestError::ClaimsKeyMismatch), "{err}");
+}
