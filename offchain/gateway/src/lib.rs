@@ -97,7 +97,8 @@ impl GatewayHandle {
     /// Stops accepting and drains in-flight responses (up to `grace`).
     pub async fn shutdown(mut self, grace: Duration) {
         self.gateway.shutdown.trigger();
-        self.gateway.shutdown.drained(grace).await;
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(grace, drain).await;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }

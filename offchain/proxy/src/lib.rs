@@ -90,9 +90,14 @@ pub struct ProxyHandle {
 
 impl ProxyHandle {
     /// Stops accepting, drains in-flight streams (up to `grace`), closes the ledger.
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(mut self, grace: Duration) {
         self.proxy.shutdown.trigger();
-        self.proxy.shutdown.drained(grace).await;
+        // The accept loops end once their connections have closed gracefully (streams finished,
+        // trailers flushed); whatever is still running after `grace` is cut.
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!("shutdown grace period over; cutting the remaining streams");
+        }
         self.stop().await;
     }
 
@@ -128,22 +133,32 @@ pub async fn start(
     use cocoon_daemon::config::Validate;
     config.validate()?;
     let store = Store::open(std::path::Path::new(&config.store_path))?;
-    store.check_not_rolled_back(chain.committed_marker())?;
-    let bind = |addr: String| async move {
-        TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ProxyError::Bind { addr, source })
+    let listeners = async {
+        store.check_not_rolled_back(chain.committed_marker())?;
+        let bind = |addr: String| async move {
+            TcpListener::bind(&addr)
+                .await
+                .map_err(|source| ProxyError::Bind { addr, source })
+        };
+        let clients = bind(config.client_listen.clone()).await?;
+        let workers = bind(config.worker_listen.clone()).await?;
+        let local = |l: &TcpListener, what: &str| {
+            l.local_addr().map_err(|source| ProxyError::Bind {
+                addr: what.into(),
+                source,
+            })
+        };
+        let addrs = (local(&clients, "client")?, local(&workers, "worker")?);
+        Ok::<_, ProxyError>((clients, workers, addrs))
     };
-    let clients = bind(config.client_listen.clone()).await?;
-    let workers_l = bind(config.worker_listen.clone()).await?;
-    let client_addr = clients.local_addr().map_err(|source| ProxyError::Bind {
-        addr: "client".into(),
-        source,
-    })?;
-    let worker_addr = workers_l.local_addr().map_err(|source| ProxyError::Bind {
-        addr: "worker".into(),
-        source,
-    })?;
+    let (clients, workers_l, (client_addr, worker_addr)) = match listeners.await {
+        Ok(v) => v,
+        Err(e) => {
+            // Release the ledger file so that a corrected start can open it.
+            store.close().await;
+            return Err(e);
+        }
+    };
     let proxy = Arc::new(Proxy {
         workers: Registry::new(config.min_success_milli),
         config,

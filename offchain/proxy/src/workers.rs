@@ -121,7 +121,17 @@ async fn serve_worker(
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = closed.notified() => break,
-            _ = proxy.shutdown.triggered() => break,
+            _ = proxy.shutdown.triggered() => {
+                // Draining: no new requests go to this worker, but the connection stays until every
+                // response in flight has been received.
+                entry.closed.store(true, Ordering::Release);
+                let grace = Duration::from_millis(proxy.config.request_timeout_ms);
+                tokio::select! {
+                    _ = proxy.shutdown.drained(grace) => {}
+                    _ = closed.notified() => {}
+                }
+                break;
+            }
         }
         match announcement(&mut sender).await {
             Ok(a) => {

@@ -91,7 +91,9 @@ impl WorkerHandle {
     /// Stops dialing, lets in-flight responses finish (up to `grace`), then closes the connections.
     pub async fn shutdown(mut self, grace: Duration) {
         self.shutdown.trigger();
-        self.shutdown.drained(grace).await;
+        // Each dial loop ends after its connection closed gracefully (responses and receipts flushed).
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(grace, drain).await;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }
