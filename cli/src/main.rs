@@ -1,6 +1,7 @@
 //! The `cocoon` command-line tool.
 
 mod attest;
+mod devnet;
 
 use clap::{Parser, Subcommand};
 
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Attestation: verify quotes, decode RA-TLS certificates, check endpoints.
     Attest(attest::AttestArgs),
+    /// Run the local devnet in the background: up, down, status, reset, fund, time.
+    Devnet(devnet::DevnetArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Attest(args) => attest::run(args),
+        Command::Devnet(args) => devnet::run(args),
     }
 }
