@@ -7,9 +7,11 @@ mod tlb_macro;
 
 pub mod address;
 pub mod boc;
+pub mod chain;
 pub mod code;
 pub mod codec;
 pub mod error;
+pub mod fees;
 pub mod json;
 pub mod messages;
 pub mod registry;

@@ -1,0 +1,157 @@
+//! A stake (and, for a proxy, its payout vault): deposit, key rotation, unbond, withdraw, payout
+//! claims, earnings, decoded state.
+
+use cocoon_ton::{TonClient, Wallet};
+use tonlib_core::TonAddress;
+
+use super::{ChainError, Outcome, SendOptions, fetch_state, message, send};
+use crate::codec::{Bits256, CellCodec};
+use crate::fees;
+use crate::messages::*;
+use crate::state::StakeStorage;
+use crate::statements::SignedPayout;
+
+/// A stake contract at a known address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StakeHandle {
+    /// The stake's address.
+    pub address: TonAddress,
+}
+
+impl StakeHandle {
+    /// The handle of the stake at `address` (see [`crate::address::stake_address`]).
+    pub fn at(address: TonAddress) -> Self {
+        StakeHandle { address }
+    }
+
+    async fn op(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+        value: u128,
+        body: &impl CellCodec,
+    ) -> Result<Outcome, ChainError> {
+        send(
+            client,
+            wallet,
+            message(&self.address, value, body)?,
+            SendOptions::default(),
+        )
+        .await
+    }
+
+    /// Anyone: adds `value` minus [`fees::STAKE_DEPOSIT_FEE`] to the stake.
+    pub async fn deposit(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+        value: u128,
+    ) -> Result<Outcome, ChainError> {
+        self.op(client, wallet, value, &StakeDeposit { query_id: 0 })
+            .await
+    }
+
+    /// Owner: rotates the operator key.
+    pub async fn set_key(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+        key: Bits256,
+    ) -> Result<Outcome, ChainError> {
+        self.op(
+            client,
+            wallet,
+            fees::STAKE_OWNER_OP_VALUE,
+            &StakeSetKey { query_id: 0, key },
+        )
+        .await
+    }
+
+    /// Owner: starts unbonding `amount`.
+    pub async fn unbond(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+        amount: u128,
+    ) -> Result<Outcome, ChainError> {
+        self.op(
+            client,
+            wallet,
+            fees::STAKE_OWNER_OP_VALUE,
+            &StakeUnbond {
+                query_id: 0,
+                amount,
+            },
+        )
+        .await
+    }
+
+    /// Owner: withdraws everything unbonded once the delay passed.
+    pub async fn withdraw(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+    ) -> Result<Outcome, ChainError> {
+        self.op(
+            client,
+            wallet,
+            fees::STAKE_OWNER_OP_VALUE,
+            &StakeWithdraw { query_id: 0 },
+        )
+        .await
+    }
+
+    /// Anyone (usually the worker): claims a proxy-signed payout from this vault.
+    pub async fn claim_payout(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+        voucher: SignedPayout,
+    ) -> Result<Outcome, ChainError> {
+        self.op(
+            client,
+            wallet,
+            fees::STAKE_CLAIM_VALUE,
+            &StakeClaimPayout::new(0, voucher),
+        )
+        .await
+    }
+
+    /// Proxy vault owner: takes `amount` of the proxy's share.
+    pub async fn withdraw_earnings(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+        amount: u128,
+    ) -> Result<Outcome, ChainError> {
+        self.op(
+            client,
+            wallet,
+            fees::STAKE_OWNER_OP_VALUE,
+            &StakeWithdrawEarnings {
+                query_id: 0,
+                amount,
+            },
+        )
+        .await
+    }
+
+    /// The stake's storage, decoded.
+    pub async fn storage(&self, client: &dyn TonClient) -> Result<StakeStorage, ChainError> {
+        fetch_state(client, &self.address).await
+    }
+
+    /// The vault's payout pool as the contract computes it: balance minus staked, unbonding, burnt
+    /// and the storage reserve (zero if negative).
+    pub async fn payout_pool(&self, client: &dyn TonClient) -> Result<u128, ChainError> {
+        let st = self.storage(client).await?;
+        let balance = client.get_address_balance(&self.address).await?;
+        let locked = st
+            .staked
+            .checked_add(st.unbonding)
+            .and_then(|x| x.checked_add(st.burnt))
+            .and_then(|x| x.checked_add(fees::STAKE_RESERVE))
+            .unwrap_or(u128::MAX);
+        Ok(balance.saturating_sub(locked))
+    }
+}

@@ -1,0 +1,265 @@
+//! The SDK against the real contracts on the devnet (the sandbox's TVM): deploy a root, derive child
+//! addresses offline and compare with the root's own getters, open a worker stake, a proxy vault and
+//! a client escrow, settle a proxy-signed charge, claim a proxy-signed payout, and decode errors.
+
+mod common;
+
+use std::time::Duration;
+
+use cocoon_contracts::ErrorCode;
+use cocoon_contracts::address::{NETWORK_ID_MAINNET, escrow_address, stake_address, vault_address};
+use cocoon_contracts::chain::{ChainError, EscrowHandle, RootHandle, StakeHandle};
+use cocoon_contracts::codec::account_id;
+use cocoon_contracts::error::ContractError;
+use cocoon_contracts::fees;
+use cocoon_contracts::messages::ProxyInfo;
+use cocoon_contracts::state::{ESCROW_OPEN, PayoutRecord, ROLE_PROXY, ROLE_WORKER, STAKE_ACTIVE};
+use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher, public_key};
+use cocoon_devnet::{Devnet, DevnetOptions};
+use cocoon_ton::{
+    HttpTonClient, KeyPair, Network, TonClient, TonClientConfig, Wallet, WalletVersion,
+};
+use ed25519_dalek::SigningKey;
+
+const TON: u128 = 1_000_000_000;
+
+fn wallet(seed: u8) -> Wallet {
+    let sk = SigningKey::from_bytes(&[seed; 32]);
+    let pk = sk.verifying_key().to_bytes().to_vec();
+    let mut secret = sk.to_bytes().to_vec();
+    secret.extend_from_slice(&pk);
+    let kp = KeyPair {
+        public_key: pk,
+        secret_key: secret,
+    };
+    Wallet::from_key_pair(kp, WalletVersion::V4R2, Network::Mainnet).expect("wallet")
+}
+
+fn expect_contract_error(r: Result<cocoon_contracts::chain::Outcome, ChainError>, code: ErrorCode) {
+    match r {
+        Err(ChainError::Contract { error, .. }) => assert_eq!(error, ContractError::Cocoon(code)),
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
+    let devnet = Devnet::start(DevnetOptions::default())
+        .await
+        .expect("devnet");
+    let mut cfg = TonClientConfig::new(devnet.url());
+    cfg.poll_interval = Duration::from_millis(50);
+    cfg.max_retries = 1;
+    let client = HttpTonClient::new(cfg).expect("client");
+    let c: &dyn TonClient = &client;
+
+    let owner = wallet(1);
+    let proxy = wallet(2);
+    let worker = wallet(3);
+    let user = wallet(4);
+    for w in [&owner, &proxy, &worker, &user] {
+        devnet
+            .fund(w.address_friendly(), 100 * TON)
+            .await
+            .expect("fund");
+    }
+    let proxy_key = SigningKey::from_bytes(&[0x52; 32]);
+    let worker_key = SigningKey::from_bytes(&[0x53; 32]);
+
+    // deploy: the address is derived offline from the embedded code and initial storage
+    let (root, _) = RootHandle::deploy(c, &owner, NETWORK_ID_MAINNET, common::params(), TON)
+        .await
+        .expect("deploy root");
+    let st = root.storage(c).await.expect("root storage");
+    assert_eq!(st.owner, *owner.address());
+    assert_eq!(st.network_id, NETWORK_ID_MAINNET);
+    assert_eq!(st.params, common::params());
+
+    // child addresses: offline derivation equals the root's own computation
+    for (who, role) in [(&worker, ROLE_WORKER), (&proxy, ROLE_PROXY)] {
+        let onchain = root
+            .get_stake_address(c, who.address(), role)
+            .await
+            .expect("getter");
+        assert_eq!(
+            stake_address(&root.address, who.address(), role).expect("derive"),
+            onchain
+        );
+    }
+    let onchain = root
+        .get_escrow_address(c, user.address(), proxy.address())
+        .await
+        .expect("getter");
+    assert_eq!(
+        escrow_address(&root.address, user.address(), proxy.address()).expect("derive"),
+        onchain
+    );
+
+    // governance: only the owner; the registry decodes
+    let info = ProxyInfo {
+        key: public_key(&proxy_key),
+        endpoints: "tls://127.0.0.1:1".into(),
+    };
+    expect_contract_error(
+        root.set_proxy(c, &user, proxy.address(), Some(info.clone()))
+            .await,
+        ErrorCode::NotOwner,
+    );
+    root.set_proxy(c, &owner, proxy.address(), Some(info.clone()))
+        .await
+        .expect("set proxy");
+    root.set_image(c, &owner, ROLE_WORKER, [0x1a; 32], true)
+        .await
+        .expect("set image");
+    root.set_model(c, &owner, [0x2b; 32], Some("SmolLM2-135M-Instruct".into()))
+        .await
+        .expect("set model");
+    let st = root.storage(c).await.expect("root storage");
+    assert_eq!(
+        st.registry.proxies.get(&account_id(proxy.address())),
+        Some(&info)
+    );
+    assert_eq!(st.registry.worker_images.get(&[0x1a; 32]), Some(&0));
+    assert_eq!(
+        st.registry.models.get(&[0x2b; 32]).map(String::as_str),
+        Some("SmolLM2-135M-Instruct")
+    );
+
+    // stakes through the root
+    root.open_stake(c, &proxy, ROLE_PROXY, public_key(&proxy_key), 3 * TON)
+        .await
+        .expect("proxy stake");
+    root.open_stake(c, &worker, ROLE_WORKER, public_key(&worker_key), 2 * TON)
+        .await
+        .expect("worker stake");
+    let vault = StakeHandle::at(vault_address(&root.address, proxy.address()).expect("vault"));
+    let worker_stake = StakeHandle::at(
+        stake_address(&root.address, worker.address(), ROLE_WORKER).expect("stake"),
+    );
+    let ws = worker_stake.storage(c).await.expect("worker stake state");
+    assert_eq!(ws.state, STAKE_ACTIVE);
+    assert_eq!(ws.key, public_key(&worker_key));
+    assert!(ws.can_serve(), "{ws:?}");
+    assert!(
+        ws.staked <= 2 * TON - fees::STAKE_DEPOSIT_FEE
+            && ws.staked > 2 * TON - fees::ROOT_OPEN_VALUE
+    );
+    assert_eq!(ws.identity.owner, *worker.address());
+    let pool_before = vault.payout_pool(c).await.expect("pool");
+
+    // escrow through the root
+    root.open_escrow(c, &user, proxy.address(), TON, 3 * TON)
+        .await
+        .expect("open escrow");
+    let escrow = EscrowHandle::at(
+        escrow_address(&root.address, user.address(), proxy.address()).expect("escrow"),
+    );
+    let es = escrow.storage(c).await.expect("escrow state");
+    assert_eq!(es.state, ESCROW_OPEN);
+    assert_eq!(es.vault.as_ref(), Some(&vault.address));
+    assert_eq!(es.proxy_key, public_key(&proxy_key));
+    assert_eq!(es.stake, TON);
+
+    // a proxy-signed charge moves exactly the signed amount from the escrow to the vault
+    let charged = 700_000_000u128;
+    let charge = ChargeVoucher {
+        escrow: escrow.address.clone(),
+        seqno: 1,
+        charged,
+        is_final: false,
+    };
+    let signed = charge.sign(&proxy_key).expect("sign");
+    let outcome = escrow
+        .submit_charge(c, &proxy, signed.clone())
+        .await
+        .expect("submit charge");
+    let settled: u128 = outcome
+        .chain
+        .iter()
+        .flat_map(|t| t.out_msgs.iter())
+        .filter(|m| {
+            m.source.as_ref() == Some(&escrow.address)
+                && m.destination.as_ref() == Some(&vault.address)
+        })
+        .map(|m| m.value)
+        .sum();
+    assert!(
+        settled >= charged && settled <= charged + fees::ESCROW_CHARGE_VALUE,
+        "settled {settled}"
+    );
+    let es2 = escrow.storage(c).await.expect("escrow state");
+    assert_eq!(es2.charged, charged);
+    assert_eq!(es2.seqno, 1);
+    assert_eq!(es.balance - es2.balance, charged);
+    let pool_after = vault.payout_pool(c).await.expect("pool");
+    // the vault pays its own gas (and refills its storage reserve) from what arrives
+    assert!(
+        pool_after > pool_before && pool_after <= pool_before + settled,
+        "pool {pool_before} -> {pool_after}"
+    );
+    expect_contract_error(
+        escrow.submit_charge(c, &proxy, signed).await,
+        ErrorCode::StaleSeqno,
+    );
+    let forged = ChargeVoucher {
+        escrow: escrow.address.clone(),
+        seqno: 2,
+        charged: 2 * charged,
+        is_final: false,
+    }
+    .sign(&worker_key)
+    .expect("sign");
+    expect_contract_error(
+        escrow.submit_charge(c, &user, forged).await,
+        ErrorCode::BadSignature,
+    );
+
+    // a proxy-signed payout: the worker claims exactly what was signed
+    let paid = 600_000_000u128;
+    let payout = PayoutVoucher {
+        vault: vault.address.clone(),
+        worker: worker.address().clone(),
+        seqno: 1,
+        paid,
+    };
+    let signed = payout.sign(&proxy_key).expect("sign");
+    let outcome = vault
+        .claim_payout(c, &worker, signed.clone())
+        .await
+        .expect("claim");
+    let vs = vault.storage(c).await.expect("vault state");
+    assert_eq!(vs.paid_out, paid);
+    assert_eq!(
+        vs.payouts.get(&account_id(worker.address())),
+        Some(&PayoutRecord { seqno: 1, paid })
+    );
+    let to_worker: u128 = outcome
+        .chain
+        .iter()
+        .flat_map(|t| t.out_msgs.iter())
+        .filter(|m| m.destination.as_ref() == Some(worker.address()))
+        .map(|m| m.value)
+        .sum();
+    assert!(
+        to_worker >= paid && to_worker <= paid + fees::STAKE_CLAIM_VALUE,
+        "worker got {to_worker}"
+    );
+    expect_contract_error(
+        vault.claim_payout(c, &worker, signed).await,
+        ErrorCode::StaleSeqno,
+    );
+
+    // the client takes back what is above its credit line
+    let free = es2.free_balance();
+    user_withdraw(c, &escrow, &user, free).await;
+    let es3 = escrow.storage(c).await.expect("escrow state");
+    assert_eq!(es3.balance, es2.balance - free);
+    expect_contract_error(
+        escrow.withdraw(c, &user, 1).await,
+        ErrorCode::WithdrawAboveFree,
+    );
+}
+
+async fn user_withdraw(c: &dyn TonClient, escrow: &EscrowHandle, user: &Wallet, amount: u128) {
+    escrow.withdraw(c, user, amount).await.expect("withdraw");
+}
