@@ -1,0 +1,14 @@
+//! The async runtime for one command (commands are synchronous functions from `main`).
+
+use std::future::Future;
+
+use anyhow::{Context, Result};
+
+/// Runs `fut` to completion on a fresh current-thread runtime.
+pub(crate) fn block_on<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(fut)
+}
