@@ -3,9 +3,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use cocoon_contracts::TonAddress;
-use cocoon_contracts::messages::NetworkParams;
+use cocoon_contracts::messages::{ChildCodes, NetworkParams};
 use ed25519_dalek::SigningKey;
 use tonlib_core::TonHash;
+use tonlib_core::cell::CellBuilder;
 
 /// A basechain address whose account id is `[byte; 32]`.
 pub fn addr(byte: u8) -> TonAddress {
@@ -15,6 +16,19 @@ pub fn addr(byte: u8) -> TonAddress {
 /// A deterministic signing key.
 pub fn key(byte: u8) -> SigningKey {
     SigningKey::from_bytes(&[byte; 32])
+}
+
+/// Stand-in child code (two small distinct cells): snapshots must not change with every build.
+pub fn fixed_codes() -> ChildCodes {
+    let cell = |tag: u32| {
+        let mut b = CellBuilder::new();
+        b.store_u32(32, tag).expect("fits");
+        std::sync::Arc::new(b.build().expect("cell"))
+    };
+    ChildCodes {
+        stake_code: cell(0x5743_4b45),
+        escrow_code: cell(0x4553_4352),
+    }
 }
 
 /// The sandbox tests' default parameters.
