@@ -263,3 +263,194 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
 async fn user_withdraw(c: &dyn TonClient, escrow: &EscrowHandle, user: &Wallet, amount: u128) {
     escrow.withdraw(c, user, amount).await.expect("withdraw");
 }
+
+struct Net {
+    devnet: Devnet,
+    client: HttpTonClient,
+    owner: Wallet,
+    proxy: Wallet,
+    worker: Wallet,
+    user: Wallet,
+    proxy_key: SigningKey,
+    root: RootHandle,
+}
+
+/// A devnet with a root, a registered proxy with its vault, and a worker stake.
+async fn network() -> Net {
+    let devnet = Devnet::start(DevnetOptions::default())
+        .await
+        .expect("devnet");
+    let mut cfg = TonClientConfig::new(devnet.url());
+    cfg.poll_interval = Duration::from_millis(50);
+    cfg.max_retries = 1;
+    let client = HttpTonClient::new(cfg).expect("client");
+    let (owner, proxy, worker, user) = (wallet(11), wallet(12), wallet(13), wallet(14));
+    for w in [&owner, &proxy, &worker, &user] {
+        devnet
+            .fund(w.address_friendly(), 100 * TON)
+            .await
+            .expect("fund");
+    }
+    let proxy_key = SigningKey::from_bytes(&[0x62; 32]);
+    let c: &dyn TonClient = &client;
+    let (root, _) = RootHandle::deploy(c, &owner, NETWORK_ID_MAINNET, common::params(), TON)
+        .await
+        .expect("deploy root");
+    let info = ProxyInfo {
+        key: public_key(&proxy_key),
+        endpoints: "tls://127.0.0.1:2".into(),
+    };
+    root.set_proxy(c, &owner, proxy.address(), Some(info))
+        .await
+        .expect("set proxy");
+    root.open_stake(c, &proxy, ROLE_PROXY, public_key(&proxy_key), 2 * TON)
+        .await
+        .expect("proxy stake");
+    root.open_stake(c, &worker, ROLE_WORKER, [0x63; 32], 2 * TON)
+        .await
+        .expect("worker stake");
+    Net {
+        devnet,
+        client,
+        owner,
+        proxy,
+        worker,
+        user,
+        proxy_key,
+        root,
+    }
+}
+
+fn sent_to(outcome: &cocoon_contracts::chain::Outcome, to: &cocoon_ton::TonAddress) -> u128 {
+    outcome
+        .chain
+        .iter()
+        .flat_map(|t| t.out_msgs.iter())
+        .filter(|m| m.destination.as_ref() == Some(to))
+        .map(|m| m.value)
+        .sum()
+}
+
+#[tokio::test]
+async fn stake_deposit_unbond_withdraw_and_escrow_closes_on_the_devnet() {
+    let net = network().await;
+    let c: &dyn TonClient = &net.client;
+    let stake = StakeHandle::at(
+        stake_address(&net.root.address, net.worker.address(), ROLE_WORKER).expect("stake"),
+    );
+
+    // deposit: exactly the value minus the deposit fee
+    let before = stake.storage(c).await.expect("state");
+    stake.deposit(c, &net.user, TON).await.expect("deposit");
+    let after = stake.storage(c).await.expect("state");
+    assert_eq!(after.staked - before.staked, TON - fees::STAKE_DEPOSIT_FEE);
+
+    // owner-only operations
+    expect_contract_error(
+        stake.set_key(c, &net.user, [9; 32]).await,
+        ErrorCode::NotOwner,
+    );
+    stake
+        .set_key(c, &net.worker, [9; 32])
+        .await
+        .expect("set key");
+    assert_eq!(stake.storage(c).await.expect("state").key, [9; 32]);
+
+    // unbond, wait the delay, withdraw
+    let amount = TON / 2;
+    stake.unbond(c, &net.worker, amount).await.expect("unbond");
+    let st = stake.storage(c).await.expect("state");
+    assert_eq!((st.staked, st.unbonding), (after.staked - amount, amount));
+    expect_contract_error(
+        stake.withdraw(c, &net.worker).await,
+        ErrorCode::UnbondNotReady,
+    );
+    net.devnet
+        .set_time(u64::from(st.unbond_at))
+        .await
+        .expect("time travel");
+    let outcome = stake.withdraw(c, &net.worker).await.expect("withdraw");
+    assert_eq!(stake.storage(c).await.expect("state").unbonding, 0);
+    let got = sent_to(&outcome, net.worker.address());
+    assert!(
+        got >= amount && got <= amount + fees::STAKE_OWNER_OP_VALUE,
+        "{got}"
+    );
+
+    // escrow: deposit, raise the credit line, never lower it
+    net.root
+        .open_escrow(c, &net.user, net.proxy.address(), TON, 3 * TON)
+        .await
+        .expect("open escrow");
+    let escrow = EscrowHandle::at(
+        escrow_address(&net.root.address, net.user.address(), net.proxy.address()).expect("escrow"),
+    );
+    let e0 = escrow.storage(c).await.expect("state");
+    escrow.deposit(c, &net.user, TON).await.expect("deposit");
+    let e1 = escrow.storage(c).await.expect("state");
+    assert_eq!(e1.balance - e0.balance, TON - fees::ESCROW_DEPOSIT_FEE);
+    escrow
+        .set_stake(c, &net.user, 2 * TON)
+        .await
+        .expect("raise");
+    assert_eq!(escrow.storage(c).await.expect("state").stake, 2 * TON);
+    expect_contract_error(
+        escrow.set_stake(c, &net.user, TON).await,
+        ErrorCode::StakeDecrease,
+    );
+
+    // unilateral close: only after the delay, then everything goes back to the client
+    escrow
+        .request_close(c, &net.user)
+        .await
+        .expect("request close");
+    let closing = escrow.storage(c).await.expect("state");
+    assert_eq!(closing.state, cocoon_contracts::state::ESCROW_CLOSING);
+    expect_contract_error(
+        escrow.finish_close(c, &net.owner).await,
+        ErrorCode::CloseDelayNotPassed,
+    );
+    net.devnet
+        .set_time(u64::from(closing.closing_at + closing.close_delay))
+        .await
+        .expect("time travel");
+    let outcome = escrow
+        .finish_close(c, &net.owner)
+        .await
+        .expect("finish close");
+    let closed = escrow.storage(c).await.expect("state");
+    assert_eq!(closed.state, cocoon_contracts::state::ESCROW_CLOSED);
+    assert_eq!(closed.balance, 0);
+    assert_eq!(sent_to(&outcome, net.user.address()), closing.balance);
+
+    // cooperative close: a final charge pays the vault and refunds the rest at once
+    net.root
+        .open_escrow(c, &net.worker, net.proxy.address(), 0, 2 * TON)
+        .await
+        .expect("second escrow");
+    let coop = EscrowHandle::at(
+        escrow_address(&net.root.address, net.worker.address(), net.proxy.address())
+            .expect("escrow"),
+    );
+    let open = coop.storage(c).await.expect("state");
+    let charged = 100_000_000u128;
+    let voucher = ChargeVoucher {
+        escrow: coop.address.clone(),
+        seqno: 1,
+        charged,
+        is_final: true,
+    }
+    .sign(&net.proxy_key)
+    .expect("sign");
+    let outcome = coop
+        .submit_charge(c, &net.proxy, voucher)
+        .await
+        .expect("final charge");
+    let done = coop.storage(c).await.expect("state");
+    assert_eq!(done.state, cocoon_contracts::state::ESCROW_CLOSED);
+    assert_eq!(done.charged, charged);
+    assert_eq!(
+        sent_to(&outcome, net.worker.address()),
+        open.balance - charged
+    );
+}
