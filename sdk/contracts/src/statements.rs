@@ -223,3 +223,34 @@ pub enum VoucherError {
 pub fn public_key(key: &SigningKey) -> Bits256 {
     key.verifying_key().to_bytes()
 }
+
+fn xor(a: Bits256, b: Bits256) -> Bits256 {
+    let mut out = [0u8; 32];
+    for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b.iter())) {
+        *o = x ^ y;
+    }
+    out
+}
+
+impl EquivocationEvidence {
+    /// Evidence from two signed statements of the same kind (both charge or both payout vouchers).
+    pub fn new<T: CellCodec>(a: &Signed<T>, b: &Signed<T>) -> Result<Self, CodecError> {
+        Ok(EquivocationEvidence {
+            a: a.to_signed_cell()?,
+            b: b.to_signed_cell()?,
+        })
+    }
+
+    /// The single-use key the stake records: XOR of the two statement hashes (order-independent).
+    pub fn evidence_hash(&self) -> Bits256 {
+        xor(cell_hash(&self.a.statement), cell_hash(&self.b.statement))
+    }
+}
+
+impl<T: CellCodec> Signed<T> {
+    /// The single-use key the stake records for revoked-serving and fault evidence: the hash of the
+    /// signed statement.
+    pub fn evidence_hash(&self) -> Result<Bits256, CodecError> {
+        Ok(cell_hash(&self.statement.to_cell()?))
+    }
+}

@@ -4,43 +4,19 @@
 
 mod common;
 
-use std::time::Duration;
-
 use cocoon_contracts::ErrorCode;
 use cocoon_contracts::address::{NETWORK_ID_MAINNET, escrow_address, stake_address, vault_address};
-use cocoon_contracts::chain::{ChainError, EscrowHandle, RootHandle, StakeHandle};
+use cocoon_contracts::chain::{EscrowHandle, RootHandle, StakeHandle};
 use cocoon_contracts::codec::account_id;
-use cocoon_contracts::error::ContractError;
 use cocoon_contracts::fees;
 use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{ESCROW_OPEN, PayoutRecord, ROLE_PROXY, ROLE_WORKER, STAKE_ACTIVE};
 use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher, public_key};
 use cocoon_devnet::{Devnet, DevnetOptions};
-use cocoon_ton::{
-    HttpTonClient, KeyPair, Network, TonClient, TonClientConfig, Wallet, WalletVersion,
-};
+use cocoon_ton::{HttpTonClient, TonClient, TonClientConfig, Wallet};
+use common::net::{TON, expect_contract_error, network, sent_to, wallet};
 use ed25519_dalek::SigningKey;
-
-const TON: u128 = 1_000_000_000;
-
-fn wallet(seed: u8) -> Wallet {
-    let sk = SigningKey::from_bytes(&[seed; 32]);
-    let pk = sk.verifying_key().to_bytes().to_vec();
-    let mut secret = sk.to_bytes().to_vec();
-    secret.extend_from_slice(&pk);
-    let kp = KeyPair {
-        public_key: pk,
-        secret_key: secret,
-    };
-    Wallet::from_key_pair(kp, WalletVersion::V4R2, Network::Mainnet).expect("wallet")
-}
-
-fn expect_contract_error(r: Result<cocoon_contracts::chain::Outcome, ChainError>, code: ErrorCode) {
-    match r {
-        Err(ChainError::Contract { error, .. }) => assert_eq!(error, ContractError::Cocoon(code)),
-        other => panic!("expected {code:?}, got {other:?}"),
-    }
-}
+use std::time::Duration;
 
 #[tokio::test]
 async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
@@ -262,73 +238,6 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
 
 async fn user_withdraw(c: &dyn TonClient, escrow: &EscrowHandle, user: &Wallet, amount: u128) {
     escrow.withdraw(c, user, amount).await.expect("withdraw");
-}
-
-struct Net {
-    devnet: Devnet,
-    client: HttpTonClient,
-    owner: Wallet,
-    proxy: Wallet,
-    worker: Wallet,
-    user: Wallet,
-    proxy_key: SigningKey,
-    root: RootHandle,
-}
-
-/// A devnet with a root, a registered proxy with its vault, and a worker stake.
-async fn network() -> Net {
-    let devnet = Devnet::start(DevnetOptions::default())
-        .await
-        .expect("devnet");
-    let mut cfg = TonClientConfig::new(devnet.url());
-    cfg.poll_interval = Duration::from_millis(50);
-    cfg.max_retries = 1;
-    let client = HttpTonClient::new(cfg).expect("client");
-    let (owner, proxy, worker, user) = (wallet(11), wallet(12), wallet(13), wallet(14));
-    for w in [&owner, &proxy, &worker, &user] {
-        devnet
-            .fund(w.address_friendly(), 100 * TON)
-            .await
-            .expect("fund");
-    }
-    let proxy_key = SigningKey::from_bytes(&[0x62; 32]);
-    let c: &dyn TonClient = &client;
-    let (root, _) = RootHandle::deploy(c, &owner, NETWORK_ID_MAINNET, common::params(), TON)
-        .await
-        .expect("deploy root");
-    let info = ProxyInfo {
-        key: public_key(&proxy_key),
-        endpoints: "tls://127.0.0.1:2".into(),
-    };
-    root.set_proxy(c, &owner, proxy.address(), Some(info))
-        .await
-        .expect("set proxy");
-    root.open_stake(c, &proxy, ROLE_PROXY, public_key(&proxy_key), 2 * TON)
-        .await
-        .expect("proxy stake");
-    root.open_stake(c, &worker, ROLE_WORKER, [0x63; 32], 2 * TON)
-        .await
-        .expect("worker stake");
-    Net {
-        devnet,
-        client,
-        owner,
-        proxy,
-        worker,
-        user,
-        proxy_key,
-        root,
-    }
-}
-
-fn sent_to(outcome: &cocoon_contracts::chain::Outcome, to: &cocoon_ton::TonAddress) -> u128 {
-    outcome
-        .chain
-        .iter()
-        .flat_map(|t| t.out_msgs.iter())
-        .filter(|m| m.destination.as_ref() == Some(to))
-        .map(|m| m.value)
-        .sum()
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod net;
+
 use cocoon_contracts::TonAddress;
 use cocoon_contracts::messages::{ChildCodes, NetworkParams};
 use ed25519_dalek::SigningKey;
