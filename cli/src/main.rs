@@ -8,14 +8,21 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod attest;
+mod audit;
+mod client;
+mod common;
 mod completions;
+mod deploy;
 mod devnet;
 mod exit;
 mod global;
+mod gov;
 mod keystore;
 mod mnemonic;
+mod ops;
 mod output;
 mod runtime;
+mod stake;
 mod tx;
 mod wallet;
 
@@ -42,6 +49,18 @@ enum Command {
     Attest(attest::AttestArgs),
     /// Create, import, show and use the keystore wallet.
     Wallet(wallet::WalletArgs),
+    /// Deploy a root contract from a parameters file (the keystore wallet becomes its owner).
+    Deploy(deploy::DeployArgs),
+    /// Governance (root owner): images, models, proxies, parameters, ownership.
+    Gov(gov::GovArgs),
+    /// GPU owner: stake, unbond, withdraw, claim payouts, status.
+    Worker(stake::WorkerArgs),
+    /// Proxy operator: stake, unbond, withdraw, status (with the payout pool).
+    Proxy(stake::StakeArgs),
+    /// App developer: escrow with a proxy (open, top-up, withdraw, close, status).
+    Client(client::ClientArgs),
+    /// Auditor: deployed code versus this repository, decoded state, the network registry.
+    Audit(audit::AuditArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
     /// Run the local devnet in the background: up, down, status, reset, fund, time.
@@ -54,6 +73,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Attest(args) => attest::run(args),
         Command::Wallet(args) => wallet::run(&global, args),
+        Command::Deploy(args) => deploy::run(&global, args),
+        Command::Gov(args) => gov::run(&global, args),
+        Command::Worker(args) => stake::run_worker(&global, args),
+        Command::Proxy(args) => stake::run_proxy(&global, args),
+        Command::Client(args) => client::run(&global, args),
+        Command::Audit(args) => audit::run(&global, args),
         Command::Completions(args) => completions::run::<Cli>(args),
         Command::Devnet(args) => devnet::run(args),
     };

@@ -12,11 +12,10 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, Args)]
 pub(crate) struct OutputArgs {
     /// Print one JSON object instead of text (stable field names, see docs/cli.md).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(crate) json: bool,
 }
 
-#[allow(dead_code)] // lists arrive with `audit network`
 /// One field's value: a JSON scalar or array, a nested object, or a list of objects.
 #[derive(Debug, Clone, PartialEq)]
 enum Entry {
@@ -51,9 +50,14 @@ impl Fields {
     }
 
     /// Adds a list of objects.
-    #[allow(dead_code)]
     pub(crate) fn list(mut self, key: &str, items: Vec<Fields>) -> Self {
         self.entries.push((key.to_string(), Entry::List(items)));
+        self
+    }
+
+    /// Appends all of `other`'s fields.
+    pub(crate) fn extend(mut self, other: Fields) -> Self {
+        self.entries.extend(other.entries);
         self
     }
 
