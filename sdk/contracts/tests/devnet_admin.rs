@@ -7,7 +7,9 @@ use cocoon_contracts::address::{escrow_address, stake_address, vault_address};
 use cocoon_contracts::chain::StakeHandle;
 use cocoon_contracts::fees;
 use cocoon_contracts::state::ROLE_WORKER;
-use cocoon_contracts::statements::{ChargeVoucher, EquivocationEvidence, FaultReport, Signed};
+use cocoon_contracts::statements::{
+    ChargeVoucher, EquivocationEvidence, FaultReport, ServingStatement, Signed,
+};
 use cocoon_ton::TonClient;
 use common::net::{expect_contract_error, network, sent_to};
 use ed25519_dalek::SigningKey;
@@ -206,4 +208,81 @@ async fn governance_on_the_devnet() {
             .models
             .contains_key(&[0x55; 32])
     );
+}
+
+#[tokio::test]
+async fn serving_after_revocation_is_slashed_on_the_devnet() {
+    let net = network().await;
+    let c: &dyn TonClient = &net.client;
+    let params = common::params();
+    let stake = StakeHandle::at(
+        stake_address(&net.root.address, net.worker.address(), ROLE_WORKER).expect("stake"),
+    );
+    let image = [0x77; 32];
+    net.root
+        .set_image(c, &net.owner, ROLE_WORKER, image, true)
+        .await
+        .expect("allow");
+    let statement = |served_at: u32| {
+        Signed::sign(
+            ServingStatement {
+                root: net.root.address.clone(),
+                image_hash: image,
+                served_at,
+                receipt_hash: [0x88; 32],
+            },
+            &net.worker_key,
+        )
+        .expect("sign")
+    };
+    expect_contract_error(
+        net.root
+            .report_revoked(c, &net.user, net.worker.address(), statement(u32::MAX))
+            .await,
+        ErrorCode::ImageNotRevoked,
+    );
+    net.root
+        .set_image(c, &net.owner, ROLE_WORKER, image, false)
+        .await
+        .expect("revoke");
+    let revoked_at = net
+        .root
+        .storage(c)
+        .await
+        .expect("root")
+        .registry
+        .worker_images[&image];
+    let late = revoked_at + params.grace_period + 1;
+    expect_contract_error(
+        net.root
+            .report_revoked(c, &net.user, net.worker.address(), statement(late - 1))
+            .await,
+        ErrorCode::WithinGrace,
+    );
+    // signed by someone else than the stake's key: the stake refuses it
+    let forged = Signed {
+        signature: statement(late).signature,
+        statement: ServingStatement {
+            receipt_hash: [0x99; 32],
+            ..statement(late).statement
+        },
+    };
+    expect_contract_error(
+        net.root
+            .report_revoked(c, &net.user, net.worker.address(), forged)
+            .await,
+        ErrorCode::BadSignature,
+    );
+    let before = stake.storage(c).await.expect("stake");
+    let evidence = statement(late);
+    net.root
+        .report_revoked(c, &net.user, net.worker.address(), evidence.clone())
+        .await
+        .expect("report");
+    let after = stake.storage(c).await.expect("stake");
+    let slashed =
+        (before.staked + before.unbonding) * u128::from(params.revoked_slash_bps) / 10_000;
+    assert_eq!(before.staked - after.staked, slashed);
+    let used = &after.cold.as_ref().expect("cold").used_evidence;
+    assert!(used.contains_key(&evidence.evidence_hash().expect("hash")));
 }

@@ -46,6 +46,7 @@ pub struct Net {
     pub worker: Wallet,
     pub user: Wallet,
     pub proxy_key: SigningKey,
+    pub worker_key: SigningKey,
     pub root: RootHandle,
 }
 
@@ -66,6 +67,7 @@ pub async fn network() -> Net {
             .expect("fund");
     }
     let proxy_key = SigningKey::from_bytes(&[0x62; 32]);
+    let worker_key = SigningKey::from_bytes(&[0x63; 32]);
     let c: &dyn TonClient = &client;
     let (root, _) = RootHandle::deploy(c, &owner, NETWORK_ID_MAINNET, super::params(), TON)
         .await
@@ -80,7 +82,7 @@ pub async fn network() -> Net {
     root.open_stake(c, &proxy, ROLE_PROXY, public_key(&proxy_key), 2 * TON)
         .await
         .expect("proxy stake");
-    root.open_stake(c, &worker, ROLE_WORKER, [0x63; 32], 2 * TON)
+    root.open_stake(c, &worker, ROLE_WORKER, public_key(&worker_key), 2 * TON)
         .await
         .expect("worker stake");
     Net {
@@ -91,6 +93,7 @@ pub async fn network() -> Net {
         worker,
         user,
         proxy_key,
+        worker_key,
         root,
     }
 }
