@@ -254,3 +254,43 @@ impl<T: CellCodec> Signed<T> {
         Ok(cell_hash(&self.statement.to_cell()?))
     }
 }
+
+/// Signs the charge of `client`'s escrow with `proxy` under `root`: derives the escrow address
+/// with the embedded escrow code, so the voucher is bound to that channel and network.
+pub fn sign_charge(
+    root: &TonAddress,
+    client: &TonAddress,
+    proxy: &TonAddress,
+    seqno: u32,
+    charged: u128,
+    is_final: bool,
+    proxy_key: &SigningKey,
+) -> Result<SignedCharge, CodecError> {
+    let escrow = crate::address::escrow_address(root, client, proxy)?;
+    ChargeVoucher {
+        escrow,
+        seqno,
+        charged,
+        is_final,
+    }
+    .sign(proxy_key)
+}
+
+/// Signs the cumulative payout of `worker` from the vault of `proxy` under `root`.
+pub fn sign_payout(
+    root: &TonAddress,
+    proxy: &TonAddress,
+    worker: &TonAddress,
+    seqno: u32,
+    paid: u128,
+    proxy_key: &SigningKey,
+) -> Result<SignedPayout, CodecError> {
+    let vault = crate::address::vault_address(root, proxy)?;
+    PayoutVoucher {
+        vault,
+        worker: worker.clone(),
+        seqno,
+        paid,
+    }
+    .sign(proxy_key)
+}

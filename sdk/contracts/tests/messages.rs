@@ -552,3 +552,37 @@ fn embedded_codes_are_what_the_contracts_build() {
         );
     }
 }
+
+#[test]
+fn decoded_state_json_for_auditors() {
+    use cocoon_contracts::json::ToJson;
+    let mut stake = StakeStorage::initial(addr(0x70), addr(0x33), ROLE_PROXY);
+    stake.state = STAKE_ACTIVE;
+    stake.staked = 5;
+    stake
+        .payouts
+        .insert([0x33; 32], PayoutRecord { seqno: 2, paid: 7 });
+    insta::assert_json_snapshot!(stake.to_json());
+}
+
+#[test]
+fn proxy_helpers_bind_vouchers_to_derived_contracts() {
+    let (root, client, proxy, worker) = (addr(0x70), addr(0xc1), addr(0xb0), addr(0x33));
+    let k = key(3);
+    let charge = sign_charge(&root, &client, &proxy, 1, 10, false, &k).expect("sign");
+    let escrow = cocoon_contracts::address::escrow_address(&root, &client, &proxy).expect("escrow");
+    charge
+        .verify_for(&public_key(&k), &escrow)
+        .expect("bound to the escrow");
+    let other =
+        cocoon_contracts::address::escrow_address(&addr(0x71), &client, &proxy).expect("escrow");
+    assert!(
+        charge.verify_for(&public_key(&k), &other).is_err(),
+        "another root is another escrow"
+    );
+    let payout = sign_payout(&root, &proxy, &worker, 1, 10, &k).expect("sign");
+    let vault = cocoon_contracts::address::vault_address(&root, &proxy).expect("vault");
+    payout
+        .verify_for(&public_key(&k), &vault)
+        .expect("bound to the vault");
+}
