@@ -10,7 +10,7 @@ import {
     snapshotFromSerializable,
     snapshotToSerializable,
 } from '@ton/sandbox';
-import { Address, beginCell, Cell, loadMessage, Transaction, TupleItem } from '@ton/core';
+import { Address, beginCell, Cell, loadMessage, Message, Transaction, TupleItem } from '@ton/core';
 import { ApiError, b64, normalizedExternalHash, rawMessageCells } from './format.js';
 
 const STATE_VERSION = 1;
@@ -176,6 +176,44 @@ export class Chain {
             }
         });
         return { hash, hashNorm };
+    }
+
+    /**
+     * Fees of an inbound external message, emulated on a copy of the current state: the chain, its
+     * history, the block counter and the state file are left exactly as they were.
+     */
+    async estimateFee(msg: Message, ignoreChksig: boolean) {
+        const saved = this.bc.snapshot();
+        this.bc.now = this.now();
+        try {
+            const result = await this.bc.sendMessage(msg, { ignoreChksig });
+            const tx = result.transactions[0];
+            if (!tx) throw new ApiError(500, 'emulation produced no transaction');
+            const d = tx.description;
+            let storage = 0n;
+            let gas = 0n;
+            let actionFees = 0n;
+            let fwd = 0n;
+            if (d.type === 'generic') {
+                storage = d.storagePhase?.storageFeesCollected ?? 0n;
+                if (d.computePhase.type === 'vm') gas = d.computePhase.gasFees;
+                actionFees = d.actionPhase?.totalActionFees ?? 0n;
+                fwd = d.actionPhase?.totalFwdFees ?? 0n;
+            }
+            const inFwd = tx.totalFees.coins - storage - gas - actionFees;
+            return { inFwd: inFwd > 0n ? inFwd : 0n, storage, gas, fwd };
+        } catch (e) {
+            if (e instanceof EmulationError) {
+                const exit = e.exitCode !== undefined ? `: exitcode=${e.exitCode}` : '';
+                throw new ApiError(500, `LITE_SERVER_UNKNOWN: cannot apply external message to current state : External message was not accepted${exit}, ${e.error}`);
+            }
+            throw e;
+        } finally {
+            const q = (this.bc as unknown as { defaultQueueManager?: { messageQueue?: unknown[] } }).defaultQueueManager;
+            if (q?.messageQueue && q.messageQueue.length > 0) q.messageQueue.length = 0;
+            await this.bc.loadFrom(saved);
+            this.bc.now = undefined;
+        }
     }
 
     /** The hash a client knows for a recorded in-message cell (the BoC it sent), if it differs. */

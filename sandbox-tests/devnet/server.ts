@@ -94,10 +94,39 @@ class Api {
             case 'getTransactions':
                 return this.transactions(p);
             case 'estimateFee':
-                throw new ApiError(501, 'estimateFee is not supported by the devnet');
+                return this.estimateFee(p);
             default:
                 throw new ApiError(404, `method not found: ${method}`);
         }
+    }
+
+    private async estimateFee(p: Params) {
+        const addr = parseAddress(p.address);
+        const body = parseBocParam(p.body, 'body');
+        const hasCode = typeof p.init_code === 'string' && p.init_code !== '';
+        const hasData = typeof p.init_data === 'string' && p.init_data !== '';
+        if (hasCode !== hasData) throw new ApiError(400, 'init_code and init_data go together');
+        const init = hasCode
+            ? { code: parseBocParam(p.init_code, 'init_code'), data: parseBocParam(p.init_data, 'init_data') }
+            : undefined;
+        const ignore = !(p.ignore_chksig === false || p.ignore_chksig === 'false' || p.ignore_chksig === 0);
+        const msg = {
+            info: { type: 'external-in' as const, dest: addr, importFee: 0n },
+            init,
+            body,
+        };
+        const f = await this.chain.estimateFee(msg, ignore);
+        return {
+            '@type': 'query.fees',
+            source_fees: {
+                '@type': 'fees',
+                in_fwd_fee: Number(f.inFwd),
+                storage_fee: Number(f.storage),
+                gas_fee: Number(f.gas),
+                fwd_fee: Number(f.fwd),
+            },
+            destination_fees: [],
+        };
     }
 
     private async addressInformation(addr: Address) {

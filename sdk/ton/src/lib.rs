@@ -18,15 +18,15 @@ pub use address::{
 };
 pub use amount::{AmountError, format_ton, parse_ton};
 pub use client::{
-    AccountState, AddressInformation, ClientError, GetMethodResult, HttpTonClient, MasterchainInfo,
-    StackEntry, TonClient, TonClientConfig, Transaction, TxId, TxMessage, WAIT_PAGE,
-    WalletInformation,
+    AccountState, AddressInformation, ClientError, FeeEstimate, GetMethodResult, HttpTonClient,
+    MasterchainInfo, StackEntry, TonClient, TonClientConfig, Transaction, TxId, TxMessage,
+    WAIT_PAGE, WalletInformation,
 };
 pub use error::TonError;
 pub use send::{DEFAULT_VALIDITY, SendError, Sent};
 pub use wallet::{
     DEFAULT_SEND_MODE, ExternalMessage, MNEMONIC_WORDS, Transfer, Wallet, WalletVersion,
-    keypair_from_mnemonic, normalized_hash,
+    keypair_from_mnemonic, normalized_hash, split_external,
 };
 
 /// The underlying `tonlib-core` crate, for cells, TL-B and anything not wrapped here.

@@ -183,6 +183,11 @@ pub struct ExternalMessage {
 }
 
 impl ExternalMessage {
+    /// The signed body (what `estimateFee` takes).
+    pub fn body(&self) -> Result<ArcCell, TonError> {
+        split_external(&self.cell).map(|(_, body)| body)
+    }
+
     /// Wraps an external message cell, computing its hashes.
     pub fn from_cell(cell: ArcCell) -> Result<Self, TonError> {
         let boc = boc::cell_to_boc(&cell)?;
@@ -200,6 +205,21 @@ impl ExternalMessage {
 /// The normalized hash of an inbound external message cell: `ext_in_msg_info$10 src:addr_none
 /// dest import_fee:0`, no init, body as a reference.
 pub fn normalized_hash(message: &Cell) -> Result<TonHash, TonError> {
+    let (dest, body) = split_external(message)?;
+    let norm = CellBuilder::new()
+        .store_u8(2, 0b10)?
+        .store_u8(2, 0)?
+        .store_address(&dest)?
+        .store_coins(&BigUint::ZERO)?
+        .store_bit(false)?
+        .store_bit(true)?
+        .store_reference(&body)?
+        .build()?;
+    Ok(norm.cell_hash())
+}
+
+/// The destination and body of an inbound external message cell.
+pub fn split_external(message: &Cell) -> Result<(TonAddress, ArcCell), TonError> {
     let mut parser = message.parser();
     let tag = parser.load_u8(2)?;
     if tag != 0b10 {
@@ -219,16 +239,7 @@ pub fn normalized_hash(message: &Cell) -> Result<TonHash, TonError> {
         }
     }
     let body = parser.load_either_cell_or_cell_ref()?;
-    let norm = CellBuilder::new()
-        .store_u8(2, 0b10)?
-        .store_u8(2, 0)?
-        .store_address(&dest)?
-        .store_coins(&BigUint::ZERO)?
-        .store_bit(false)?
-        .store_bit(true)?
-        .store_reference(&body)?
-        .build()?;
-    Ok(norm.cell_hash())
+    Ok((dest, body))
 }
 
 /// A v4r2 or v5r1 wallet: its keys, address and network.

@@ -240,3 +240,65 @@ async fn restart_keeps_balances_and_seqno() {
         .expect("send after restart");
     assert_eq!(w.seqno(&client).await.expect("seqno").0, 2);
 }
+
+#[tokio::test]
+async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
+    let devnet = Devnet::start(DevnetOptions::default())
+        .await
+        .expect("devnet");
+    let client = client(&devnet);
+    let w = wallet(MNEMONIC_A, WalletVersion::V4R2);
+    devnet
+        .fund(w.address_friendly(), ton("5"))
+        .await
+        .expect("fund");
+    let transfers = [Transfer::new(recipient(), ton("1")).with_bounce(false)];
+    w.send_and_wait(&client, &transfers, WAIT)
+        .await
+        .expect("deploy");
+
+    let now = chain_now(&client, w.address()).await;
+    let msg = w
+        .transfer_message(1, now + 60, &transfers)
+        .expect("message");
+    let body = cocoon_ton::boc::cell_to_boc(&msg.body().expect("body")).expect("boc");
+    let before = devnet.status().await.expect("status");
+    let balance_before = client
+        .get_address_balance(w.address())
+        .await
+        .expect("balance");
+    let estimate = client
+        .estimate_fee(w.address(), &body, None)
+        .await
+        .expect("estimate");
+    assert!(estimate.gas_fee > 0 && estimate.fwd_fee > 0, "{estimate:?}");
+    let after = devnet.status().await.expect("status");
+    assert_eq!(
+        after.seqno, before.seqno,
+        "estimating is not a state change"
+    );
+    assert_eq!(after.transactions, before.transactions);
+    assert_eq!(
+        client
+            .get_address_balance(w.address())
+            .await
+            .expect("balance"),
+        balance_before
+    );
+    assert_eq!(w.seqno(&client).await.expect("seqno").0, 1);
+
+    client.send_boc(&msg.boc).await.expect("send");
+    let tx = client
+        .wait_for_transaction(w.address(), &msg.hash, Instant::now() + WAIT)
+        .await
+        .expect("tx");
+    // The transaction's total fee is import + storage + gas + the action phase's share of the
+    // forwarding fee (the rest travels with the message), so it lies between these bounds.
+    let own = estimate.in_fwd_fee + estimate.storage_fee + estimate.gas_fee;
+    assert!(tx.fee >= own, "tx fee {} below estimate {own}", tx.fee);
+    assert!(
+        tx.fee - own < ton("0.01"),
+        "tx fee {} vs estimate {estimate:?}",
+        tx.fee
+    );
+}

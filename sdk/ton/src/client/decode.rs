@@ -8,8 +8,8 @@ use tonlib_core::{TonAddress, TonHash};
 
 use super::stack::entry_from_json;
 use super::{
-    AccountState, AddressInformation, GetMethodResult, MasterchainInfo, Transaction, TxId,
-    TxMessage, WalletInformation,
+    AccountState, AddressInformation, FeeEstimate, GetMethodResult, MasterchainInfo, Transaction,
+    TxId, TxMessage, WalletInformation,
 };
 use crate::{boc, parse_address};
 
@@ -248,4 +248,14 @@ pub(crate) fn transactions(v: &Value) -> R<Vec<Transaction>> {
 
 pub(crate) fn ext_message_hash(v: &Value) -> R<TonHash> {
     hash_of(field(v, "hash")?.as_str().unwrap_or_default())
+}
+
+pub(crate) fn fee_estimate(v: &Value) -> R<FeeEstimate> {
+    let f = field(v, "source_fees")?;
+    Ok(FeeEstimate {
+        in_fwd_fee: u128_or_zero(f, "in_fwd_fee")?,
+        storage_fee: u128_or_zero(f, "storage_fee")?,
+        gas_fee: u128_or_zero(f, "gas_fee")?,
+        fwd_fee: u128_or_zero(f, "fwd_fee")?,
+    })
 }

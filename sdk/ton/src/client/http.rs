@@ -11,8 +11,8 @@ use tokio::sync::Mutex;
 use tonlib_core::{TonAddress, TonHash};
 
 use super::{
-    AddressInformation, ClientError, GetMethodResult, MasterchainInfo, StackEntry, TonClient,
-    Transaction, TxId, WalletInformation, decode, is_rejection_text,
+    AddressInformation, ClientError, FeeEstimate, GetMethodResult, MasterchainInfo, StackEntry,
+    TonClient, Transaction, TxId, WalletInformation, decode, is_rejection_text,
 };
 
 /// Longest response body quoted in an error.
@@ -350,6 +350,25 @@ impl TonClient for HttpTonClient {
             params["hash"] = json!(STANDARD.encode(from.hash.as_slice()));
         }
         self.call_decode("getTransactions", params, decode::transactions)
+            .await
+    }
+
+    async fn estimate_fee(
+        &self,
+        address: &TonAddress,
+        body: &[u8],
+        init: Option<(&[u8], &[u8])>,
+    ) -> Result<FeeEstimate, ClientError> {
+        let mut params = json!({
+            "address": addr(address),
+            "body": STANDARD.encode(body),
+            "ignore_chksig": true,
+        });
+        if let Some((code, data)) = init {
+            params["init_code"] = json!(STANDARD.encode(code));
+            params["init_data"] = json!(STANDARD.encode(data));
+        }
+        self.call_decode("estimateFee", params, decode::fee_estimate)
             .await
     }
 

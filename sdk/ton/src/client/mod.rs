@@ -247,6 +247,29 @@ impl Transaction {
     }
 }
 
+/// `estimateFee`: what an inbound external message would cost the account, in nanotons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeeEstimate {
+    /// import fee of the inbound message
+    pub in_fwd_fee: u128,
+    /// storage fee due
+    pub storage_fee: u128,
+    /// computation
+    pub gas_fee: u128,
+    /// forwarding of the outbound messages
+    pub fwd_fee: u128,
+}
+
+impl FeeEstimate {
+    /// The sum of all parts (saturating; the parts are far below u128::MAX).
+    pub fn total(&self) -> u128 {
+        self.in_fwd_fee
+            .saturating_add(self.storage_fee)
+            .saturating_add(self.gas_fee)
+            .saturating_add(self.fwd_fee)
+    }
+}
+
 /// Read and write access to the chain, as toncenter API v2 offers it.
 #[async_trait]
 pub trait TonClient: Send + Sync {
@@ -282,6 +305,22 @@ pub trait TonClient: Send + Sync {
         limit: u32,
         from: Option<&TxId>,
     ) -> Result<Vec<Transaction>, ClientError>;
+
+    /// `estimateFee` for an inbound external message with `body` (a BoC) to `address`, signature
+    /// checks skipped; `init` is the (code, data) BoCs of a state init for an undeployed account.
+    /// Implementations that cannot estimate answer [`ClientError::InvalidArgument`].
+    async fn estimate_fee(
+        &self,
+        address: &TonAddress,
+        body: &[u8],
+        init: Option<(&[u8], &[u8])>,
+    ) -> Result<FeeEstimate, ClientError> {
+        let _ = (address, body, init);
+        Err(ClientError::InvalidArgument {
+            method: "estimateFee".to_string(),
+            detail: "not supported by this client".to_string(),
+        })
+    }
 
     /// How often [`TonClient::wait_for_transaction`] polls.
     fn poll_interval(&self) -> Duration {
