@@ -137,7 +137,10 @@ pub(crate) struct DeployArgs {
 /// Runs `deploy`.
 pub(crate) fn run(global: &GlobalArgs, args: DeployArgs) -> Result<()> {
     if args.example_params {
-        print!("{EXAMPLE_PARAMS}");
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(EXAMPLE_PARAMS.as_bytes())?;
+        stdout.flush()?;
         return Ok(());
     }
     let path = args
