@@ -97,7 +97,7 @@ fn help_of_every_command_is_stable() {
         args.push("--help");
         let o = cocoon(&args, &[], None);
         assert!(o.status.success(), "{path} --help: {}", err(&o));
-        let name = format!("help_{}", path.replace(' ', "_").replace('-', "_"));
+        let name = format!("help_{}", path.replace([' ', '-'], "_"));
         insta::assert_snapshot!(name, out(&o));
     }
 }
