@@ -22,17 +22,19 @@ const MAX_TX_LIMIT = 256;
 
 type Params = Record<string, unknown>;
 
-function parseArgs(argv: string[]): { port: number; state?: string } {
+function parseArgs(argv: string[]): { port: number; state?: string; lifeline: boolean } {
     let port = 0;
     let state: string | undefined;
+    let lifeline = false;
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (a === '--port') port = Number(argv[++i]);
         else if (a === '--state') state = argv[++i];
-        else throw new Error(`unknown argument: ${a} (usage: server.ts --port N --state FILE)`);
+        else if (a === '--stdin-lifeline') lifeline = true;
+        else throw new Error(`unknown argument: ${a} (usage: server.ts --port N --state FILE [--stdin-lifeline])`);
     }
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
-    return { port, state };
+    return { port, state, lifeline };
 }
 
 function intParam(p: Params, name: string, def?: number): number | undefined {
@@ -319,7 +321,7 @@ async function handle(chain: Chain, api: Api, req: http.IncomingMessage): Promis
 }
 
 async function main() {
-    const { port, state } = parseArgs(process.argv.slice(2));
+    const { port, state, lifeline } = parseArgs(process.argv.slice(2));
     const chain = await Chain.open(state);
     const api = new Api(chain);
     const server = http.createServer((req, res) => {
@@ -347,6 +349,12 @@ async function main() {
         });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
+    if (lifeline) {
+        // The parent holds our stdin open; when it dies (even by SIGKILL) the pipe closes and we follow.
+        process.stdin.on('end', () => stop('stdin closed'));
+        process.stdin.on('error', () => stop('stdin error'));
+        process.stdin.resume();
+    }
     process.on('SIGINT', () => stop('SIGINT'));
     server.listen(port, '127.0.0.1', () => {
         const addr = server.address();

@@ -132,8 +132,10 @@ impl Devnet {
         };
         let mut cmd = Command::new(&opts.node);
         cmd.args(server_args(opts.port, state_file.as_deref()))
+            // We hold its stdin: if this process dies without dropping the Devnet, it exits too.
+            .arg("--stdin-lifeline")
             .current_dir(&dir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so that stopping it stops anything it started.

@@ -93,3 +93,43 @@ async fn detached_up_status_down_reset() {
     detached.reset().await.expect("reset");
     assert!(!state.state_file.exists());
 }
+
+#[test]
+fn server_exits_when_its_parent_goes_away() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    // What Devnet::start relies on: the server follows its stdin, which only the parent holds.
+    let mut child = Command::new("node")
+        .args([
+            "--import",
+            "tsx",
+            "devnet/server.ts",
+            "--port",
+            "0",
+            "--stdin-lifeline",
+        ])
+        .current_dir(cocoon_devnet::sandbox_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    assert!(line.starts_with("devnet listening on "), "{line}");
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "devnet outlived its stdin");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
