@@ -12,6 +12,7 @@ pub mod admin;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod ra_tls;
 pub mod shutdown;
 pub mod tls;
 

@@ -25,7 +25,8 @@ pub const CREDIT: u128 = 1_000_000_000_000;
 pub struct Net {
     pub engine: FakeEngine,
     pub chain: Arc<MemoryChain>,
-    pub proxy_tls: Arc<DevTls>,
+    pub proxy_tls: Arc<dyn HopTls>,
+    pub worker_tls: Arc<dyn Fn() -> Arc<dyn HopTls> + Send + Sync>,
     pub proxy_config: ProxyConfig,
     pub proxy: Option<ProxyHandle>,
     pub workers: Vec<WorkerHandle>,
@@ -61,10 +62,27 @@ impl Net {
         tweak_proxy: impl FnOnce(&mut ProxyConfig),
         tweak_gateway: impl FnOnce(&mut GatewayConfig),
     ) -> Net {
+        let kit = TlsKit {
+            proxy: Arc::new(DevTls::generate(Role::Proxy).unwrap()),
+            gateway: Arc::new(DevTls::generate(Role::Client).unwrap()),
+            worker: Arc::new(|| {
+                Arc::new(DevTls::generate(Role::Worker).unwrap()) as Arc<dyn HopTls>
+            }),
+        };
+        Net::start_full(coefficients, credit, tweak_proxy, tweak_gateway, kit).await
+    }
+
+    pub async fn start_full(
+        coefficients: &[u32],
+        credit: Option<u128>,
+        tweak_proxy: impl FnOnce(&mut ProxyConfig),
+        tweak_gateway: impl FnOnce(&mut GatewayConfig),
+        kit: TlsKit,
+    ) -> Net {
         cocoon_daemon::init_tracing(false);
         let dir = tempfile::tempdir().unwrap();
         let engine = FakeEngine::start().await.unwrap();
-        let proxy_tls = Arc::new(DevTls::generate(Role::Proxy).unwrap());
+        let proxy_tls = kit.proxy;
         let chain = Arc::new(MemoryChain::new(params(), proxy_tls.identity().public_key));
         let mut proxy_config = proxy_config(dir.path());
         tweak_proxy(&mut proxy_config);
@@ -82,9 +100,9 @@ impl Net {
         proxy_config.worker_listen = proxy.worker_addr.to_string();
         let mut workers = Vec::new();
         for &c in coefficients {
-            workers.push(start_worker(&proxy, &engine.url(), c));
+            workers.push(start_worker_with(&proxy, &engine.url(), c, (kit.worker)()));
         }
-        let gateway_tls = Arc::new(DevTls::generate(Role::Client).unwrap());
+        let gateway_tls = kit.gateway;
         let client_key = gateway_tls.identity().public_key;
         if let Some(credit) = credit {
             chain.open_escrow(client_key, credit);
@@ -104,6 +122,7 @@ impl Net {
             engine,
             chain,
             proxy_tls,
+            worker_tls: kit.worker,
             proxy_config,
             proxy: Some(proxy),
             workers,
@@ -165,7 +184,28 @@ impl Net {
     }
 }
 
+/// The TLS of each role.
+pub struct TlsKit {
+    pub proxy: Arc<dyn HopTls>,
+    pub gateway: Arc<dyn HopTls>,
+    pub worker: Arc<dyn Fn() -> Arc<dyn HopTls> + Send + Sync>,
+}
+
 pub fn start_worker(proxy: &ProxyHandle, engine_url: &str, coefficient: u32) -> WorkerHandle {
+    start_worker_with(
+        proxy,
+        engine_url,
+        coefficient,
+        Arc::new(DevTls::generate(Role::Worker).unwrap()),
+    )
+}
+
+pub fn start_worker_with(
+    proxy: &ProxyHandle,
+    engine_url: &str,
+    coefficient: u32,
+    tls: Arc<dyn HopTls>,
+) -> WorkerHandle {
     let config = WorkerConfig {
         proxies: vec![proxy.worker_addr.to_string()],
         engine_url: engine_url.to_owned(),
@@ -174,7 +214,6 @@ pub fn start_worker(proxy: &ProxyHandle, engine_url: &str, coefficient: u32) -> 
         reconnect_ms: 20,
         ..Default::default()
     };
-    let tls = Arc::new(DevTls::generate(Role::Worker).unwrap());
     cocoon_worker::start(config, tls, params(), Registry::new()).unwrap()
 }
 

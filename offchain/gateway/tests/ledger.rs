@@ -153,6 +153,12 @@ async fn charges_and_payouts_settle_at_their_thresholds_with_signed_cumulative_v
     let escrow = s.escrows[&net.client_key];
     assert_eq!(escrow.settled, net.charged());
     assert_eq!(escrow.credit, credit - net.charged());
+    let store = &net.proxy().proxy.store;
+    wait_until(|| {
+        let w = store.worker(&worker_key).unwrap();
+        w.paid == w.earned
+    })
+    .await;
     let status = net.proxy().status();
     assert_eq!(
         status["workers"][0]["paid_nano"],

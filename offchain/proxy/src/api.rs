@@ -47,6 +47,10 @@ pub(crate) async fn accept_clients(proxy: Arc<Proxy>, listener: TcpListener) {
             let Some(client) = proxy.tls.peer_identity(stream.get_ref().1) else {
                 return;
             };
+            if client.role.is_some_and(|r| r != cocoon_daemon::tls::Role::Client) {
+                tracing::warn!(%peer_addr, role = ?client.role, "non-client peer on the client port");
+                return;
+            }
             let client = Arc::new(client);
             let svc_proxy = proxy.clone();
             let svc = hyper::service::service_fn(move |req| {

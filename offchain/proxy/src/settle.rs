@@ -1,5 +1,8 @@
 //! Lazy settlement: a client's charges go on chain when its unsettled amount reaches a share of its
 //! credit; a worker's payout when its unpaid earnings reach a threshold; the store marker periodically.
+//!
+//! At most one settlement per account runs at a time. After one finishes it releases the account and
+//! looks again, so a charge that arrived meanwhile is never left behind.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,68 +17,93 @@ pub(crate) fn maybe_settle(
     proxy: &Arc<Proxy>,
     client: [u8; 32],
     worker: [u8; 32],
-    outcome: &ChargeOutcome,
+    _outcome: &ChargeOutcome,
 ) {
-    if let Some(escrow) = proxy.chain.escrow(&client) {
-        let unsettled = outcome.client.charged.saturating_sub(escrow.settled);
-        let threshold = escrow
-            .credit
-            .saturating_mul(u128::from(proxy.config.charge_threshold_bps))
-            / 10_000;
-        if unsettled > 0 && unsettled >= threshold && begin(proxy, client) {
-            let voucher = ChargeVoucher {
-                network_id: proxy.chain.network_id(),
-                escrow: escrow.escrow,
-                seqno: outcome.client.seqno,
-                cumulative_nano: outcome.client.charged,
-            };
-            let p = proxy.clone();
-            tokio::spawn(async move {
-                let cumulative = voucher.cumulative_nano;
-                let signed = SignedVoucher::sign(voucher, p.tls.signing_key());
-                match p.settler.submit_charge(signed).await {
-                    Ok(()) => {
-                        if let Err(e) = p.store.mark_settled(client, cumulative).await {
-                            tracing::error!(error = %e, "recording settlement failed");
-                        }
-                        p.metrics
-                            .counter(
-                                "cocoon_proxy_settlements_total",
-                                "On-chain submissions.",
-                                &[("kind", "charge")],
-                            )
-                            .inc();
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "charge settlement failed; retried at the next charge")
-                    }
-                }
-                end(&p, client);
-            });
-        }
+    if charge_due(proxy, &client).is_some() && begin(proxy, client) {
+        tokio::spawn(settle_client(proxy.clone(), client));
     }
-    let unpaid = outcome.worker.earned.saturating_sub(outcome.worker.paid);
-    if unpaid >= u128::from(proxy.config.payout_threshold_nano)
-        && unpaid > 0
-        && begin(proxy, worker)
-    {
-        let voucher = PayoutVoucher {
+    if payout_due(proxy, &worker).is_some() && begin(proxy, worker) {
+        tokio::spawn(settle_worker(proxy.clone(), worker));
+    }
+}
+
+fn charge_due(proxy: &Proxy, client: &[u8; 32]) -> Option<ChargeVoucher> {
+    let escrow = proxy.chain.escrow(client)?;
+    let account = proxy.store.client(client).ok()?;
+    let unsettled = account
+        .charged
+        .saturating_sub(escrow.settled.max(account.settled));
+    let threshold = escrow
+        .credit
+        .saturating_mul(u128::from(proxy.config.charge_threshold_bps))
+        / 10_000;
+    (unsettled > 0 && unsettled >= threshold).then(|| ChargeVoucher {
+        network_id: proxy.chain.network_id(),
+        escrow: escrow.escrow,
+        seqno: account.seqno,
+        cumulative_nano: account.charged,
+    })
+}
+
+fn payout_due(proxy: &Proxy, worker: &[u8; 32]) -> Option<PayoutVoucher> {
+    let account = proxy.store.worker(worker).ok()?;
+    let unpaid = account.earned.saturating_sub(account.paid);
+    (unpaid > 0 && unpaid >= u128::from(proxy.config.payout_threshold_nano)).then(|| {
+        PayoutVoucher {
             network_id: proxy.chain.network_id(),
             payer: proxy.chain.payer(),
-            worker_key: worker,
-            seqno: outcome.worker.seqno,
-            cumulative_nano: outcome.worker.earned,
-        };
-        let p = proxy.clone();
-        tokio::spawn(async move {
+            worker_key: *worker,
+            seqno: account.seqno,
+            cumulative_nano: account.earned,
+        }
+    })
+}
+
+async fn settle_client(proxy: Arc<Proxy>, client: [u8; 32]) {
+    loop {
+        if let Some(voucher) = charge_due(&proxy, &client) {
             let cumulative = voucher.cumulative_nano;
-            let signed = SignedVoucher::sign(voucher, p.tls.signing_key());
-            match p.settler.submit_payout(signed).await {
+            let signed = SignedVoucher::sign(voucher, proxy.tls.signing_key());
+            match proxy.settler.submit_charge(signed).await {
                 Ok(()) => {
-                    if let Err(e) = p.store.mark_paid(worker, cumulative).await {
+                    if let Err(e) = proxy.store.mark_settled(client, cumulative).await {
+                        tracing::error!(error = %e, "recording settlement failed");
+                    }
+                    proxy
+                        .metrics
+                        .counter(
+                            "cocoon_proxy_settlements_total",
+                            "On-chain submissions.",
+                            &[("kind", "charge")],
+                        )
+                        .inc();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "charge settlement failed; retried at the next charge");
+                    end(&proxy, client);
+                    return;
+                }
+            }
+        }
+        end(&proxy, client);
+        if charge_due(&proxy, &client).is_none() || !begin(&proxy, client) {
+            return;
+        }
+    }
+}
+
+async fn settle_worker(proxy: Arc<Proxy>, worker: [u8; 32]) {
+    loop {
+        if let Some(voucher) = payout_due(&proxy, &worker) {
+            let cumulative = voucher.cumulative_nano;
+            let signed = SignedVoucher::sign(voucher, proxy.tls.signing_key());
+            match proxy.settler.submit_payout(signed).await {
+                Ok(()) => {
+                    if let Err(e) = proxy.store.mark_paid(worker, cumulative).await {
                         tracing::error!(error = %e, "recording payout failed");
                     }
-                    p.metrics
+                    proxy
+                        .metrics
                         .counter(
                             "cocoon_proxy_settlements_total",
                             "On-chain submissions.",
@@ -83,10 +111,17 @@ pub(crate) fn maybe_settle(
                         )
                         .inc();
                 }
-                Err(e) => tracing::warn!(error = %e, "payout failed; retried at the next charge"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "payout failed; retried at the next charge");
+                    end(&proxy, worker);
+                    return;
+                }
             }
-            end(&p, worker);
-        });
+        }
+        end(&proxy, worker);
+        if payout_due(&proxy, &worker).is_none() || !begin(&proxy, worker) {
+            return;
+        }
     }
 }
 

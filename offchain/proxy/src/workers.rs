@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cocoon_daemon::http::{Body, empty, read_limited};
+use cocoon_daemon::tls::Role;
 use cocoon_worker::{ANNOUNCE_PATH, Announcement};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -66,6 +67,9 @@ async fn serve_worker(
         .tls
         .peer_identity(stream.get_ref().1)
         .ok_or("worker presented no identity")?;
+    if identity.role.is_some_and(|r| r != Role::Worker) {
+        return Err(format!("peer on the worker port has role {:?}", identity.role).into());
+    }
     if !proxy.chain.worker_allowed(&identity) {
         proxy
             .metrics
