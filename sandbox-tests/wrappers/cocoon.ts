@@ -268,3 +268,48 @@ export { Dictionary };
 export function beginCellAddr(a: Address): Cell {
     return beginCell().storeAddress(a).endCell();
 }
+
+// ---------------------------------------------------------------- storage decoders (no TVM needed)
+
+export interface EscrowData {
+    state: number; seqno: number; charged: bigint; balance: bigint; stake: bigint; closingAt: number;
+    closeDelay: number; proxyKey: bigint; vault: Address | null; root: Address; client: Address; proxy: Address;
+}
+export function parseEscrowData(data: Cell): EscrowData {
+    const s = data.beginParse();
+    const d = {
+        state: s.loadUint(2), seqno: s.loadUint(32), charged: s.loadCoins(), balance: s.loadCoins(), stake: s.loadCoins(),
+        closingAt: s.loadUint(32), closeDelay: s.loadUint(32), proxyKey: s.loadUintBig(256), vault: s.loadMaybeAddress(),
+    };
+    const id = s.loadRef().beginParse();
+    s.endParse();
+    return { ...d, root: id.loadAddress(), client: id.loadAddress(), proxy: id.loadAddress() };
+}
+
+export interface PayoutRecord { seqno: number; paid: bigint }
+const payoutRecordValue = {
+    serialize: (v: PayoutRecord, b: Builder) => { b.storeUint(v.seqno, 32).storeCoins(v.paid); },
+    parse: (s: Slice): PayoutRecord => ({ seqno: s.loadUint(32), paid: s.loadCoins() }),
+};
+export interface StakeData {
+    state: number; key: bigint; staked: bigint; unbonding: bigint; unbondAt: number; burnt: bigint; paidOut: bigint;
+    ownerWithdrawn: bigint; root: Address; owner: Address; role: number; hasCold: boolean;
+    payouts: Dictionary<bigint, PayoutRecord>;
+}
+export function parseStakeData(data: Cell): StakeData {
+    const s = data.beginParse();
+    const d = {
+        state: s.loadUint(2), key: s.loadUintBig(256), staked: s.loadCoins(), unbonding: s.loadCoins(), unbondAt: s.loadUint(32),
+        burnt: s.loadCoins(), paidOut: s.loadCoins(), ownerWithdrawn: s.loadCoins(),
+    };
+    const id = s.loadRef().beginParse();
+    const hasCold = s.loadMaybeRef() !== null;
+    const payouts = Dictionary.load(Dictionary.Keys.BigUint(256), payoutRecordValue, s);
+    s.endParse();
+    return { ...d, root: id.loadAddress(), owner: id.loadAddress(), role: id.loadUint(8), hasCold, payouts };
+}
+/** Mirrors StakeStorage.pool in contracts/stake/storage.tolk (balance outside any message). */
+export const STAKE_RESERVE = 2_000_000n;
+export function stakePool(balance: bigint, d: StakeData): bigint {
+    return balance - d.staked - d.unbonding - d.burnt - STAKE_RESERVE;
+}

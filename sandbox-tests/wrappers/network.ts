@@ -185,3 +185,17 @@ export async function standardNet(params: C.NetworkParams = C.defaultParams) {
     const escrow = await net.openEscrow(client, proxy, toNano('10'), toNano('2'));
     return { net, proxy, worker, client, stranger, vault, workerStake, escrow };
 }
+
+/** Contract data decoded in TypeScript: fast enough for long randomised runs. */
+export async function escrowData(net: Net, addr: Address): Promise<C.EscrowData> {
+    const acc = (await net.chain.getContract(addr)).accountState;
+    if (acc?.type !== 'active' || !acc.state.data) throw new Error('escrow not active');
+    return C.parseEscrowData(acc.state.data);
+}
+export async function stakeData(net: Net, addr: Address): Promise<C.StakeData & { balance: bigint; pool: bigint }> {
+    const sc = await net.chain.getContract(addr);
+    const acc = sc.accountState;
+    if (acc?.type !== 'active' || !acc.state.data) throw new Error('stake not active');
+    const d = C.parseStakeData(acc.state.data);
+    return { ...d, balance: sc.balance, pool: C.stakePool(sc.balance, d) };
+}
