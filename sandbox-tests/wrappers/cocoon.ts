@@ -313,3 +313,12 @@ export const STAKE_RESERVE = 2_000_000n;
 export function stakePool(balance: bigint, d: StakeData): bigint {
     return balance - d.staked - d.unbonding - d.burnt - STAKE_RESERVE;
 }
+
+/** Body of the plain value transfers the contracts send (refund, payout, withdraw, reward, kept, owner). */
+export function noticeBody(op: number, queryId: bigint | number = 0): Cell {
+    return beginCell().storeUint(op, 32).storeUint(queryId, 64).endCell();
+}
+/** equivocation_evidence: two signed statements as refs. */
+export function equivocationEvidenceCell(a: Cell, b: Cell): Cell {
+    return beginCell().storeRef(a).storeRef(b).endCell();
+}
