@@ -160,8 +160,31 @@ tlb_struct! {
 
 /// `revoked_serving_evidence`: a worker-signed serving statement.
 pub type RevokedServingEvidence = Signed<ServingStatement>;
-/// `fault_evidence`: a proxy-signed fault report.
-pub type FaultEvidence = Signed<FaultReport>;
+tlb_struct! {
+    /// `fault_evidence`: a registered proxy's signed fault report.
+    pub struct FaultEvidence {
+        /// Proxy signature over the report cell hash.
+        signature: [u8; 64] => bits512,
+        /// The report.
+        report: FaultReport => child,
+    }
+}
+
+impl From<Signed<FaultReport>> for FaultEvidence {
+    fn from(s: Signed<FaultReport>) -> Self {
+        FaultEvidence {
+            signature: s.signature,
+            report: s.statement,
+        }
+    }
+}
+
+impl FaultEvidence {
+    /// The single-use key the stake records: the hash of the report cell.
+    pub fn evidence_hash(&self) -> Result<Bits256, CodecError> {
+        Ok(cell_hash(&self.report.to_cell()?))
+    }
+}
 /// A proxy-signed charge voucher, as `escrow_submit_charge` carries it.
 pub type SignedCharge = Signed<ChargeVoucher>;
 /// A proxy-signed payout voucher, as `stake_claim_payout` carries it.

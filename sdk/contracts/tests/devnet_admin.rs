@@ -95,7 +95,7 @@ async fn slashing_reports_on_the_devnet() {
     let signed = Signed::sign(report.clone(), &net.proxy_key).expect("sign");
     let before = worker_stake.storage(c).await.expect("stake");
     net.root
-        .report_fault(c, &net.user, signed.clone())
+        .report_fault(c, &net.user, signed.clone().into())
         .await
         .expect("fault report");
     let after = worker_stake.storage(c).await.expect("stake");
@@ -104,7 +104,7 @@ async fn slashing_reports_on_the_devnet() {
     let used = &after.cold.as_ref().expect("cold").used_evidence;
     assert!(used.contains_key(&signed.evidence_hash().expect("hash")));
     expect_contract_error(
-        net.root.report_fault(c, &net.user, signed).await,
+        net.root.report_fault(c, &net.user, signed.into()).await,
         ErrorCode::EvidenceUsed,
     );
     let forged = Signed::sign(
@@ -116,7 +116,7 @@ async fn slashing_reports_on_the_devnet() {
     )
     .expect("sign");
     expect_contract_error(
-        net.root.report_fault(c, &net.user, forged).await,
+        net.root.report_fault(c, &net.user, forged.into()).await,
         ErrorCode::BadSignature,
     );
 

@@ -228,7 +228,7 @@ fn root_messages() {
             "report_fault",
             &RootReportFault {
                 query_id: 13,
-                evidence: report,
+                evidence: report.into(),
             },
         ),
     );
