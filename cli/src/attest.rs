@@ -535,4 +535,74 @@ mod tests {
         assert!(parse_time(Some("yesterday")).is_err());
         assert!(tcb_policy(&["Fine".into()]).is_err());
     }
+
+    fn proxy_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>, [u8; 32]) {
+        let provider = cocoon_attestation::provider::simulated::SimulatedProvider::new("cli-test");
+        let image = provider.image_hash();
+        let cred = Credential::generate(Role::Proxy, &provider).expect("credential");
+        let policy = Policy::strict(&[Role::Client], Arc::new(InMemoryAllowlist::new()))
+            .accept_unattested(Role::Client);
+        let config =
+            Arc::new(cocoon_attestation::server_config(cred, policy).expect("server config"));
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&config));
+                tokio::spawn(async move {
+                    let _ = acceptor.accept(tcp).await;
+                });
+            }
+        });
+        (addr, task, image)
+    }
+
+    fn opts(allow_images: Vec<String>, insecure: bool) -> EndpointOpts {
+        EndpointOpts {
+            roles: vec!["proxy".into()],
+            allow_images,
+            insecure,
+            collateral: None,
+            pccs: None,
+            pccs_cache: PathBuf::from("/nonexistent"),
+            tcb_allow: vec![],
+            json: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn endpoint_reports_a_simulated_proxy_only_when_insecure_is_asked_for() {
+        let (addr, server, image) = proxy_server();
+        let addr = addr.to_string();
+        endpoint(&addr, opts(vec![hex::encode(image)], true))
+            .await
+            .expect("dev mode accepts");
+        let err = endpoint(&addr, opts(vec![], false))
+            .await
+            .expect_err("strict refuses");
+        assert!(format!("{err:#}").contains("simulated"), "{err:#}");
+        let err = endpoint(&addr, opts(vec![hex::encode([7u8; 32])], true))
+            .await
+            .expect_err("wrong image");
+        assert!(format!("{err:#}").contains("not allowed"), "{err:#}");
+        server.abort();
+    }
+
+    #[test]
+    fn cert_decodes_pem_and_der_and_refuses_garbage() {
+        let provider = cocoon_attestation::provider::simulated::SimulatedProvider::default();
+        let cred = Credential::generate(Role::Worker, &provider).expect("credential");
+        let dir = std::env::temp_dir().join(format!("cocoon-attest-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (pem, der, junk) = (dir.join("c.pem"), dir.join("c.der"), dir.join("junk"));
+        std::fs::write(&pem, cred.cert_pem()).expect("write");
+        std::fs::write(&der, cred.cert_der()).expect("write");
+        std::fs::write(&junk, b"not a certificate").expect("write");
+        cert(&pem, false).expect("PEM");
+        cert(&der, true).expect("DER");
+        assert!(cert(&junk, false).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }
