@@ -95,3 +95,22 @@ fn up_answers_toncenter_and_down_leaves_no_process() {
     stdout(&cocoon(&dir, &["reset"]));
     assert!(!dir.join("state.json").exists());
 }
+
+#[test]
+fn help_lists_the_devnet_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cocoon"))
+        .args(["devnet", "--help"])
+        .env_remove("COCOON_DEVNET_DIR")
+        .output()
+        .expect("run cocoon");
+    assert!(out.status.success());
+    // Only the subcommands: the global options belong to the rest of the CLI.
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    let commands: String = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .take_while(|l| !l.starts_with("Options:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!(commands);
+}
