@@ -290,3 +290,45 @@ fn attest_errors_are_reachable_through_io_errors() {
         Some(AttestError::ReportDataMismatch)
     ));
 }
+
+/// Presents one credential's certificate but signs with another credential's key.
+#[derive(Debug)]
+struct StolenCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for StolenCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_certificate_without_its_key_fails_the_signature_check() {
+    let (proxy, worker) = (
+        sim_manager(Role::Proxy, "proxy-img"),
+        sim_manager(Role::Worker, "worker-img"),
+    );
+    let impostor = sim_manager(Role::Worker, "worker-img");
+    let stolen = rustls::sign::CertifiedKey::new(
+        vec![worker.current().cert_der().clone()],
+        Arc::clone(&impostor.current().certified_key().key),
+    );
+    let peers = Arc::new(cocoon_attestation::verify::PeerVerifier::new(
+        worker_policy(allow(Role::Proxy, "proxy-img")),
+    ));
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .expect("tls13")
+    .with_client_cert_verifier(Arc::new(cocoon_attestation::tls::AttestedVerifier::new(
+        peers,
+    )))
+    .with_cert_resolver(Arc::new(StolenCert(Arc::new(stolen))));
+    let client =
+        client_config(proxy, proxy_policy(allow(Role::Worker, "worker-img"))).expect("client");
+    let e = refused(server, client, false).await;
+    assert!(e.starts_with("BadHandshakeSignature"), "{e}");
+}
