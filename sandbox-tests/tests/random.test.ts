@@ -28,7 +28,7 @@ interface EscrowModel {
 }
 interface VaultModel { addr: Address; proxy: Actor; settledIn: bigint; signed: Map<string, { seqno: number; paid: bigint }> }
 
-const OPS = Number(process.env.COCOON_RANDOM_OPS ?? 1200);
+const OPS = Number(process.env.COCOON_RANDOM_OPS ?? 1000);
 const SEED = Number(process.env.COCOON_RANDOM_SEED ?? 20261122);
 
 test(`random sequences: ${OPS} operations conserve money and never pay more than signed`, { timeout: 170_000 }, async () => {
