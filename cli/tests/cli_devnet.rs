@@ -381,6 +381,25 @@ async fn failures_say_what_to_do_and_exit_with_their_codes() {
     );
     env.root = Some(d["root"].as_str().expect("root").to_string());
 
+    // new parameters bump the version and show up in the audit
+    let changed = env.dir.path().join("changed.toml");
+    let text = String::from_utf8(env.run("owner", &["deploy", "--example-params"]).stdout)
+        .expect("utf-8")
+        .replace("price_per_token_nano = 100", "price_per_token_nano = 250");
+    std::fs::write(&changed, text).expect("write");
+    env.json(
+        "owner",
+        &[
+            "gov",
+            "set-params",
+            "--params",
+            changed.to_str().expect("p"),
+        ],
+    );
+    let net = env.json("owner", &["audit", "network"]);
+    assert_eq!(net["params_version"], 2);
+    assert_eq!(net["params"]["price_per_token_nano"], "250");
+
     // deploying the same root twice is refused before sending anything
     env.fails(
         "owner",
