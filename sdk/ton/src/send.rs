@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::TonError;
-use crate::client::{AccountState, ClientError, TonClient, Transaction};
+use crate::client::{AccountState, ClientError, FeeEstimate, TonClient, Transaction};
 use crate::wallet::{ExternalMessage, Transfer, Wallet};
 
 /// How long a wallet message stays valid after the chain time it was built at.
@@ -65,6 +65,31 @@ impl Wallet {
                 exit_code: r.exit_code,
             }),
         }
+    }
+
+    /// What sending `transfers` now would cost this wallet (`estimateFee` on the signed body; the
+    /// wallet's state init is included while it is undeployed).
+    pub async fn estimate_fee(
+        &self,
+        client: &dyn TonClient,
+        transfers: &[Transfer],
+    ) -> Result<FeeEstimate, SendError> {
+        let (seqno, now) = self.seqno(client).await?;
+        let valid_until = u32::try_from(now.saturating_add(DEFAULT_VALIDITY.as_secs()))
+            .map_err(|_| TonError::InvalidArgument("chain time beyond 2106".to_string()))?;
+        let message = self.transfer_message(seqno, valid_until, transfers)?;
+        let body = crate::boc::cell_to_boc(message.body()?.as_ref())?;
+        let estimate = if seqno == 0 {
+            let init = self.state_init()?;
+            let code = crate::boc::cell_to_boc(init.reference(0).map_err(TonError::from)?)?;
+            let data = crate::boc::cell_to_boc(init.reference(1).map_err(TonError::from)?)?;
+            client
+                .estimate_fee(self.address(), &body, Some((&code, &data)))
+                .await?
+        } else {
+            client.estimate_fee(self.address(), &body, None).await?
+        };
+        Ok(estimate)
     }
 
     /// Signs `transfers` with the current seqno (deploying the wallet on first use), sends the

@@ -253,9 +253,22 @@ async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
         .await
         .expect("fund");
     let transfers = [Transfer::new(recipient(), ton("1")).with_bounce(false)];
-    w.send_and_wait(&client, &transfers, WAIT)
+    // Undeployed: the estimate includes deploying the wallet from its state init.
+    let deploy = w
+        .estimate_fee(&client, &transfers)
+        .await
+        .expect("estimate deploy");
+    assert!(deploy.gas_fee > 0, "{deploy:?}");
+    let sent = w
+        .send_and_wait(&client, &transfers, WAIT)
         .await
         .expect("deploy");
+    let own = deploy.in_fwd_fee + deploy.storage_fee + deploy.gas_fee;
+    assert!(
+        sent.transaction.fee >= own && sent.transaction.fee - own < deploy.fwd_fee,
+        "deploy fee {} vs estimate {deploy:?}",
+        sent.transaction.fee
+    );
 
     let now = chain_now(&client, w.address()).await;
     let msg = w

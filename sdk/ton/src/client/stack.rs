@@ -67,6 +67,11 @@ impl StackEntry {
         }
     }
 
+    /// The address stored at the start of a slice or cell entry (`MsgAddressInt`), as getters return them.
+    pub fn as_address(&self) -> Option<TonAddress> {
+        self.as_cell().and_then(|c| c.parser().load_address().ok())
+    }
+
     /// The elements of a tuple entry.
     pub fn as_tuple(&self) -> Option<&[StackEntry]> {
         match self {
@@ -223,6 +228,17 @@ mod tests {
         );
         assert!(entry_from_json(&json!(["num", "0xzz"])).is_err());
         assert!(entry_from_json(&json!(["weird", 1])).is_err());
+    }
+
+    #[test]
+    fn addresses_round_trip_through_slices() {
+        let addr = crate::parse_address("EQCDM_QGggZ3qMa_f3lRPk4_qLDnLTqdi6OkMAV2NB9r5TG3")
+            .expect("address");
+        let entry = StackEntry::address(&addr).expect("slice");
+        let j = entry.to_json().expect("json");
+        assert_eq!(j[0], "tvm.Slice");
+        assert_eq!(entry.as_address(), Some(addr));
+        assert_eq!(StackEntry::num(1).as_address(), None);
     }
 
     #[test]
