@@ -14,22 +14,24 @@ use crate::shutdown::Shutdown;
 /// Produces the `/status` document.
 pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
-/// Serves the admin endpoint on `listener` until shutdown.
+/// Serves the admin endpoint on `listener` until `stop` triggers; `/healthz` answers 503 once the
+/// daemon's own `draining` shutdown has started.
 pub async fn serve_admin(
     listener: TcpListener,
     registry: Arc<Registry>,
     status: StatusFn,
-    shutdown: Shutdown,
+    draining: Shutdown,
+    stop: Shutdown,
 ) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.triggered() => return,
+            _ = stop.triggered() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
         let registry = registry.clone();
         let status = status.clone();
-        let shutdown = shutdown.clone();
+        let shutdown = draining.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let resp = admin_response(&req, &registry, &status, &shutdown);
@@ -66,5 +68,49 @@ fn admin_response(
         "/healthz" => json_response(200, br#"{"status":"ok"}"#.to_vec()),
         "/status" => json_response(200, status().to_string().into_bytes()),
         _ => json_response(404, br#"{"error":"not found"}"#.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::Client;
+
+    async fn get(url: &str) -> (u16, String) {
+        let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
+        let resp = client.get(url.parse().unwrap()).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn metrics_health_and_status() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let registry = Registry::new();
+        registry
+            .counter("cocoon_test_total", "Test.", &[("k", "v")])
+            .add(7);
+        let (draining, stop) = (Shutdown::new(), Shutdown::new());
+        let status: StatusFn = Arc::new(|| serde_json::json!({"role": "test"}));
+        let server = tokio::spawn(serve_admin(
+            listener,
+            registry,
+            status,
+            draining.clone(),
+            stop.clone(),
+        ));
+        let (code, text) = get(&format!("{base}/metrics")).await;
+        assert_eq!(code, 200);
+        assert!(text.contains("cocoon_test_total{k=\"v\"} 7"), "{text}");
+        assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
+        assert_eq!(get(&format!("{base}/status")).await.1, r#"{"role":"test"}"#);
+        assert_eq!(get(&format!("{base}/nope")).await.0, 404);
+        draining.trigger();
+        assert_eq!(get(&format!("{base}/healthz")).await.0, 503);
+        stop.trigger();
+        server.await.unwrap();
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod config;
 mod proxy_conn;
+pub mod run;
 mod service;
 mod verify;
 
@@ -94,6 +95,11 @@ pub struct GatewayHandle {
 }
 
 impl GatewayHandle {
+    /// The gateway's shutdown state (draining starts when it triggers).
+    pub fn draining(&self) -> Shutdown {
+        self.gateway.shutdown.clone()
+    }
+
     /// Stops accepting and drains in-flight responses (up to `grace`).
     pub async fn shutdown(mut self, grace: Duration) {
         self.gateway.shutdown.trigger();

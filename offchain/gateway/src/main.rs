@@ -1,76 +1,16 @@
-//! `cocoon-gateway`: the local OpenAI-compatible endpoint for apps.
+//! `cocoon-gateway`: run a gateway (see `cocoon_gateway::run`).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context;
 use clap::Parser;
-use cocoon_daemon::config::{Sources, load};
-use cocoon_daemon::metrics::Registry;
-use cocoon_daemon::shutdown::{Shutdown, os_signal};
-use cocoon_daemon::tls::{DevTls, HopTls, Role};
-use cocoon_gateway::GatewayConfig;
 
-/// Run a cocoon client gateway.
+/// Run a cocoon gateway.
 #[derive(Debug, Parser)]
 #[command(name = "cocoon-gateway", version)]
-struct Args {
-    /// TOML config file.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Override a config key: `--set key=value` (repeatable; beats env and file).
-    #[arg(long = "set")]
-    set: Vec<String>,
-    /// Use development TLS without attestation (INSECURE).
-    #[arg(long)]
-    insecure_dev_tls: bool,
-    /// JSON logs.
-    #[arg(long)]
-    json_logs: bool,
+struct Cli {
+    #[command(flatten)]
+    args: cocoon_gateway::run::RunArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    cocoon_daemon::init_tracing(args.json_logs);
-    let config: GatewayConfig = load(&Sources::from_process(args.config.as_deref(), args.set))
-        .context("loading gateway configuration")?;
-    anyhow::ensure!(
-        args.insecure_dev_tls,
-        "RA-TLS is not wired into the binary yet: pass --insecure-dev-tls"
-    );
-    let tls: Arc<dyn HopTls> = Arc::new(match config.dev_key.as_str() {
-        "" => DevTls::generate(Role::Client)?,
-        hexkey => {
-            let mut seed = [0u8; 32];
-            hex::decode_to_slice(hexkey, &mut seed).context("dev_key")?;
-            DevTls::new(Role::Client, ed25519_dalek::SigningKey::from_bytes(&seed))?
-        }
-    });
-    let admin = tokio::net::TcpListener::bind(&config.admin_listen)
-        .await
-        .with_context(|| format!("binding admin {}", config.admin_listen))?;
-    let registry = Registry::new();
-    let client_key = hex::encode(tls.identity().public_key);
-    let gateway = cocoon_gateway::start(config, tls, registry.clone()).await?;
-    let gw = gateway.gateway.clone();
-    let status = Arc::new(move || {
-        let receipts = gw.receipts();
-        let verified = receipts.iter().filter(|r| r.status == "verified").count();
-        serde_json::json!({"role": "gateway", "client_key": client_key, "receipts": receipts.len(), "verified": verified})
-    });
-    let admin_shutdown = Shutdown::new();
-    tokio::spawn(cocoon_daemon::admin::serve_admin(
-        admin,
-        registry,
-        status,
-        admin_shutdown.clone(),
-    ));
-    println!("{}", serde_json::json!({"listen": gateway.addr}));
-    os_signal().await;
-    tracing::info!("draining");
-    gateway.shutdown(Duration::from_secs(30)).await;
-    admin_shutdown.trigger();
-    Ok(())
+    cocoon_gateway::run::run(Cli::parse().args).await
 }

@@ -11,6 +11,7 @@ pub mod chain;
 mod charge_body;
 pub mod config;
 pub mod registry;
+pub mod run;
 mod settle;
 pub mod store;
 mod workers;
@@ -114,6 +115,11 @@ impl ProxyHandle {
         let store = self.proxy.store.clone();
         drop(self);
         store.close().await;
+    }
+
+    /// The proxy's shutdown state (draining starts when it triggers).
+    pub fn draining(&self) -> Shutdown {
+        self.proxy.shutdown.clone()
     }
 
     /// The status document (also served at the admin `/status`).

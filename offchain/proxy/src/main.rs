@@ -1,87 +1,16 @@
-//! `cocoon-proxy`: run a proxy.
+//! `cocoon-proxy`: run a proxy (see `cocoon_proxy::run`).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context;
 use clap::Parser;
-use cocoon_daemon::config::{Sources, load};
-use cocoon_daemon::metrics::Registry;
-use cocoon_daemon::shutdown::{Shutdown, os_signal};
-use cocoon_daemon::tls::{DevTls, HopTls, Role};
-use cocoon_protocol::PriceParams;
-use cocoon_proxy::{MemoryChain, ProxyConfig};
 
 /// Run a cocoon proxy.
 #[derive(Debug, Parser)]
 #[command(name = "cocoon-proxy", version)]
-struct Args {
-    /// TOML config file.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Override a config key: `--set key=value` (repeatable; beats env and file).
-    #[arg(long = "set")]
-    set: Vec<String>,
-    /// Use development TLS without attestation (INSECURE).
-    #[arg(long)]
-    insecure_dev_tls: bool,
-    /// Without a chain: accept any client with this much credit (nanoTON) and record settlements in
-    /// memory only (development).
-    #[arg(long)]
-    dev_client_credit: Option<u128>,
-    /// JSON logs.
-    #[arg(long)]
-    json_logs: bool,
+struct Cli {
+    #[command(flatten)]
+    args: cocoon_proxy::run::RunArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    cocoon_daemon::init_tracing(args.json_logs);
-    let config: ProxyConfig = load(&Sources::from_process(args.config.as_deref(), args.set))
-        .context("loading proxy configuration")?;
-    anyhow::ensure!(
-        args.insecure_dev_tls,
-        "RA-TLS is not wired into the binary yet: pass --insecure-dev-tls"
-    );
-    anyhow::ensure!(
-        args.dev_client_credit.is_some(),
-        "no chain backend wired yet: pass --dev-client-credit"
-    );
-    let tls: Arc<dyn HopTls> = Arc::new(match config.dev_key.as_str() {
-        "" => DevTls::generate(Role::Proxy)?,
-        hexkey => {
-            let mut seed = [0u8; 32];
-            hex::decode_to_slice(hexkey, &mut seed).context("dev_key")?;
-            DevTls::new(Role::Proxy, ed25519_dalek::SigningKey::from_bytes(&seed))?
-        }
-    });
-    let chain = Arc::new(cocoon_proxy::chain::OpenChain::new(
-        MemoryChain::new(PriceParams::default(), tls.identity().public_key),
-        args.dev_client_credit.unwrap_or(0),
-    ));
-    let admin = tokio::net::TcpListener::bind(&config.admin_listen)
-        .await
-        .with_context(|| format!("binding admin {}", config.admin_listen))?;
-    let registry = Registry::new();
-    let proxy = cocoon_proxy::start(config, tls, chain.clone(), chain, registry.clone()).await?;
-    let state = proxy.proxy.clone();
-    let status = Arc::new(move || state.status_json());
-    let admin_shutdown = Shutdown::new();
-    tokio::spawn(cocoon_daemon::admin::serve_admin(
-        admin,
-        registry,
-        status,
-        admin_shutdown.clone(),
-    ));
-    println!(
-        "{}",
-        serde_json::json!({"client_addr": proxy.client_addr, "worker_addr": proxy.worker_addr})
-    );
-    os_signal().await;
-    tracing::info!("draining");
-    proxy.shutdown(Duration::from_secs(30)).await;
-    admin_shutdown.trigger();
-    Ok(())
+    cocoon_proxy::run::run(Cli::parse().args).await
 }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod fake_engine;
 mod receipt_body;
+pub mod run;
 mod service;
 
 use std::sync::Arc;

@@ -1,0 +1,160 @@
+//! Request-path benchmark (BRIEF §8): added latency, throughput ratio and time to first streamed byte
+//! of gateway → proxy → worker (mutual TLS 1.3, receipts, ledger commits) over calling the zero-latency
+//! fake engine directly. Run in release: `cargo run --release -p cocoon-gateway --example path_bench
+//! [out.json]`. Figures go to stdout and, when given, to the JSON file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_daemon::http::{Body, full};
+use cocoon_daemon::metrics::Registry;
+use cocoon_daemon::tls::{DevTls, HopTls, Role};
+use cocoon_gateway::GatewayConfig;
+use cocoon_protocol::PriceParams;
+use cocoon_proxy::{MemoryChain, ProxyConfig};
+use cocoon_worker::WorkerConfig;
+use cocoon_worker::fake_engine::FakeEngine;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+const BODY: &str =
+    r#"{"model":"fake-model","max_tokens":4,"messages":[{"role":"user","content":"bench"}]}"#;
+const STREAM_BODY: &str = r#"{"model":"fake-model","max_tokens":4,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"bench"}]}"#;
+
+type Http = Client<HttpConnector, Body>;
+
+async fn one(http: &Http, url: &str, body: &'static str) -> (Duration, Duration) {
+    let start = Instant::now();
+    let req = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .body(full(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let resp = http.request(req).await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let mut b = resp.into_body();
+    let first = b.frame().await;
+    let ttfb = start.elapsed();
+    assert!(first.is_some());
+    while b.frame().await.is_some() {}
+    (ttfb, start.elapsed())
+}
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i].as_secs_f64() * 1000.0
+}
+
+async fn latency(http: &Http, url: &str, body: &'static str, n: usize) -> (f64, f64, f64) {
+    for _ in 0..200 {
+        one(http, url, body).await;
+    }
+    let mut total = Vec::with_capacity(n);
+    let mut ttfb = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (f, t) = one(http, url, body).await;
+        ttfb.push(f);
+        total.push(t);
+    }
+    (
+        pct(&mut total, 0.5),
+        pct(&mut total, 0.99),
+        pct(&mut ttfb, 0.5),
+    )
+}
+
+async fn throughput(http: &Http, url: &str, concurrency: usize, per_task: usize) -> f64 {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url) = (http.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_task {
+                one(&http, &url, BODY).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (concurrency * per_task) as f64 / start.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let out = std::env::args().nth(1);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::start().await.unwrap();
+    let proxy_tls = Arc::new(DevTls::generate(Role::Proxy).unwrap());
+    let params = PriceParams::default();
+    let chain = Arc::new(MemoryChain::new(params, proxy_tls.identity().public_key));
+    let pconf = ProxyConfig {
+        client_listen: "127.0.0.1:0".into(),
+        worker_listen: "127.0.0.1:0".into(),
+        store_path: dir.path().join("ledger.redb").display().to_string(),
+        ..Default::default()
+    };
+    let proxy = cocoon_proxy::start(
+        pconf,
+        proxy_tls,
+        chain.clone(),
+        chain.clone(),
+        Registry::new(),
+    )
+    .await
+    .unwrap();
+    let wconf = WorkerConfig {
+        proxies: vec![proxy.worker_addr.to_string()],
+        engine_url: engine.url(),
+        model: "fake-model".into(),
+        capacity: 4096,
+        ..Default::default()
+    };
+    let _worker = cocoon_worker::start(
+        wconf,
+        Arc::new(DevTls::generate(Role::Worker).unwrap()),
+        params,
+        Registry::new(),
+    )
+    .unwrap();
+    let gtls = Arc::new(DevTls::generate(Role::Client).unwrap());
+    let client_key = gtls.identity().public_key;
+    chain.open_escrow(client_key, u128::MAX / 4);
+    let gconf = GatewayConfig {
+        listen: "127.0.0.1:0".into(),
+        proxy: proxy.client_addr.to_string(),
+        ..Default::default()
+    };
+    let gateway = cocoon_gateway::start(gconf, gtls, Registry::new())
+        .await
+        .unwrap();
+    while proxy.proxy.workers.all().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    let direct = format!("{}/v1/chat/completions", engine.url());
+    let path = format!("http://{}/v1/chat/completions", gateway.addr);
+    let n = 2000;
+    let (d50, d99, _) = latency(&http, &direct, BODY, n).await;
+    let (p50, p99, _) = latency(&http, &path, BODY, n).await;
+    let (_, _, dttfb) = latency(&http, &direct, STREAM_BODY, n).await;
+    let (_, _, pttfb) = latency(&http, &path, STREAM_BODY, n).await;
+    let direct_rps = throughput(&http, &direct, 32, 300).await;
+    let path_rps = throughput(&http, &path, 32, 300).await;
+    let report = serde_json::json!({
+        "direct_p50_ms": d50, "direct_p99_ms": d99, "path_p50_ms": p50, "path_p99_ms": p99,
+        "added_p50_ms": p50 - d50, "added_p99_ms": p99 - d99,
+        "direct_ttfb_p50_ms": dttfb, "path_ttfb_p50_ms": pttfb, "added_ttfb_p50_ms": pttfb - dttfb,
+        "direct_rps": direct_rps, "path_rps": path_rps, "path_throughput_ratio": path_rps / direct_rps,
+        "charged_nano": proxy.proxy.store.client(&client_key).unwrap().charged.to_string(),
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    if let Some(out) = out {
+        std::fs::write(out, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+    }
+}
