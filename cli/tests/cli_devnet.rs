@@ -103,31 +103,32 @@ fn nano(v: &Value, key: &str) -> u128 {
         .unwrap_or_else(|| panic!("{key}_nano in {v}"))
 }
 
+const VARYING: &[&str] = &[
+    "tx_hash",
+    "lt",
+    "fee",
+    "fee_nano",
+    "balance",
+    "balance_nano",
+    "staked",
+    "staked_nano",
+    "deposit_balance",
+    "deposit_balance_nano",
+    "code_hash",
+    "expected_code_hash",
+    "stake_code_hash",
+    "escrow_code_hash",
+    "key",
+    "unbond_at",
+    "closing_at",
+    "kept",
+    "kept_nano",
+    "worker_account",
+    "revoked_at",
+];
+
 /// Replaces what differs between runs (addresses, hashes, fees, times) by stable placeholders.
 fn redact(v: &Value, names: &BTreeMap<String, String>) -> Value {
-    const VARYING: &[&str] = &[
-        "tx_hash",
-        "lt",
-        "fee",
-        "fee_nano",
-        "balance",
-        "balance_nano",
-        "staked",
-        "staked_nano",
-        "deposit_balance",
-        "deposit_balance_nano",
-        "code_hash",
-        "expected_code_hash",
-        "stake_code_hash",
-        "escrow_code_hash",
-        "key",
-        "unbond_at",
-        "closing_at",
-        "kept",
-        "kept_nano",
-        "worker_account",
-        "revoked_at",
-    ];
     match v {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -149,6 +150,35 @@ fn redact(v: &Value, names: &BTreeMap<String, String>) -> Value {
         },
         other => other.clone(),
     }
+}
+
+/// The text form with the same redactions: `key  value` lines, nested objects indented.
+fn redact_text(text: &str, names: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let body = line.trim_start();
+        let redacted = match body.split_once("  ") {
+            Some((key, value)) => {
+                let value = value.trim_start();
+                let value = if VARYING.contains(&key) || key.ends_with("_raw") {
+                    "[varies]".to_string()
+                } else if let Some(n) = names.get(value) {
+                    format!("[{n}]")
+                } else if value.len() == 48 && !value.contains(' ') {
+                    "[address]".to_string()
+                } else {
+                    value.to_string()
+                };
+                format!("{key}  {value}")
+            }
+            None => body.to_string(),
+        };
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&redacted);
+        out.push('\n');
+    }
+    out
 }
 
 /// Both user-friendly forms of an address map to one name.
@@ -343,6 +373,19 @@ async fn walkthrough_deploy_govern_stake_escrow_claim_audit() {
     );
     assert_eq!(audit["all_code_matches"], true);
     insta::assert_json_snapshot!("audit_contracts", redact(&audit, &names));
+    for (who, args, snap) in [
+        ("worker", &["worker", "status"][..], "worker_status_text"),
+        (
+            "client",
+            &["client", "--proxy", proxy.as_str(), "status"][..],
+            "client_status_text",
+        ),
+    ] {
+        let o = env.run(who, args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8(o.stdout).expect("utf-8");
+        insta::assert_snapshot!(snap, redact_text(&text, &names));
+    }
     let status = env.json("proxy", &["proxy", "status"]);
     insta::assert_json_snapshot!("proxy_status", redact(&status, &names));
     drop(env);

@@ -212,6 +212,15 @@ fn import_derives_known_addresses_and_keeps_the_mnemonic_encrypted() {
         assert_eq!(a["address"], v["address"]);
     }
     assert_ne!(seen[0], seen[1], "v4r2 and v5r1 wallets differ");
+    // the text form, for people
+    let path = dir.path().join("v4r2.json");
+    let o = cocoon(
+        &["--keystore", path.to_str().expect("p"), "wallet", "address"],
+        &[],
+        None,
+    );
+    assert!(o.status.success());
+    insta::assert_snapshot!("address_v4r2_text", out(&o));
     // mainnet conventions give another v5r1 address (wallet id) and non-testnet flags
     let path = dir.path().join("v5r1.json");
     let o = cocoon(
