@@ -1,6 +1,19 @@
 //! cocoon's on-chain interface: embedded contract code, opcodes, error codes, message builders and
 //! state decoders. `contracts/schema/cocoon.tlb` is the source of truth; every type here mirrors one
 //! schema constructor field by field, and the golden vectors from the sandbox tests check the bytes.
+//!
+//! Map:
+//! - [`code::Contract`]: embedded code cells and hashes of root, stake and escrow.
+//! - [`opcodes`], [`ErrorCode`], [`fees`]: generated at build time from `contracts/build/*.json`
+//!   and `contracts/*/fees.tolk`; [`ContractError::from_exit_code`] names an exit code.
+//! - [`messages`], [`statements`], [`state`]: one struct per schema constructor, each a
+//!   [`CellCodec`] (`to_cell`, `from_cell`, `to_boc`, `from_boc`); vouchers sign and verify over the
+//!   cell's representation hash ([`statements::sign_charge`], [`statements::sign_payout`]).
+//! - [`address`]: child addresses derived offline exactly as the root derives them.
+//! - [`json`], [`registry`]: a JSON view of every type and decoding by name or opcode.
+//! - [`boc`]: BoC bytes identical to @ton/core's.
+//! - [`chain`]: async wrappers over `cocoon_ton::TonClient` and `Wallet` that send, follow the
+//!   message chain and report the first failing contract with its decoded exit code.
 
 #[macro_use]
 mod tlb_macro;
