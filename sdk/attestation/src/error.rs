@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Verification failures are distinct variants so that callers (and tests) can tell *why* a peer was
 /// refused without parsing messages.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttestError {
     /// The configured quote provider cannot run on this machine (no configfs-tsm, not a TD, ...).
     #[error("quote provider unavailable: {0}")]
@@ -101,6 +102,9 @@ pub enum AttestError {
     /// The certificate has no attestation evidence and the peer's role requires it.
     #[error("peer presented no attestation evidence; role {0} requires it")]
     MissingEvidence(String),
+    /// The peer's key is not among the keys the policy expects (e.g. not a registered proxy).
+    #[error("peer key {0} is not one of the expected keys")]
+    UnexpectedPeerKey(String),
     /// The peer's role is not one this endpoint accepts.
     #[error("peer role {0} is not allowed here")]
     RoleNotAllowed(String),

@@ -287,6 +287,8 @@ pub struct Policy {
     pub clock: Arc<dyn Clock>,
     /// Longest certificate lifetime accepted (RA-TLS certificates are short-lived; default 7 days).
     pub max_cert_lifetime: Duration,
+    /// If set, the peer's key must be one of these (e.g. the proxy keys registered in the root contract).
+    pub peer_keys: Option<Vec<[u8; 32]>>,
 }
 
 impl Policy {
@@ -302,6 +304,7 @@ impl Policy {
             collateral: Arc::new(CollateralStore::new()),
             clock: Arc::new(SystemClock),
             max_cert_lifetime: Duration::from_secs(7 * 24 * 3600),
+            peer_keys: None,
         }
     }
 
@@ -328,6 +331,12 @@ impl Policy {
     /// Uses `clock` for verification time.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Accepts only peers holding one of `keys`.
+    pub fn expect_peer_keys(mut self, keys: Vec<[u8; 32]>) -> Self {
+        self.peer_keys = Some(keys);
         self
     }
 

@@ -202,6 +202,13 @@ impl PeerVerifier {
         if parsed.claims.public_key != parsed.public_key {
             return Err(AttestError::ClaimsKeyMismatch);
         }
+        if let Some(keys) = &policy.peer_keys
+            && !keys.contains(&parsed.public_key)
+        {
+            return Err(AttestError::UnexpectedPeerKey(hex::encode(
+                parsed.public_key,
+            )));
+        }
         let role = parsed.claims.role;
         if !policy.allowed_roles.contains(&role) {
             return Err(AttestError::RoleNotAllowed(role.to_string()));

@@ -310,3 +310,17 @@ fn claims_naming_another_key_are_refused() {
     .expect_err("claims for another key");
     assert!(matches!(err, AttestError::ClaimsKeyMismatch), "{err}");
 }
+
+#[test]
+fn only_expected_keys_are_accepted_when_keys_are_pinned() {
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let cert = sim_cert(Role::Worker);
+    let base = dev_policy(&[Role::Worker], &allowlist_with_sim(Role::Worker), &clock);
+    let err = PeerVerifier::new(base.clone().expect_peer_keys(vec![[9; 32]]))
+        .verify(cert.cert_der())
+        .expect_err("other key");
+    assert!(matches!(err, AttestError::UnexpectedPeerKey(_)), "{err}");
+    PeerVerifier::new(base.expect_peer_keys(vec![[9; 32], key(1).verifying_key().to_bytes()]))
+        .verify(cert.cert_der())
+        .expect("pinned key");
+}
