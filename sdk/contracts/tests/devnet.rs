@@ -204,6 +204,15 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
         .await
         .expect("claim");
     let vs = vault.storage(c).await.expect("vault state");
+    // the decoded storage agrees with the contracts' own getters
+    assert_eq!(
+        vault.get_payout(c, worker.address()).await.expect("getter"),
+        (1, paid)
+    );
+    assert!(worker_stake.get_can_serve(c).await.expect("getter"));
+    let (version, onchain_params) = root.get_params(c).await.expect("getter");
+    let st = root.storage(c).await.expect("root storage");
+    assert_eq!((version, onchain_params), (st.params_version, st.params));
     assert_eq!(vs.paid_out, paid);
     assert_eq!(
         vs.payouts.get(&account_id(worker.address())),

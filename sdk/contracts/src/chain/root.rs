@@ -379,3 +379,22 @@ impl RootHandle {
             .ok_or_else(|| stack_err(&self.address, method, "no address"))
     }
 }
+
+impl RootHandle {
+    /// `get_params`: the params version and the network parameters, as the root reports them.
+    pub async fn get_params(
+        &self,
+        client: &dyn TonClient,
+    ) -> Result<(u32, NetworkParams), ChainError> {
+        let method = "get_params";
+        let stack = get(client, &self.address, method, &[]).await?;
+        let bad = || stack_err(&self.address, method, "expected (version, params cell)");
+        let version = stack
+            .first()
+            .and_then(|e| e.as_u64())
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(bad)?;
+        let cell = stack.get(1).and_then(|e| e.as_cell()).ok_or_else(bad)?;
+        Ok((version, NetworkParams::from_cell(cell)?))
+    }
+}

@@ -155,3 +155,44 @@ impl StakeHandle {
         Ok(balance.saturating_sub(locked))
     }
 }
+
+impl StakeHandle {
+    /// `get_can_serve`: the contract's own view of whether this stake may serve.
+    pub async fn get_can_serve(&self, client: &dyn TonClient) -> Result<bool, ChainError> {
+        let method = "get_can_serve";
+        let stack = super::get(client, &self.address, method, &[]).await?;
+        let v = stack
+            .first()
+            .and_then(|e| e.as_i128())
+            .ok_or_else(|| super::stack_err(&self.address, method, "no integer"))?;
+        Ok(v != 0)
+    }
+
+    /// `get_payout`: (seqno, paid) of the last payout claimed by `worker`; (0, 0) if none.
+    pub async fn get_payout(
+        &self,
+        client: &dyn TonClient,
+        worker: &TonAddress,
+    ) -> Result<(u32, u128), ChainError> {
+        let method = "get_payout";
+        let id = num_bigint::BigInt::from_bytes_be(
+            num_bigint::Sign::Plus,
+            &crate::codec::account_id(worker),
+        );
+        let stack = super::get(
+            client,
+            &self.address,
+            method,
+            &[cocoon_ton::StackEntry::Num(id)],
+        )
+        .await?;
+        let bad = || super::stack_err(&self.address, method, "expected (seqno, paid)");
+        let seqno = stack
+            .first()
+            .and_then(|e| e.as_u64())
+            .and_then(|s| u32::try_from(s).ok())
+            .ok_or_else(bad)?;
+        let paid = stack.get(1).and_then(|e| e.as_u128()).ok_or_else(bad)?;
+        Ok((seqno, paid))
+    }
+}
