@@ -55,8 +55,8 @@ enum Command {
     Gov(gov::GovArgs),
     /// GPU owner: stake, unbond, withdraw, claim payouts, status.
     Worker(stake::WorkerArgs),
-    /// Proxy operator: stake, unbond, withdraw, status (with the payout pool).
-    Proxy(stake::StakeArgs),
+    /// Proxy operator: stake, unbond, withdraw, withdraw earnings, status (with the payout pool).
+    Proxy(stake::ProxyArgs),
     /// App developer: escrow with a proxy (open, top-up, withdraw, close, status).
     Client(client::ClientArgs),
     /// Auditor: deployed code versus this repository, decoded state, the network registry.

@@ -19,17 +19,6 @@ use crate::output::{Fields, OutputArgs};
 use crate::wallet::{parse_addr, parse_amount, unlock};
 use crate::{ops, runtime, tx};
 
-/// Arguments of `cocoon worker` and `cocoon proxy`.
-#[derive(Debug, Args)]
-pub(crate) struct StakeArgs {
-    #[command(flatten)]
-    root: RootArg,
-    #[command(flatten)]
-    out: OutputArgs,
-    #[command(subcommand)]
-    command: StakeCommand,
-}
-
 #[derive(Debug, Subcommand)]
 enum StakeCommand {
     /// Open the stake (or add to it) through the root.
@@ -83,6 +72,29 @@ enum WorkerCommand {
     },
 }
 
+/// Arguments of `cocoon proxy` (the stake commands plus `withdraw-earnings`).
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    #[command(flatten)]
+    root: RootArg,
+    #[command(flatten)]
+    out: OutputArgs,
+    #[command(subcommand)]
+    command: ProxyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProxyCommand {
+    #[command(flatten)]
+    Stake(StakeCommand),
+    /// Withdraw the proxy's share of what clients paid into the vault (see `earnings_available`).
+    WithdrawEarnings {
+        /// TON to withdraw.
+        #[arg(long)]
+        amount: String,
+    },
+}
+
 /// Runs a `worker` subcommand.
 pub(crate) fn run_worker(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
     let root = args.root.handle()?;
@@ -97,9 +109,37 @@ pub(crate) fn run_worker(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
 }
 
 /// Runs a `proxy` subcommand.
-pub(crate) fn run_proxy(global: &GlobalArgs, args: StakeArgs) -> Result<()> {
+pub(crate) fn run_proxy(global: &GlobalArgs, args: ProxyArgs) -> Result<()> {
     let root = args.root.handle()?;
-    run_stake(global, RoleChoice::Proxy, root, args.command, args.out.json)
+    match args.command {
+        ProxyCommand::Stake(cmd) => run_stake(global, RoleChoice::Proxy, root, cmd, args.out.json),
+        ProxyCommand::WithdrawEarnings { amount } => {
+            runtime::block_on(withdraw_earnings(global, &root, &amount, args.out.json))
+        }
+    }
+}
+
+async fn withdraw_earnings(
+    global: &GlobalArgs,
+    root: &RootHandle,
+    amount: &str,
+    json: bool,
+) -> Result<()> {
+    let nanotons = parse_amount(amount, "--amount")?;
+    let client = global.client()?;
+    let wallet = unlock(global)?;
+    let (stake, _) = read_stake(global, &client, root, wallet.address(), RoleChoice::Proxy).await?;
+    let f = stake.withdraw_earnings(&client, &wallet, nanotons);
+    let outcome = ops::op(
+        global,
+        &client,
+        &wallet,
+        STAKE_OWNER_OP_VALUE,
+        "withdraw earnings",
+        f,
+    )
+    .await?;
+    after_op(global, &client, RoleChoice::Proxy, &stake, &outcome, json).await
 }
 
 fn run_stake(
@@ -309,10 +349,27 @@ async fn status_fields(
             .payout_pool(client)
             .await
             .map_err(|e| ops::chain_error(e, "reading the vault", network))?;
-        fields = fields.ton("payout_pool", pool);
+        fields = fields
+            .ton("payout_pool", pool)
+            .ton("earnings_available", earnings_available(storage, pool));
     }
     let state = stake_state_fields(storage, network);
     Ok(merge(fields, state))
+}
+
+/// What the proxy may withdraw now: its share of everything charged into the vault (the
+/// contract's rule: pool + paid out + withdrawn, times 1 - worker share) minus what it already
+/// withdrew, and never more than the pool.
+fn earnings_available(storage: &StakeStorage, pool: u128) -> u128 {
+    let Some(cold) = &storage.cold else {
+        return 0;
+    };
+    let charged_in = pool
+        .saturating_add(storage.paid_out)
+        .saturating_add(storage.owner_withdrawn);
+    let proxy_bps = 10_000u128.saturating_sub(u128::from(cold.worker_share_bps));
+    let share = charged_in.saturating_mul(proxy_bps) / 10_000;
+    share.saturating_sub(storage.owner_withdrawn).min(pool)
 }
 
 fn merge(a: Fields, b: Fields) -> Fields {

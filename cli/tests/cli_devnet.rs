@@ -125,6 +125,10 @@ const VARYING: &[&str] = &[
     "kept_nano",
     "worker_account",
     "revoked_at",
+    "payout_pool",
+    "payout_pool_nano",
+    "earnings_available",
+    "earnings_available_nano",
 ];
 
 /// Replaces what differs between runs (addresses, hashes, fees, times) by stable placeholders.
@@ -319,6 +323,22 @@ async fn walkthrough_deploy_govern_stake_escrow_claim_audit() {
     );
     // the same voucher twice is refused by the vault (replay)
     env.fails("worker", &["worker", "claim", "--voucher", &payout_hex], 6);
+
+    // the proxy takes its share (20 % of the 1 TON charged), not more
+    let st = env.json("proxy", &["proxy", "status"]);
+    let available = nano(&st, "earnings_available");
+    assert!(
+        available > TON / 10 && available < TON / 5 + TON / 50,
+        "{available}"
+    );
+    let e = env.json("proxy", &["proxy", "withdraw-earnings", "--amount", "0.1"]);
+    assert_eq!(e["owner_withdrawn"], "0.1");
+    let msg = env.fails(
+        "proxy",
+        &["proxy", "withdraw-earnings", "--amount", "0.5"],
+        6,
+    );
+    assert!(msg.contains("EARNINGS_ABOVE_SHARE"), "{msg}");
 
     // unbond, early withdraw refused, withdraw after the delay
     let u = env.json("worker", &["worker", "unbond", "--all"]);

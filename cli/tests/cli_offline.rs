@@ -78,6 +78,7 @@ const COMMANDS: &[&str] = &[
     "proxy unbond",
     "proxy withdraw",
     "proxy status",
+    "proxy withdraw-earnings",
     "client",
     "client open",
     "client top-up",
