@@ -491,6 +491,30 @@ async fn failures_say_what_to_do_and_exit_with_their_codes() {
     assert!(msg.contains("worker stake --amount"), "{msg}");
     env.fails("stranger", &["client", "--proxy", &owner, "status"], 3);
 
+    // unilateral close: request, too early to finish, finish after the close delay
+    let key = "44".repeat(32);
+    env.json(
+        "owner",
+        &[
+            "gov",
+            "register-proxy",
+            &owner,
+            "--key",
+            &key,
+            "--endpoint",
+            "p:1",
+        ],
+    );
+    let px = ["client", "--proxy", owner.as_str()];
+    let o = env.json("stranger", &[&px[..], &["open", "--amount", "1"]].concat());
+    assert_eq!(o["state"], "open");
+    let c = env.json("stranger", &[&px[..], &["close"]].concat());
+    assert_eq!(c["state"], "closing");
+    env.fails("stranger", &[&px[..], &["close", "--finish"]].concat(), 6);
+    devnet.advance_time(3_600 + 1).await.expect("advance");
+    let f = env.json("stranger", &[&px[..], &["close", "--finish"]].concat());
+    assert_eq!(f["state"], "closed");
+
     // wrong passphrase
     let o = env.run_as("owner", "not the passphrase", &["gov", "accept-owner"]);
     assert_eq!(o.status.code(), Some(7));
