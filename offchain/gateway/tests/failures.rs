@@ -284,3 +284,43 @@ async fn proxy_shutdown_drains_an_open_stream_before_stopping() {
             .unwrap();
     assert_eq!(reopened.client(&net.client_key).unwrap().charged, cost);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_the_chain_does_not_allow_are_refused_at_connect() {
+    let mut net = Net::start(&[1000], Some(CREDIT)).await;
+    net.chain
+        .allow_only_workers(vec![net.workers[0].state_key()]);
+    let stranger = start_worker(net.proxy(), &net.engine.url(), 100);
+    let refused = net
+        .proxy()
+        .proxy
+        .metrics
+        .counter("cocoon_proxy_workers_refused_total", "", &[]);
+    for _ in 0..500 {
+        if refused.get() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused.get() > 0);
+    let keys: Vec<_> = net
+        .proxy()
+        .proxy
+        .workers
+        .all()
+        .iter()
+        .map(|w| w.identity.public_key)
+        .collect();
+    assert_eq!(keys, vec![net.workers[0].state_key()]);
+    // The cheaper stranger never serves.
+    let r = net
+        .post("/v1/chat/completions", &chat("x", false), &[])
+        .await;
+    assert_eq!(r.status, 200);
+    let receipts = net.gateway.gateway.receipts();
+    assert_eq!(
+        receipts[0].receipt.as_ref().unwrap().receipt.worker_key,
+        net.workers[0].state_key()
+    );
+    net.workers.push(stranger);
+}

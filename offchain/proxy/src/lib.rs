@@ -62,7 +62,8 @@ pub struct Proxy {
     pub store: Store,
     /// Connected workers.
     pub workers: Registry,
-    pub(crate) metrics: Arc<metrics::Registry>,
+    /// The daemon's metrics.
+    pub metrics: Arc<metrics::Registry>,
     pub(crate) reservations: Mutex<HashMap<[u8; 32], u128>>,
     pub(crate) settling: Mutex<HashSet<[u8; 32]>>,
     pub(crate) shutdown: Shutdown,
