@@ -16,6 +16,7 @@ mod config;
 mod error;
 mod fixed;
 pub mod generate;
+mod gguf;
 mod request;
 mod response;
 mod server;
@@ -26,6 +27,7 @@ pub use backend::{Backend, ChatMessage, ModelInfo, Prompt, SamplingParams, Sessi
 pub use config::{BackendKind, DEFAULT_MAX_BODY_BYTES, EngineConfig};
 pub use error::{ApiError, BackendError, EngineError};
 pub use fixed::{FIXED_MODEL_ID, FixedBackend};
+pub use gguf::{BpeTokenizer, ChatTemplate, GgufBackend, Sampler};
 pub use server::{EngineHandle, ServerOptions, serve_backend};
 
 /// Validates `config`, loads its backend and serves it on `listener`.
@@ -66,8 +68,33 @@ pub async fn load_backend(config: &EngineConfig) -> Result<Arc<dyn Backend>, Eng
                 .clone()
                 .unwrap_or_else(|| FIXED_MODEL_ID.to_owned()),
         ))),
-        BackendKind::Gguf => Err(EngineError::Config(
-            "the gguf backend is not available in this build yet".into(),
-        )),
+        BackendKind::Gguf => {
+            let path = config
+                .model_path
+                .clone()
+                .ok_or_else(|| EngineError::Config("the gguf backend needs a model path".into()))?;
+            let requested = config.effective_threads();
+            let actual = std::env::var("CANDLE_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(candle_core::utils::get_num_threads);
+            if requested != actual {
+                tracing::warn!(
+                    requested,
+                    actual,
+                    "candle's compute pool is process-wide and sized by CANDLE_NUM_THREADS; \
+                     the binary sets it from --threads, in-process callers must set it themselves"
+                );
+            }
+            let (id, max_context) = (config.model_id.clone(), config.max_context);
+            let backend =
+                tokio::task::spawn_blocking(move || GgufBackend::load(&path, id, max_context))
+                    .await
+                    .map_err(|e| {
+                        EngineError::Config(format!("model loading task failed: {e}"))
+                    })??;
+            tracing::info!(model = %backend.info().id, context = backend.info().context_length, "model loaded");
+            Ok(Arc::new(backend))
+        }
     }
 }

@@ -40,8 +40,31 @@ struct Args {
     max_context: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(threads) = args.threads {
+        set_compute_threads(threads);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the async runtime")?
+        .block_on(run(args))
+}
+
+/// candle sizes its process-wide compute pools from `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` on
+/// first use.
+#[allow(unsafe_code)]
+fn set_compute_threads(threads: usize) {
+    // SAFETY: called at the top of `main`, before the runtime or any other thread exists, so no
+    // other thread can be reading the environment concurrently.
+    unsafe {
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -49,7 +72,6 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
     let backend: BackendKind = args.backend.parse()?;
     let config = EngineConfig {
         backend,
