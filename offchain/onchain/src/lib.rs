@@ -1,0 +1,54 @@
+//! The proxy's chain access over the cocoon contracts (`cocoon-contracts` over `cocoon-ton`).
+//!
+//! - [`OnchainView`] implements the proxy's synchronous [`cocoon_proxy::ChainView`] from a cache it
+//!   refreshes in the background: network parameters and image allowlists from the root, escrow state
+//!   of known clients, stakes of known workers.
+//! - [`OnchainSettler`] implements [`cocoon_proxy::Settler`]: it re-signs the proxy's ledger vouchers
+//!   in the contracts' format, submits them from the proxy operator's wallet, waits for the
+//!   transactions, retries, and treats an already-applied voucher as success.
+//! - [`bootstrap`] deploys and configures a network (root, images, model, proxy, stakes, escrow), as
+//!   the demo and the tests do on the devnet.
+//!
+//! Keys to addresses: the proxy learns clients and workers by their TLS keys, while escrows and
+//! payouts are keyed by wallet addresses; [`OnchainView::watch_client`] and
+//! [`OnchainView::watch_worker`] bind one to the other.
+
+pub mod bootstrap;
+pub mod flow;
+pub mod localnet;
+mod settler;
+pub mod tx;
+mod view;
+
+pub use settler::{
+    CHARGE_VALUE, CLAIM_VALUE, OnchainSettler, SettleOptions, SettlementRecord, settle_ledger,
+};
+pub use tx::Outcome;
+pub use view::{OnchainConfig, OnchainView, price_params};
+
+/// Chain access failures.
+#[derive(Debug, thiserror::Error)]
+pub enum OnchainError {
+    /// The chain API could not be reached or did not show a transaction in time.
+    #[error("chain unavailable: {0}")]
+    Unavailable(String),
+    /// A contract refused a message.
+    #[error("{address}: {error} (exit code {code})")]
+    Contract {
+        /// The contract (raw address).
+        address: String,
+        /// The decoded error.
+        error: String,
+        /// The exit code.
+        code: i32,
+    },
+    /// State or a message did not match the schema.
+    #[error(transparent)]
+    Codec(#[from] cocoon_contracts::CodecError),
+    /// A contract that must exist is not deployed.
+    #[error("{0}: not deployed")]
+    NotDeployed(String),
+    /// A value does not fit where it must go.
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,514 @@
+//! The whole network in one process on a local devnet: wallets, contracts, engine, worker, proxy and
+//! gateway, one real request, settlement and a summary. What `cocoon demo` runs.
+//!
+//! INSECURE development mode: hops use development TLS (no TEE quote), and the proxy admits
+//! unattested workers as long as their stake on chain is good.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_contracts::address::{escrow_address, vault_address};
+use cocoon_contracts::codec::account_id;
+use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
+use cocoon_daemon::metrics::Registry;
+use cocoon_daemon::tls::{DevTls, Role};
+use cocoon_devnet::{Devnet, DevnetOptions};
+use cocoon_engine::{EngineConfig, EngineHandle};
+use cocoon_gateway::{GatewayConfig, GatewayHandle};
+use cocoon_proxy::{ProxyConfig, ProxyHandle};
+use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig, Wallet};
+use cocoon_worker::{WorkerConfig, WorkerHandle};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+use crate::bootstrap::{Root, dev_params, wallet_for_key};
+use crate::tx::{Outcome, fetch_state};
+use crate::{OnchainConfig, OnchainError, OnchainSettler, OnchainView, SettleOptions};
+
+const TON: u128 = 1_000_000_000;
+/// Network id the devnet (@ton/sandbox) reports.
+pub const DEVNET_NETWORK_ID: i32 = -239;
+/// Model name served in the demo.
+pub const DEMO_MODEL: &str = "smollm2-135m-instruct";
+
+/// Which engine backend serves the model.
+#[derive(Debug, Clone)]
+pub enum EngineChoice {
+    /// The built-in candle engine on this GGUF file (real tokens).
+    Gguf(PathBuf),
+    /// The zero-latency fixed backend (tests, benchmarks).
+    Fixed,
+}
+
+/// Local network failures.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalnetError {
+    /// A chain step failed.
+    #[error("{step}: {source}")]
+    Chain {
+        /// What was being done.
+        step: &'static str,
+        /// Why it failed.
+        source: OnchainError,
+    },
+    /// A daemon or the devnet failed.
+    #[error("{step}: {message}")]
+    Daemon {
+        /// What was being done.
+        step: &'static str,
+        /// Why it failed.
+        message: String,
+    },
+}
+
+fn chain(step: &'static str) -> impl FnOnce(OnchainError) -> LocalnetError {
+    move |source| LocalnetError::Chain { step, source }
+}
+
+fn daemon<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {
+    move |e| LocalnetError::Daemon {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// The four parties' wallets.
+#[derive(Debug, Clone)]
+pub struct Parties {
+    /// Root owner.
+    pub governance: Wallet,
+    /// Proxy operator (stake, vault, escrow counterparty).
+    pub proxy_operator: Wallet,
+    /// GPU owner (worker stake, receives payouts).
+    pub gpu_owner: Wallet,
+    /// App developer (escrow).
+    pub client: Wallet,
+}
+
+/// A running local network.
+pub struct LocalNet {
+    /// The devnet process.
+    pub devnet: Devnet,
+    /// Chain client.
+    pub chain: Arc<dyn TonClient>,
+    /// Wallets.
+    pub parties: Parties,
+    /// The root.
+    pub root: Root,
+    /// The proxy's view of the chain.
+    pub view: Arc<OnchainView>,
+    /// The proxy's settler.
+    pub settler: Arc<OnchainSettler>,
+    /// Engine.
+    pub engine: EngineHandle,
+    /// Worker.
+    pub worker: WorkerHandle,
+    /// Proxy.
+    pub proxy: ProxyHandle,
+    /// Gateway.
+    pub gateway: GatewayHandle,
+    /// The gateway's (client) key, which the escrow is bound to.
+    pub client_key: [u8; 32],
+    /// The model name requests use.
+    pub model: String,
+    /// Transactions of the setup (deploy, allowlists, stakes, escrow).
+    pub setup: Outcome,
+    refresher: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for LocalNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNet")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How much each party starts with, and what they lock.
+#[derive(Debug, Clone, Copy)]
+pub struct Funding {
+    /// Funded into each wallet.
+    pub wallet: u128,
+    /// Sent with each stake opening.
+    pub stake: u128,
+    /// Deposited into the escrow.
+    pub escrow_deposit: u128,
+    /// The escrow's credit line.
+    pub escrow_stake: u128,
+}
+
+impl Default for Funding {
+    fn default() -> Self {
+        Funding {
+            wallet: 100 * TON,
+            stake: 2 * TON,
+            escrow_deposit: 5 * TON,
+            escrow_stake: 3 * TON,
+        }
+    }
+}
+
+fn model_hash(engine: &EngineChoice) -> Result<[u8; 32], LocalnetError> {
+    match engine {
+        EngineChoice::Gguf(path) => {
+            let mut file = std::fs::File::open(path).map_err(daemon("opening the model"))?;
+            let mut h = Sha256::new();
+            std::io::copy(&mut file, &mut h).map_err(daemon("hashing the model"))?;
+            Ok(h.finalize().into())
+        }
+        EngineChoice::Fixed => Ok(Sha256::digest(cocoon_engine::FIXED_MODEL_ID.as_bytes()).into()),
+    }
+}
+
+impl LocalNet {
+    /// Starts the devnet, deploys and configures the contracts, starts every daemon, and waits for
+    /// the worker to connect.
+    pub async fn start(
+        engine_choice: EngineChoice,
+        funding: Funding,
+    ) -> Result<LocalNet, LocalnetError> {
+        let dir = tempfile::tempdir().map_err(daemon("temporary directory"))?;
+        let devnet = Devnet::start(DevnetOptions::default())
+            .await
+            .map_err(daemon("starting the devnet"))?;
+        let mut cfg = TonClientConfig::new(devnet.url());
+        cfg.poll_interval = Duration::from_millis(50);
+        cfg.max_retries = 2;
+        let chain_client: Arc<dyn TonClient> =
+            Arc::new(HttpTonClient::new(cfg).map_err(daemon("chain client"))?);
+        let c = chain_client.as_ref();
+
+        let mut rng = rand::rngs::OsRng;
+        let new_wallet = |rng: &mut rand::rngs::OsRng| {
+            wallet_for_key(&SigningKey::generate(rng), Network::Testnet).map_err(chain("wallet"))
+        };
+        let parties = Parties {
+            governance: new_wallet(&mut rng)?,
+            proxy_operator: new_wallet(&mut rng)?,
+            gpu_owner: new_wallet(&mut rng)?,
+            client: new_wallet(&mut rng)?,
+        };
+        for w in [
+            &parties.governance,
+            &parties.proxy_operator,
+            &parties.gpu_owner,
+            &parties.client,
+        ] {
+            devnet
+                .fund(w.address_friendly(), funding.wallet)
+                .await
+                .map_err(daemon("funding a wallet"))?;
+        }
+
+        // Keys the TEE would generate and attest: the proxy's signs vouchers, the worker's receipts.
+        let proxy_key = SigningKey::generate(&mut rng);
+        let worker_key = SigningKey::generate(&mut rng);
+        let client_key = SigningKey::generate(&mut rng);
+        let sim_image =
+            cocoon_attestation::provider::simulated::SimulatedProvider::default().image_hash();
+        let (model, engine_config) = match &engine_choice {
+            EngineChoice::Gguf(path) => {
+                let mut c = EngineConfig::gguf(path);
+                c.model_id = Some(DEMO_MODEL.into());
+                (DEMO_MODEL.to_owned(), c)
+            }
+            EngineChoice::Fixed => (
+                cocoon_engine::FIXED_MODEL_ID.to_owned(),
+                EngineConfig::fixed(),
+            ),
+        };
+        let model_hash = model_hash(&engine_choice)?;
+
+        let mut setup = Outcome::default();
+        let gov = &parties.governance;
+        let (root, o) = Root::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
+            .await
+            .map_err(chain("deploying the root"))?;
+        setup.extend(o);
+        for role in [ROLE_WORKER, ROLE_PROXY] {
+            setup.extend(
+                root.allow_image(c, gov, role, sim_image)
+                    .await
+                    .map_err(chain("allowing the simulated image"))?,
+            );
+        }
+        setup.extend(
+            root.allow_model(c, gov, model_hash, &model)
+                .await
+                .map_err(chain("allowing the model"))?,
+        );
+        let proxy_pub = proxy_key.verifying_key().to_bytes();
+        setup.extend(
+            root.open_stake(
+                c,
+                &parties.proxy_operator,
+                ROLE_PROXY,
+                proxy_pub,
+                funding.stake,
+            )
+            .await
+            .map_err(chain("staking the proxy"))?,
+        );
+        let worker_pub = worker_key.verifying_key().to_bytes();
+        setup.extend(
+            root.open_stake(
+                c,
+                &parties.gpu_owner,
+                ROLE_WORKER,
+                worker_pub,
+                funding.stake,
+            )
+            .await
+            .map_err(chain("staking the worker"))?,
+        );
+
+        let engine = cocoon_engine::start(engine_config)
+            .await
+            .map_err(daemon("starting the engine"))?;
+
+        let view = OnchainView::load(
+            chain_client.clone(),
+            OnchainConfig {
+                root: root.address.clone(),
+                proxy: parties.proxy_operator.address().clone(),
+                refresh: Duration::from_secs(2),
+                allow_unattested: true,
+            },
+        )
+        .await
+        .map_err(chain("reading the root"))?;
+        let settler = Arc::new(OnchainSettler::new(
+            view.clone(),
+            parties.proxy_operator.clone(),
+            proxy_key.clone(),
+            SettleOptions::default(),
+        ));
+        let proxy_tls = Arc::new(DevTls::new(Role::Proxy, proxy_key).map_err(daemon("proxy TLS"))?);
+        let proxy_config = ProxyConfig {
+            client_listen: "127.0.0.1:0".into(),
+            worker_listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
+            store_path: dir.path().join("proxy-ledger.redb").display().to_string(),
+            announce_poll_ms: 200,
+            ..Default::default()
+        };
+        let proxy = cocoon_proxy::start(
+            proxy_config,
+            proxy_tls,
+            view.clone(),
+            settler.clone(),
+            Registry::new(),
+        )
+        .await
+        .map_err(daemon("starting the proxy"))?;
+        setup.extend(
+            root.register_proxy(
+                c,
+                gov,
+                parties.proxy_operator.address(),
+                proxy_pub,
+                &proxy.client_addr.to_string(),
+            )
+            .await
+            .map_err(chain("registering the proxy"))?,
+        );
+        setup.extend(
+            root.open_escrow(
+                c,
+                &parties.client,
+                parties.proxy_operator.address(),
+                funding.escrow_stake,
+                funding.escrow_deposit,
+            )
+            .await
+            .map_err(chain("opening the client escrow"))?,
+        );
+        let client_pub = client_key.verifying_key().to_bytes();
+        view.watch_client(client_pub, parties.client.address().clone());
+        view.watch_worker(worker_pub, parties.gpu_owner.address().clone());
+        view.refresh()
+            .await
+            .map_err(chain("refreshing the chain view"))?;
+        let refresher = view.spawn_refresh();
+
+        let worker_tls =
+            Arc::new(DevTls::new(Role::Worker, worker_key).map_err(daemon("worker TLS"))?);
+        let worker = cocoon_worker::start(
+            WorkerConfig {
+                proxies: vec![proxy.worker_addr.to_string()],
+                engine_url: engine.url(),
+                model: model.clone(),
+                model_hash: hex::encode(model_hash),
+                admin_listen: "127.0.0.1:0".into(),
+                reconnect_ms: 100,
+                ..Default::default()
+            },
+            worker_tls,
+            view_params(&view),
+            Registry::new(),
+        )
+        .map_err(daemon("starting the worker"))?;
+        let gateway_tls =
+            Arc::new(DevTls::new(Role::Client, client_key).map_err(daemon("gateway TLS"))?);
+        let gateway = cocoon_gateway::start(
+            GatewayConfig {
+                listen: "127.0.0.1:0".into(),
+                admin_listen: "127.0.0.1:0".into(),
+                proxy: proxy.client_addr.to_string(),
+                proxy_key: hex::encode(proxy_pub),
+                ..Default::default()
+            },
+            gateway_tls,
+            Registry::new(),
+        )
+        .await
+        .map_err(daemon("starting the gateway"))?;
+
+        let net = LocalNet {
+            devnet,
+            chain: chain_client,
+            parties,
+            root,
+            view,
+            settler,
+            engine,
+            worker,
+            proxy,
+            gateway,
+            client_key: client_pub,
+            model,
+            setup,
+            refresher,
+            _dir: dir,
+        };
+        net.wait_for_worker().await?;
+        Ok(net)
+    }
+
+    async fn wait_for_worker(&self) -> Result<(), LocalnetError> {
+        for _ in 0..600 {
+            if !self.proxy.proxy.workers.all().is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(LocalnetError::Daemon {
+            step: "waiting for the worker",
+            message: "the worker did not connect to the proxy".into(),
+        })
+    }
+
+    /// The OpenAI base URL of the gateway.
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}/v1", self.gateway.addr)
+    }
+
+    /// Forces settlement of everything in the proxy's ledger.
+    pub async fn settle(&self) -> Result<(), LocalnetError> {
+        crate::settle_ledger(
+            &self.proxy.proxy,
+            &self.view,
+            &self.settler,
+            &[self.client_key],
+        )
+        .await
+        .map_err(chain("settling"))
+    }
+
+    /// What each party paid and earned, from the ledger and from the chain.
+    pub async fn balances(&self) -> Result<Balances, LocalnetError> {
+        let c = self.chain.as_ref();
+        let store = &self.proxy.proxy.store;
+        let client = store
+            .client(&self.client_key)
+            .map_err(daemon("reading the ledger"))?;
+        let worker_key = self.worker.state_key();
+        let worker = store
+            .worker(&worker_key)
+            .map_err(daemon("reading the ledger"))?;
+        let escrow = escrow_address(
+            &self.root.address,
+            self.parties.client.address(),
+            self.parties.proxy_operator.address(),
+        )
+        .map_err(|e| chain("escrow address")(e.into()))?;
+        let vault = vault_address(&self.root.address, self.parties.proxy_operator.address())
+            .map_err(|e| chain("vault address")(e.into()))?;
+        let es: EscrowStorage = fetch_state(c, &escrow)
+            .await
+            .map_err(chain("reading the escrow"))?
+            .ok_or_else(|| {
+                chain("reading the escrow")(OnchainError::NotDeployed(escrow.to_hex()))
+            })?;
+        let vs: StakeStorage = fetch_state(c, &vault)
+            .await
+            .map_err(chain("reading the vault"))?
+            .ok_or_else(|| chain("reading the vault")(OnchainError::NotDeployed(vault.to_hex())))?;
+        let paid_onchain = vs
+            .payouts
+            .get(&account_id(self.parties.gpu_owner.address()))
+            .map_or(0, |r| r.paid);
+        let records = self.settler.records();
+        Ok(Balances {
+            ledger_client_charged: client.charged,
+            ledger_worker_earned: worker.earned,
+            ledger_proxy_kept: client.charged.saturating_sub(worker.earned),
+            chain_escrow_charged: es.charged,
+            chain_escrow_balance: es.balance,
+            chain_worker_paid: paid_onchain,
+            chain_proxy_kept: es.charged.saturating_sub(paid_onchain),
+            settlement_transactions: records.iter().map(|r| r.outcome.transactions.len()).sum(),
+            settlement_fees: records.iter().map(|r| r.outcome.fees()).sum(),
+            setup_transactions: self.setup.transactions.len(),
+            setup_fees: self.setup.fees(),
+        })
+    }
+
+    /// Stops every daemon gracefully, then the devnet.
+    pub async fn shutdown(self) -> Result<(), LocalnetError> {
+        let grace = Duration::from_secs(5);
+        self.refresher.abort();
+        self.gateway.shutdown(grace).await;
+        self.worker.shutdown(grace).await;
+        self.proxy.shutdown(grace).await;
+        self.engine.shutdown().await;
+        self.devnet
+            .stop()
+            .await
+            .map_err(daemon("stopping the devnet"))
+    }
+}
+
+fn view_params(view: &OnchainView) -> cocoon_protocol::PriceParams {
+    use cocoon_proxy::ChainView;
+    view.params()
+}
+
+/// Money as the ledger and the chain see it after settlement (nanoTON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Balances {
+    /// What the proxy's ledger charged the client.
+    pub ledger_client_charged: u128,
+    /// What the ledger credits the worker with.
+    pub ledger_worker_earned: u128,
+    /// What the ledger leaves to the proxy.
+    pub ledger_proxy_kept: u128,
+    /// The escrow's cumulative charge on chain.
+    pub chain_escrow_charged: u128,
+    /// What the escrow still holds.
+    pub chain_escrow_balance: u128,
+    /// What the vault paid the worker on chain.
+    pub chain_worker_paid: u128,
+    /// Charged minus paid: the proxy's share left in its vault.
+    pub chain_proxy_kept: u128,
+    /// Transactions the settlement caused.
+    pub settlement_transactions: usize,
+    /// Their fees.
+    pub settlement_fees: u128,
+    /// Transactions of the setup.
+    pub setup_transactions: usize,
+    /// Their fees.
+    pub setup_fees: u128,
+}
