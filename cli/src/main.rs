@@ -12,6 +12,7 @@ mod audit;
 mod client;
 mod common;
 mod completions;
+mod demo;
 mod deploy;
 mod devnet;
 mod exit;
@@ -65,6 +66,8 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Run the local devnet in the background: up, down, status, reset, fund, time.
     Devnet(devnet::DevnetArgs),
+    /// The whole network on a local devnet: one real request, settlement, a summary (INSECURE dev mode).
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::run(&global, args),
         Command::Completions(args) => completions::run::<Cli>(args),
         Command::Devnet(args) => devnet::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     exit::report(result)
 }

@@ -1,0 +1,89 @@
+//! `cocoon demo`: the whole network on a local devnet, one real chat completion, settlement and a
+//! summary; `--serve` keeps it up for any OpenAI client until Ctrl-C.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use cocoon_onchain::flow;
+use cocoon_onchain::localnet::{EngineChoice, Funding, LocalNet};
+
+/// Arguments of `cocoon demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Keep the network up after the summary and print the gateway URL (Ctrl-C stops it).
+    #[arg(long)]
+    serve: bool,
+    /// The GGUF model for the built-in engine.
+    #[arg(long, env = "COCOON_MODEL_PATH")]
+    model: Option<PathBuf>,
+    /// Use the zero-latency fixed engine instead of the model (no real tokens).
+    #[arg(long)]
+    fixed_engine: bool,
+    /// The question asked.
+    #[arg(
+        long,
+        default_value = "In one sentence, what is a trusted execution environment?"
+    )]
+    prompt: String,
+    /// Completion token limit.
+    #[arg(long, default_value_t = 48)]
+    max_tokens: u32,
+}
+
+const INSECURE: &str = "\
+################################################################################
+#  INSECURE DEVELOPMENT MODE: no TEE. Attestation is simulated, hop TLS uses    #
+#  development certificates, and the proxy admits unattested workers. Nothing  #
+#  here is confidential. Never use this mode with real prompts or real TON.     #
+################################################################################";
+
+pub(crate) fn run(args: DemoArgs) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(demo(args))
+}
+
+async fn demo(args: DemoArgs) -> Result<()> {
+    let engine = if args.fixed_engine {
+        EngineChoice::Fixed
+    } else {
+        let Some(path) = args.model else {
+            bail!(
+                "no model: set COCOON_MODEL_PATH or --model (`make setup` fetches SmolLM2), or pass --fixed-engine"
+            );
+        };
+        if !path.is_file() {
+            bail!("model file {} not found (run `make setup`)", path.display());
+        }
+        EngineChoice::Gguf(path)
+    };
+    eprintln!("{INSECURE}");
+    eprintln!("starting the devnet, deploying the contracts, staking, opening an escrow…");
+    let net = LocalNet::start(engine, Funding::default())
+        .await
+        .context("starting the local network")?;
+    eprintln!("network up; asking: {}", args.prompt);
+    let summary = flow::run(&net, &args.prompt, args.max_tokens).await;
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = net.shutdown().await;
+            return Err(e).context("running the demo request");
+        }
+    };
+    println!("{summary}");
+    if args.serve {
+        println!("gateway: {}", net.gateway_url());
+        eprintln!("{INSECURE}");
+        eprintln!("serving until Ctrl-C (model `{}`)", net.model);
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        eprintln!("shutting down: draining streams, stopping daemons and the devnet");
+    }
+    net.shutdown().await.context("shutting down")?;
+    Ok(())
+}
