@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod attest;
 mod audit;
+mod bench;
 mod client;
 mod common;
 mod completions;
@@ -68,6 +69,8 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// The whole network on a local devnet: one real request, settlement, a summary (INSECURE dev mode).
     Demo(demo::DemoArgs),
+    /// Benchmarks into one JSON file (partial: request-path figures not measured yet).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => completions::run::<Cli>(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     exit::report(result)
 }
