@@ -35,6 +35,8 @@ pub(crate) struct ClientArgs {
 
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
+    /// Run the client gateway: a local OpenAI-compatible endpoint that reaches the network.
+    Gateway(cocoon_gateway::run::RunArgs),
     /// Open an escrow with the proxy (or add to it) through the root.
     Open {
         /// TON to deposit.
@@ -76,6 +78,9 @@ enum ClientCommand {
 
 /// Runs a `client` subcommand.
 pub(crate) fn run(global: &GlobalArgs, args: ClientArgs) -> Result<()> {
+    if let ClientCommand::Gateway(run) = args.command {
+        return runtime::block_on_daemon(cocoon_gateway::run::run(run));
+    }
     let root = args.root.handle()?;
     let proxy = match &args.proxy {
         Some(p) => parse_addr(p)?.0,
@@ -183,7 +188,9 @@ pub(crate) fn run(global: &GlobalArgs, args: ClientArgs) -> Result<()> {
                         let f: Op<'_> = Box::pin(escrow.request_close(&client, &wallet));
                         (ESCROW_CLIENT_OP_VALUE, "request close", f)
                     }
-                    ClientCommand::Open { .. } | ClientCommand::Status { .. } => {
+                    ClientCommand::Open { .. }
+                    | ClientCommand::Status { .. }
+                    | ClientCommand::Gateway(_) => {
                         return Err(fail(ExitKind::Error, "unexpected command"));
                     }
                 };

@@ -12,3 +12,12 @@ pub(crate) fn block_on<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
         .context("starting the async runtime")?
         .block_on(fut)
 }
+
+/// Runs a long-lived daemon on a multi-threaded runtime (the one-shot commands use a single thread).
+pub(crate) fn block_on_daemon<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(fut)
+}

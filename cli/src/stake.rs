@@ -64,6 +64,8 @@ pub(crate) struct WorkerArgs {
 enum WorkerCommand {
     #[command(flatten)]
     Stake(StakeCommand),
+    /// Run the worker daemon (dials proxies, serves them through an inference engine).
+    Run(cocoon_worker::run::RunArgs),
     /// Claim a proxy-signed payout voucher from the proxy's vault.
     Claim {
         /// The signed payout voucher: BoC in hex (as the worker daemon stores it).
@@ -87,6 +89,8 @@ pub(crate) struct ProxyArgs {
 enum ProxyCommand {
     #[command(flatten)]
     Stake(StakeCommand),
+    /// Run the proxy daemon (admits clients, routes to workers, records charges and payouts).
+    Run(cocoon_proxy::run::RunArgs),
     /// Withdraw the proxy's share of what clients paid into the vault (see `earnings_available`).
     WithdrawEarnings {
         /// TON to withdraw.
@@ -97,6 +101,9 @@ enum ProxyCommand {
 
 /// Runs a `worker` subcommand.
 pub(crate) fn run_worker(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
+    if let WorkerCommand::Run(run) = args.command {
+        return runtime::block_on_daemon(cocoon_worker::run::run(run));
+    }
     let root = args.root.handle()?;
     match args.command {
         WorkerCommand::Stake(cmd) => {
@@ -105,17 +112,22 @@ pub(crate) fn run_worker(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
         WorkerCommand::Claim { voucher } => {
             runtime::block_on(claim(global, &voucher, args.out.json))
         }
+        WorkerCommand::Run(_) => unreachable!("handled above"),
     }
 }
 
 /// Runs a `proxy` subcommand.
 pub(crate) fn run_proxy(global: &GlobalArgs, args: ProxyArgs) -> Result<()> {
+    if let ProxyCommand::Run(run) = args.command {
+        return runtime::block_on_daemon(cocoon_proxy::run::run(run));
+    }
     let root = args.root.handle()?;
     match args.command {
         ProxyCommand::Stake(cmd) => run_stake(global, RoleChoice::Proxy, root, cmd, args.out.json),
         ProxyCommand::WithdrawEarnings { amount } => {
             runtime::block_on(withdraw_earnings(global, &root, &amount, args.out.json))
         }
+        ProxyCommand::Run(_) => unreachable!("handled above"),
     }
 }
 
