@@ -45,8 +45,8 @@ fn gas(sandbox: &Path, out: &mut Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-/// Runs `cargo run --release -p <package> --example bench` and returns its last stdout line as JSON.
-fn example(package: &str) -> Result<Value> {
+/// Runs `cargo run --release -p <package> --example <name>` and returns its last stdout line as JSON.
+fn example(package: &str, name: &str) -> Result<Value> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args([
@@ -56,7 +56,7 @@ fn example(package: &str) -> Result<Value> {
             "-p",
             package,
             "--example",
-            "bench",
+            name,
         ])
         .output()
         .with_context(|| format!("running the {package} bench"))?;
@@ -83,15 +83,20 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     if let Err(e) = gas(&args.sandbox, &mut out) {
         eprintln!("gas figures unavailable: {e:#}");
     }
-    for (package, keys) in [
+    for (package, name, keys) in [
         (
             "cocoon-attestation",
+            "attestation_bench",
             &["quote_verify_ms", "ratls_handshake_ms"][..],
         ),
-        ("cocoon-engine", &["engine_tokens_per_s"][..]),
+        (
+            "cocoon-engine",
+            "engine_bench",
+            &["engine_tokens_per_s"][..],
+        ),
     ] {
         eprintln!("running the {package} bench…");
-        match example(package) {
+        match example(package, name) {
             Ok(v) => {
                 for k in keys {
                     out.insert((*k).to_owned(), v[*k].clone());

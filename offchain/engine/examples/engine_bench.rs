@@ -1,6 +1,6 @@
 //! Decode throughput of the GGUF backend: median tokens/s of several 128-token greedy generations.
 //!
-//! `cargo run --release -p cocoon-engine --example bench` prints `{"engine_tokens_per_s": ...}`.
+//! `cargo run --release -p cocoon-engine --example engine_bench` prints `{"engine_tokens_per_s": ...}`.
 //! Environment: `COCOON_MODEL_PATH` (default: the repo's `.cache/models` file), `BENCH_RUNS` (5),
 //! `BENCH_TOKENS` (128), `BENCH_REQUANTIZE=0` (keep Q4_1), `BENCH_VERBOSE=1` to print the generated text to stderr. Threads follow
 //! candle's `CANDLE_NUM_THREADS` (default: physical cores); set it to 2 to match the reference figure.

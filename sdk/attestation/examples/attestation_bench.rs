@@ -9,7 +9,7 @@
 //! - `ratls_handshake_dcap_estimate_ms`: `ratls_handshake_ms + 2 * quote_verify_ms`, what a
 //!   handshake between two TDX peers costs (each side verifies one DCAP quote once per certificate).
 //!
-//! `cargo run --release -p cocoon-attestation --example bench`
+//! `cargo run --release -p cocoon-attestation --example attestation_bench`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
