@@ -48,6 +48,9 @@ pub enum TlsError {
     /// Certificate generation failed.
     #[error("certificate generation failed: {0}")]
     Certificate(String),
+    /// The configured development key is not 32 bytes of hex.
+    #[error("dev_key must be 64 hex characters (a 32-byte Ed25519 seed)")]
+    DevKey,
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
@@ -164,6 +167,16 @@ impl DevTls {
     /// Development TLS with a fresh random key.
     pub fn generate(role: Role) -> Result<DevTls, TlsError> {
         DevTls::new(role, SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    /// Development TLS from a daemon's `dev_key` setting: a fresh key when empty, else the hex seed.
+    pub fn from_dev_key(role: Role, dev_key: &str) -> Result<DevTls, TlsError> {
+        if dev_key.is_empty() {
+            return DevTls::generate(role);
+        }
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(dev_key, &mut seed).map_err(|_| TlsError::DevKey)?;
+        DevTls::new(role, SigningKey::from_bytes(&seed))
     }
 }
 
@@ -289,6 +302,22 @@ impl ClientCertVerifier for AnyEd25519 {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn dev_key_setting_is_a_seed_or_empty() {
+        let seed = "11".repeat(32);
+        let a = DevTls::from_dev_key(Role::Worker, &seed).unwrap();
+        let b = DevTls::from_dev_key(Role::Worker, &seed).unwrap();
+        assert_eq!(a.identity().public_key, b.identity().public_key);
+        let fresh = DevTls::from_dev_key(Role::Worker, "").unwrap();
+        assert_ne!(fresh.identity().public_key, a.identity().public_key);
+        for bad in ["zz", "11", &"11".repeat(33)] {
+            assert!(matches!(
+                DevTls::from_dev_key(Role::Worker, bad),
+                Err(TlsError::DevKey)
+            ));
+        }
+    }
 
     #[tokio::test]
     async fn mutual_tls13_reports_both_keys() {

@@ -47,14 +47,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.dev_client_credit.is_some(),
         "no chain backend wired yet: pass --dev-client-credit"
     );
-    let tls: Arc<dyn HopTls> = Arc::new(match config.dev_key.as_str() {
-        "" => DevTls::generate(Role::Proxy)?,
-        hexkey => {
-            let mut seed = [0u8; 32];
-            hex::decode_to_slice(hexkey, &mut seed).context("dev_key")?;
-            DevTls::new(Role::Proxy, ed25519_dalek::SigningKey::from_bytes(&seed))?
-        }
-    });
+    let tls: Arc<dyn HopTls> =
+        Arc::new(DevTls::from_dev_key(Role::Proxy, &config.dev_key).context("development TLS")?);
     let chain = Arc::new(crate::chain::OpenChain::new(
         MemoryChain::new(PriceParams::default(), tls.identity().public_key),
         args.dev_client_credit.unwrap_or(0),

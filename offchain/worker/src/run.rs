@@ -39,14 +39,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.insecure_dev_tls,
         "RA-TLS is not wired into the binary yet: pass --insecure-dev-tls"
     );
-    let tls: Arc<dyn HopTls> = Arc::new(match config.dev_key.as_str() {
-        "" => DevTls::generate(Role::Worker)?,
-        hexkey => {
-            let mut seed = [0u8; 32];
-            hex::decode_to_slice(hexkey, &mut seed).context("dev_key")?;
-            DevTls::new(Role::Worker, ed25519_dalek::SigningKey::from_bytes(&seed))?
-        }
-    });
+    let tls: Arc<dyn HopTls> =
+        Arc::new(DevTls::from_dev_key(Role::Worker, &config.dev_key).context("development TLS")?);
     let admin = tokio::net::TcpListener::bind(&config.admin_listen)
         .await
         .with_context(|| format!("binding admin {}", config.admin_listen))?;
