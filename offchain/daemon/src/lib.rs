@@ -3,7 +3,8 @@
 //! - [`config`]: one TOML file + `COCOON_*` environment + command-line overrides, in that increasing
 //!   precedence, validated before any port is bound.
 //! - [`tls`]: the [`tls::HopTls`] seam every hop's TLS goes through (RA-TLS from `cocoon-attestation`,
-//!   or the loudly insecure development stand-in [`tls::DevTls`]).
+//!   or the loudly insecure development stand-in [`tls::DevTls`]); [`tls_config`]: the `[tls]` config
+//!   section every daemon shares and the builder that turns it into a `HopTls`.
 //! - [`metrics`]: a small Prometheus text registry; [`admin`]: `/metrics`, `/healthz`, `/status`.
 //! - [`shutdown`]: a shutdown signal and an in-flight tracker that lets streams drain.
 //! - [`http`]: body type aliases and response helpers shared by the roles.
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod ra_tls;
 pub mod shutdown;
 pub mod tls;
+pub mod tls_config;
 
 /// Installs a `tracing` subscriber (RUST_LOG-style filter, default `info`; JSON when `json`).
 pub fn init_tracing(json: bool) {

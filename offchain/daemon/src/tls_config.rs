@@ -1,0 +1,378 @@
+//! The `[tls]` section every daemon shares, and the builder that turns it into a [`HopTls`].
+//!
+//! Three modes:
+//! - `tdx`: RA-TLS with Intel TDX quotes from configfs-tsm; peers' DCAP quotes are verified against
+//!   the collateral file and the image allowlist. Fails with a clear error when this machine has no TDX
+//!   device (checked before any port is bound).
+//! - `simulated`: RA-TLS with software quotes (`cocoon-attestation`'s simulated provider). Peers must
+//!   still present a quote whose image hash is on the allowlist, but nothing is backed by hardware: a
+//!   loud INSECURE warning is logged and every peer is marked insecure.
+//! - `dev-insecure`: no attestation at all ([`DevTls`]); every peer is accepted and marked insecure.
+//!
+//! A client gateway has no TEE: in `tdx` and `simulated` modes it presents an unattested certificate
+//! and verifies the proxy's quote under the same policy.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cocoon_attestation as att;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::ra_tls::RaTls;
+use crate::tls::{DevTls, HopTls, Role, TlsError};
+
+/// How a daemon attests itself and checks its peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Intel TDX quotes through configfs-tsm; peers verified with DCAP (production).
+    #[default]
+    Tdx,
+    /// Software quotes, no hardware: INSECURE, development and CI only.
+    Simulated,
+    /// No attestation at all: INSECURE, development only.
+    DevInsecure,
+}
+
+impl TlsMode {
+    /// The mode's name as written in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Tdx => "tdx",
+            TlsMode::Simulated => "simulated",
+            TlsMode::DevInsecure => "dev-insecure",
+        }
+    }
+
+    /// True for the modes that accept peers without hardware-backed attestation.
+    pub fn is_insecure(self) -> bool {
+        !matches!(self, TlsMode::Tdx)
+    }
+}
+
+/// The `[tls]` config section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// `tdx` (default), `simulated` or `dev-insecure`.
+    pub mode: TlsMode,
+    /// File holding this daemon's Ed25519 key as 64 hex characters (a 32-byte seed). Empty, with
+    /// `dev_key` empty too: a fresh key at every start.
+    pub key_file: String,
+    /// The key inline, 64 hex characters (development only; refused in `tdx` mode).
+    pub dev_key: String,
+    /// `simulated` mode: the label the fake measurements (and so the image hash) derive from.
+    pub image_label: String,
+    /// `tdx` mode: the configfs-tsm report directory (default `/sys/kernel/config/tsm/report`).
+    pub tsm_dir: String,
+    /// `tdx` mode: Intel collateral (JSON, as the operator's PCCS serves it) used to verify peers'
+    /// DCAP quotes. Required in `tdx` mode.
+    pub collateral_file: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+fn parse_seed(text: &str) -> Option<SigningKey> {
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed).ok()?;
+    Some(SigningKey::from_bytes(&seed))
+}
+
+/// Reads a key file: 64 hex characters (surrounding whitespace ignored).
+pub fn read_key_file(path: &Path) -> Result<SigningKey, TlsError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TlsError::Certificate(format!("reading key file {}: {e}", path.display())))?;
+    parse_seed(&text).ok_or_else(|| {
+        TlsError::Certificate(format!(
+            "key file {} must hold 64 hex characters (a 32-byte Ed25519 seed)",
+            path.display()
+        ))
+    })
+}
+
+impl TlsSection {
+    /// A section for `mode` with every other setting at its default.
+    pub fn with_mode(mode: TlsMode) -> TlsSection {
+        TlsSection {
+            mode,
+            ..TlsSection::default()
+        }
+    }
+
+    /// The label simulated quotes derive from (default: the provider's).
+    pub fn simulated_label(&self) -> &str {
+        if self.image_label.is_empty() {
+            att::provider::simulated::DEFAULT_IMAGE_LABEL
+        } else {
+            &self.image_label
+        }
+    }
+
+    /// The image hash this daemon's simulated quotes carry (what a dev allowlist must contain).
+    pub fn simulated_image_hash(&self) -> [u8; 32] {
+        att::provider::simulated::SimulatedProvider::new(self.simulated_label()).image_hash()
+    }
+
+    /// Checks the section without binding anything: the key parses, the files exist, the mode's
+    /// requirements are met. The TDX device itself is checked by [`build_hop_tls`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.key_file.is_empty() && !self.dev_key.is_empty() {
+            return Err(invalid("tls.key_file", "set key_file or dev_key, not both"));
+        }
+        if !self.dev_key.is_empty() {
+            if self.mode == TlsMode::Tdx {
+                return Err(invalid(
+                    "tls.dev_key",
+                    "an inline key is known outside the TEE; not allowed in tdx mode (use key_file or none)",
+                ));
+            }
+            if parse_seed(&self.dev_key).is_none() {
+                return Err(invalid(
+                    "tls.dev_key",
+                    "must be 64 hex characters (a 32-byte Ed25519 seed)",
+                ));
+            }
+        }
+        if !self.key_file.is_empty() {
+            read_key_file(Path::new(&self.key_file))
+                .map_err(|e| invalid("tls.key_file", e.to_string()))?;
+        }
+        if self.mode == TlsMode::Tdx {
+            if self.collateral_file.is_empty() {
+                return Err(invalid(
+                    "tls.collateral_file",
+                    "tdx mode verifies peers' DCAP quotes and needs Intel collateral (a JSON file from the operator's PCCS)",
+                ));
+            }
+            att::collateral::load_collateral_file(Path::new(&self.collateral_file))
+                .map_err(|e| invalid("tls.collateral_file", e.to_string()))?;
+        } else if !self.collateral_file.is_empty() || !self.tsm_dir.is_empty() {
+            return Err(invalid(
+                "tls.collateral_file",
+                "collateral_file and tsm_dir apply to tdx mode only",
+            ));
+        }
+        if self.mode != TlsMode::Simulated && !self.image_label.is_empty() {
+            return Err(invalid(
+                "tls.image_label",
+                "image_label applies to simulated mode only",
+            ));
+        }
+        Ok(())
+    }
+
+    /// This daemon's key: from `key_file`, `dev_key`, or fresh.
+    pub fn signing_key(&self) -> Result<SigningKey, TlsError> {
+        if !self.key_file.is_empty() {
+            return read_key_file(Path::new(&self.key_file));
+        }
+        if !self.dev_key.is_empty() {
+            return parse_seed(&self.dev_key).ok_or(TlsError::DevKey);
+        }
+        Ok(SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+}
+
+fn attest(e: att::AttestError) -> TlsError {
+    TlsError::Certificate(e.to_string())
+}
+
+/// What a daemon of `role` requires of its peers under `section`: a proxy accepts attested workers and
+/// unattested clients; workers and clients accept attested proxies. Images must be on `allowlist`;
+/// simulated quotes are accepted only in `simulated` mode.
+pub fn peer_policy(
+    role: Role,
+    section: &TlsSection,
+    allowlist: Arc<dyn att::ImageAllowlist>,
+) -> Result<att::Policy, TlsError> {
+    let mut policy = match role {
+        Role::Proxy => att::Policy::strict(&[att::Role::Client, att::Role::Worker], allowlist)
+            .accept_unattested(att::Role::Client),
+        Role::Worker | Role::Client => att::Policy::strict(&[att::Role::Proxy], allowlist),
+    };
+    match section.mode {
+        TlsMode::Simulated => policy = policy.insecure_dev(),
+        TlsMode::Tdx => {
+            let collateral =
+                att::collateral::load_collateral_file(Path::new(&section.collateral_file))
+                    .map_err(attest)?;
+            policy = policy.with_collateral(Arc::new(att::collateral::CollateralStore::fixed(
+                collateral,
+            )));
+        }
+        TlsMode::DevInsecure => {}
+    }
+    Ok(policy)
+}
+
+/// Builds the TLS of a daemon of `role` from its `[tls]` section, verifying peers against `allowlist`.
+pub fn build_hop_tls(
+    role: Role,
+    section: &TlsSection,
+    allowlist: Arc<dyn att::ImageAllowlist>,
+) -> Result<Arc<dyn HopTls>, TlsError> {
+    let policy = peer_policy(role, section, allowlist)?;
+    build_hop_tls_with_policy(role, section, policy)
+}
+
+/// As [`build_hop_tls`], with a caller-adjusted policy (e.g. a gateway pinning the proxy keys
+/// registered on chain with [`att::Policy::expect_peer_keys`]).
+pub fn build_hop_tls_with_policy(
+    role: Role,
+    section: &TlsSection,
+    policy: att::Policy,
+) -> Result<Arc<dyn HopTls>, TlsError> {
+    section
+        .validate()
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let key = section.signing_key()?;
+    let provider: Option<Arc<dyn att::QuoteProvider>> = match (section.mode, role) {
+        (TlsMode::DevInsecure, _) => return Ok(Arc::new(DevTls::new(role, key)?)),
+        // A client gateway has no TEE: it presents an unattested certificate.
+        (_, Role::Client) => None,
+        (TlsMode::Simulated, _) => Some(
+            att::ProviderConfig::Simulated {
+                image_label: Some(section.simulated_label().to_owned()),
+            }
+            .build()
+            .map_err(attest)?,
+        ),
+        (TlsMode::Tdx, _) => Some(
+            att::ProviderConfig::Tdx {
+                tsm_dir: (!section.tsm_dir.is_empty()).then(|| PathBuf::from(&section.tsm_dir)),
+            }
+            .build()
+            .map_err(|e| {
+                TlsError::Certificate(format!(
+                    "tls.mode = \"tdx\" but no TDX quote provider on this machine: {e}; \
+                     on a machine without a TEE use mode = \"simulated\" (INSECURE, development only)"
+                ))
+            })?,
+        ),
+    };
+    if section.mode == TlsMode::Simulated {
+        tracing::warn!(
+            ?role,
+            image_hash = %hex::encode(section.simulated_image_hash()),
+            "INSECURE: simulated TEE — quotes are software-made, nothing is backed by hardware; \
+             peers with simulated quotes are accepted and marked insecure. Development and CI only."
+        );
+    }
+    Ok(Arc::new(RaTls::new(role, key, provider, policy)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Arc<dyn att::ImageAllowlist> {
+        Arc::new(att::InMemoryAllowlist::new())
+    }
+
+    #[test]
+    fn simulated_mode_builds_attested_insecure_identities() {
+        let section = TlsSection {
+            mode: TlsMode::Simulated,
+            image_label: "test-image".into(),
+            dev_key: "11".repeat(32),
+            ..Default::default()
+        };
+        let tls = build_hop_tls(Role::Worker, &section, empty()).unwrap();
+        let id = tls.identity();
+        assert_eq!(id.tee, "simulated");
+        assert!(id.insecure);
+        assert_eq!(id.image_hash, section.simulated_image_hash());
+        assert_eq!(
+            id.public_key,
+            SigningKey::from_bytes(&[0x11; 32])
+                .verifying_key()
+                .to_bytes()
+        );
+        let client = build_hop_tls(Role::Client, &section, empty()).unwrap();
+        assert_eq!(client.identity().image_hash, [0; 32]);
+    }
+
+    #[test]
+    fn tdx_without_a_device_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let collateral = att::fixtures_dir().join("cocoon-tdx-quote.collateral.json");
+        let section = TlsSection {
+            mode: TlsMode::Tdx,
+            tsm_dir: dir.path().join("no-tsm").display().to_string(),
+            collateral_file: collateral.display().to_string(),
+            ..Default::default()
+        };
+        section
+            .validate()
+            .expect("fixture collateral (set COCOON_FIXTURES_DIR?)");
+        let err = build_hop_tls(Role::Proxy, &section, empty())
+            .err()
+            .expect("no TDX device here");
+        let msg = err.to_string();
+        assert!(msg.contains("no TDX quote provider"), "{msg}");
+        assert!(msg.contains("simulated"), "{msg}");
+    }
+
+    #[test]
+    fn validation_refuses_inconsistent_sections() {
+        let tdx_no_collateral = TlsSection::with_mode(TlsMode::Tdx);
+        assert!(matches!(
+            tdx_no_collateral.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.collateral_file",
+                ..
+            })
+        ));
+        let bad_key = TlsSection {
+            mode: TlsMode::Simulated,
+            dev_key: "zz".into(),
+            ..Default::default()
+        };
+        assert!(bad_key.validate().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "not hex").unwrap();
+        let bad_file = TlsSection {
+            mode: TlsMode::Simulated,
+            key_file: path.display().to_string(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad_file.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.key_file",
+                ..
+            })
+        ));
+        std::fs::write(&path, format!("{}\n", "22".repeat(32))).unwrap();
+        assert!(bad_file.validate().is_ok());
+        assert_eq!(
+            bad_file.signing_key().unwrap().to_bytes(),
+            [0x22; 32],
+            "key file read with trailing newline"
+        );
+        let label_in_dev = TlsSection {
+            mode: TlsMode::DevInsecure,
+            image_label: "x".into(),
+            ..Default::default()
+        };
+        assert!(label_in_dev.validate().is_err());
+    }
+
+    #[test]
+    fn mode_names_round_trip_through_toml() {
+        for mode in [TlsMode::Tdx, TlsMode::Simulated, TlsMode::DevInsecure] {
+            let text = format!("mode = \"{}\"\n", mode.as_str());
+            let s: TlsSection = toml::from_str(&text).unwrap();
+            assert_eq!(s.mode, mode);
+        }
+        assert!(toml::from_str::<TlsSection>("mode = \"sev\"\n").is_err());
+    }
+}
