@@ -14,6 +14,7 @@ SDK_VENV     := $(CACHE)/sdk-venv
 SDK_REQS     := $(NPM_DIR)/sdk-compat/requirements.txt
 SDK_STAMP    := $(SDK_VENV)/.cocoon-installed
 COCOON_DEBUG_BIN ?= $(or $(CARGO_TARGET_DIR),target)/debug/cocoon
+SDK_DEMO_ARGS ?= --fixed-engine
 export COCOON_MODEL_PATH ?= $(abspath $(MODEL_FILE))
 export COCOON_SANDBOX_DIR ?= $(abspath $(NPM_DIR))
 
@@ -64,10 +65,11 @@ test-contracts: setup contracts ## contract suites on @ton/sandbox (offline)
 test-rust: setup
 	$(CARGO) test --workspace --no-fail-fast
 
-# Uses the debug binary that test-rust built (builds it only when missing).
+# Uses the debug binary that test-rust built (builds it only when missing). `SDK_DEMO_ARGS=` runs the
+# same checks against the real built-in engine (about 2 minutes in a debug build).
 test-sdk: setup ## the official OpenAI SDKs (Python, Node) against `cocoon demo --serve --fixed-engine`
 	[ -x $(COCOON_DEBUG_BIN) ] || $(CARGO) build -p cocoon-cli
-	$(NPM_DIR)/sdk-compat/run.sh $(COCOON_DEBUG_BIN) $(abspath $(SDK_VENV))/bin/python --fixed-engine
+	$(NPM_DIR)/sdk-compat/run.sh $(COCOON_DEBUG_BIN) $(abspath $(SDK_VENV))/bin/python $(SDK_DEMO_ARGS)
 
 test: setup lint test-contracts test-rust test-sdk ## everything CI runs: lint, contract suites, Rust tests, SDK compatibility
 
