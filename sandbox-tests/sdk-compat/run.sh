@@ -64,6 +64,9 @@ trap stop_demo EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Everything here is local: no request (the demo's to its devnet, the SDKs' to the gateway) may go
+# through an HTTP proxy from the environment.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
 echo "sdk-compat: starting $bin demo --serve $*"
 : >"$logs/demo.out"
 "$bin" demo --serve "$@" >"$logs/demo.out" 2>"$logs/demo.err" </dev/null &
