@@ -90,7 +90,7 @@ devnet_pids=$(children_of "$demo_pid")
 echo "sdk-compat: gateway $url (demo pid $demo_pid)"
 
 rc=0
-"$python" "$here/check_python.py" "$url" | tee "$logs/python.out" || rc=1
+"$python" -u "$here/check_python.py" "$url" | tee "$logs/python.out" || rc=1
 node "$here/check_node.mjs" "$url" | tee "$logs/node.out" || rc=1
 # One closing line over both SDKs: "N passed, N failed, N skipped".
 total() { sed -n "s/^sdk-[a-z]*: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\\$1/p" "$logs"/python.out "$logs"/node.out | awk '{s+=$1} END {print s+0}'; }
