@@ -4,16 +4,20 @@
 //! allowlist as the proxy, asks for usage on streams (`stream_options.include_usage`) when the app did
 //! not, and sends the bytes over one multiplexed HTTP/2 connection (mutual TLS 1.3) to its proxy. It
 //! hashes what it sent and what it receives, verifies the worker's receipt against the worker key the
-//! proxy attested, keeps the receipt for the proof bundle (`GET /cocoon/v1/receipts`), and strips every
-//! cocoon header before answering the app.
+//! proxy attested, keeps the receipt, the exact bytes and the worker's certificate (fetched once per
+//! worker from the proxy) for proof bundles ([`bundle`], `GET /cocoon/v1/receipts` and
+//! `GET /cocoon/v1/bundle`), and strips every cocoon header before answering the app.
 
+pub mod bundle;
+mod bundle_verify;
 pub mod config;
 mod proxy_conn;
+pub mod receipts;
 pub mod run;
 mod service;
 mod verify;
 
-use std::collections::VecDeque;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,10 +33,40 @@ use tokio::task::JoinSet;
 pub use config::GatewayConfig;
 
 /// One response's evidence, as kept for the proof bundle.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReceiptRecord {
+    /// Position in this gateway's store, from 1 (what bundle ranges select).
+    #[serde(default)]
+    pub id: u64,
+    /// The API path, e.g. `/v1/chat/completions`.
+    #[serde(default)]
+    pub endpoint: String,
+    /// Whether the response was streamed (SSE).
+    #[serde(default)]
+    pub stream: bool,
+    /// Unix seconds when the response ended at the gateway.
+    #[serde(default)]
+    pub received_at: u64,
+    /// SHA-256 of the request bytes sent to the proxy, hex.
+    #[serde(default)]
+    pub request_sha256: String,
+    /// SHA-256 of the response bytes received, hex.
+    #[serde(default)]
+    pub response_sha256: String,
+    /// The worker key the proxy attested and forwarded, hex.
+    #[serde(default)]
+    pub worker_key: Option<String>,
+    /// The worker image hash the proxy forwarded, hex.
+    #[serde(default)]
+    pub worker_image: Option<String>,
+    /// Whether the proxy said the worker's attestation is simulated or absent.
+    #[serde(default)]
+    pub worker_insecure: Option<bool>,
     /// The verified receipt (or the one that failed).
     pub receipt: Option<SignedReceipt>,
+    /// The receipt exactly as received (unpadded base64url of encoding ‖ signature).
+    #[serde(default)]
+    pub receipt_wire: Option<String>,
     /// `verified` or the reason it is not.
     pub status: String,
     /// What the proxy charged, nanoTON (from its trailer), as a decimal string.
@@ -46,11 +80,13 @@ pub struct Gateway {
     pub(crate) proxy: proxy_conn::ProxyConn,
     pub(crate) metrics: Arc<Registry>,
     pub(crate) shutdown: Shutdown,
-    receipts: Mutex<VecDeque<ReceiptRecord>>,
+    store: Mutex<receipts::Store>,
+    fetching: Mutex<HashSet<[u8; 32]>>,
 }
 
 impl Gateway {
-    pub(crate) fn record(&self, r: ReceiptRecord) {
+    pub(crate) fn record(self: &Arc<Self>, kept: receipts::Kept) {
+        let r = &kept.record;
         let verified = if r.status == "verified" {
             "true"
         } else {
@@ -66,22 +102,70 @@ impl Gateway {
         if r.status != "verified" {
             tracing::warn!(status = %r.status, "response receipt did not verify");
         }
-        let mut q = self.receipts.lock().unwrap_or_else(|p| p.into_inner());
-        if q.len() >= self.config.receipts_kept.max(1) {
-            q.pop_front();
+        let worker = r.worker_key.as_deref().and_then(parse_key);
+        self.lock_store().push(kept, self.config.receipts_kept);
+        if let Some(key) = worker {
+            self.fetch_certificate_in_background(key);
         }
-        q.push_back(r);
+    }
+
+    fn lock_store(&self) -> std::sync::MutexGuard<'_, receipts::Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The receipts kept so far, oldest first.
     pub fn receipts(&self) -> Vec<ReceiptRecord> {
-        self.receipts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
+        self.lock_store()
+            .records()
+            .map(|k| k.record.clone())
             .collect()
     }
+
+    /// The certificate (DER) the proxy served for a worker key, if it was fetched.
+    pub fn worker_certificate(&self, key: &[u8; 32]) -> Option<bytes::Bytes> {
+        self.lock_store().certificate(key)
+    }
+
+    /// Fetches a worker's certificate once, without delaying the response that named the worker.
+    fn fetch_certificate_in_background(self: &Arc<Self>, key: [u8; 32]) {
+        if self.lock_store().certificate(&key).is_some() {
+            return;
+        }
+        if !self
+            .fetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key)
+        {
+            return;
+        }
+        let gw = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = gw.fetch_certificate(key).await {
+                tracing::debug!(worker = %hex::encode(key), error = %e, "worker certificate not fetched");
+            }
+            gw.fetching
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        });
+    }
+
+    /// Asks the proxy for the certificate a worker presented, checks that it carries the worker's
+    /// key, and keeps it.
+    pub(crate) async fn fetch_certificate(&self, key: [u8; 32]) -> Result<(), String> {
+        let der = service::fetch_worker_certificate(self, &key).await?;
+        if cocoon_daemon::tls::ed25519_key_of_cert(&der) != Some(key) {
+            return Err("the proxy served a certificate for another key".into());
+        }
+        self.lock_store().set_certificate(key, der);
+        Ok(())
+    }
+}
+
+pub(crate) fn parse_key(hex_key: &str) -> Option<[u8; 32]> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut k).ok().map(|_| k)
 }
 
 /// A running gateway.
@@ -151,7 +235,8 @@ pub async fn start(
         config,
         metrics,
         shutdown: Shutdown::new(),
-        receipts: Mutex::new(VecDeque::new()),
+        store: Mutex::new(receipts::Store::default()),
+        fetching: Mutex::new(HashSet::new()),
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(accept(gateway.clone(), listener));

@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response};
 use sha2::{Digest, Sha256};
 
 use crate::Gateway;
-use crate::verify::{VerifyBody, check};
+use crate::verify::{Exchange, VerifyBody, check};
 
 fn error(e: ApiError) -> Response<Body> {
     json_response(e.status(), e.to_json())
@@ -61,6 +61,14 @@ async fn route(
             200,
             serde_json::to_vec(&gw.receipts()).unwrap_or_default(),
         )),
+        (&Method::GET, "/cocoon/v1/bundle", _) => {
+            let selection = crate::bundle::Selection::from_query(req.uri().query().unwrap_or(""))
+                .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
+            let bundle = gw.bundle(&selection).await;
+            let body = serde_json::to_vec_pretty(&bundle)
+                .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+            Ok(json_response(200, body))
+        }
         (&Method::POST, _, Some(endpoint)) => infer(gw, endpoint, req).await,
         (_, _, Some(_)) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "use POST")),
         _ => Err(ApiError::new(
@@ -68,6 +76,36 @@ async fn route(
             format!("no route {path}"),
         )),
     }
+}
+
+/// `GET /cocoon/v1/workers/{key}/certificate` on the proxy: the certificate the worker presented.
+pub(crate) async fn fetch_worker_certificate(
+    gw: &Gateway,
+    key: &[u8; 32],
+) -> Result<Bytes, String> {
+    let path = format!(
+        "http://proxy/cocoon/v1/workers/{}/certificate",
+        hex::encode(key)
+    );
+    let resp = send(gw, || {
+        Request::get(path.as_str())
+            .body(empty())
+            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = read_limited(resp.into_body(), 256 << 10)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("certificate larger than 256 KiB")?;
+    if !status.is_success() {
+        return Err(format!(
+            "proxy answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    Ok(body)
 }
 
 async fn send(
@@ -188,10 +226,17 @@ async fn infer(
     .await
     .map_err(|_| ApiError::new(ErrorCode::Timeout, "no response before the deadline"))??;
     let (parts, incoming) = resp.into_parts();
-    let worker_key = parts.headers.get(headers::WORKER_KEY).and_then(|v| {
-        let mut k = [0u8; 32];
-        hex::decode_to_slice(v.as_bytes(), &mut k).ok().map(|_| k)
-    });
+    let exchange = Exchange {
+        endpoint: endpoint.path(),
+        stream: parsed.stream,
+        request: body,
+        request_sha256,
+        worker_key: None,
+        worker_image: None,
+        worker_insecure: None,
+        max_coefficient: cap,
+    }
+    .forwarded(&parts.headers);
     let mut out = Response::builder().status(parts.status);
     if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
         out = out.header(hyper::header::CONTENT_TYPE, ct);
@@ -208,9 +253,9 @@ async fn infer(
             inner: incoming,
             gateway: gw.clone(),
             hasher: Sha256::new(),
-            request_sha256,
-            worker_key,
-            max_coefficient: cap,
+            exchange,
+            kept: Some(Vec::new()),
+            kept_len: 0,
             done: false,
             _in_flight: in_flight,
         };
@@ -223,15 +268,14 @@ async fn infer(
     let trailers = collected.trailers().cloned();
     let bytes = collected.to_bytes();
     let response_sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    let record = check(
+    let kept = check(
         trailers.as_ref(),
-        worker_key,
-        &request_sha256,
+        &exchange,
+        Some(bytes.clone()),
         &response_sha256,
-        cap,
     );
-    let status = record.status.clone();
-    gw.record(record);
+    let status = kept.record.status.clone();
+    gw.record(kept);
     if status != "verified" && gw.config.require_receipts {
         return Err(ApiError::new(
             ErrorCode::UpstreamFailed,

@@ -12,82 +12,125 @@ use hyper::HeaderMap;
 use hyper::body::Frame;
 use sha2::{Digest, Sha256};
 
+use crate::receipts::{Kept, MAX_KEPT_BODY_BYTES};
 use crate::{Gateway, ReceiptRecord};
 
-/// Checks the trailers of one response against what was sent and received.
+/// What the gateway knows about one exchange before the response ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchange {
+    pub(crate) endpoint: &'static str,
+    pub(crate) stream: bool,
+    /// The request bytes as sent to the proxy.
+    pub(crate) request: Bytes,
+    pub(crate) request_sha256: [u8; 32],
+    /// The worker key the proxy attested (response header).
+    pub(crate) worker_key: Option<[u8; 32]>,
+    pub(crate) worker_image: Option<String>,
+    pub(crate) worker_insecure: Option<bool>,
+    pub(crate) max_coefficient: u32,
+}
+
+impl Exchange {
+    /// Reads what the proxy forwarded about the worker from the response headers.
+    pub(crate) fn forwarded(mut self, h: &HeaderMap) -> Self {
+        let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        self.worker_key = text(headers::WORKER_KEY).and_then(|k| crate::parse_key(&k));
+        self.worker_image = text(headers::WORKER_IMAGE);
+        self.worker_insecure = text(headers::WORKER_INSECURE).map(|v| v == "1");
+        self
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks the trailers of one response against what was sent and received, and builds what the
+/// store keeps of it.
 pub(crate) fn check(
     trailers: Option<&HeaderMap>,
-    worker_key: Option<[u8; 32]>,
-    request_sha256: &[u8; 32],
+    ex: &Exchange,
+    response: Option<Bytes>,
     response_sha256: &[u8; 32],
-    max_coefficient: u32,
-) -> ReceiptRecord {
+) -> Kept {
     let charged_nano = trailers
         .and_then(|t| t.get(headers::CHARGED_NANO))
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let Some(raw) = trailers.and_then(|t| t.get(headers::RECEIPT)) else {
-        return ReceiptRecord {
-            receipt: None,
-            status: "no receipt".into(),
-            charged_nano,
-        };
-    };
-    let receipt = match SignedReceipt::from_wire(raw.as_bytes()) {
-        Ok(r) => r,
-        Err(e) => {
-            return ReceiptRecord {
-                receipt: None,
-                status: e.to_string(),
-                charged_nano,
+    let raw = trailers.and_then(|t| t.get(headers::RECEIPT));
+    let (receipt, status) = match raw.map(|r| SignedReceipt::from_wire(r.as_bytes())) {
+        None => (None, "no receipt".to_owned()),
+        Some(Err(e)) => (None, e.to_string()),
+        Some(Ok(receipt)) => {
+            let status = match ex.worker_key {
+                None => "no attested worker key".to_owned(),
+                Some(key) => match receipt.verify_for(&key, &ex.request_sha256, response_sha256) {
+                    Err(e) => e.to_string(),
+                    Ok(()) if receipt.receipt.coefficient > ex.max_coefficient => {
+                        "price above the cap".to_owned()
+                    }
+                    Ok(()) => "verified".to_owned(),
+                },
             };
+            (Some(receipt), status)
         }
     };
-    let status = match worker_key {
-        None => "no attested worker key".to_owned(),
-        Some(key) => match receipt.verify_for(&key, request_sha256, response_sha256) {
-            Err(e) => e.to_string(),
-            Ok(()) if receipt.receipt.coefficient > max_coefficient => {
-                "price above the cap".to_owned()
-            }
-            Ok(()) => "verified".to_owned(),
+    Kept {
+        record: ReceiptRecord {
+            id: 0,
+            endpoint: ex.endpoint.to_owned(),
+            stream: ex.stream,
+            received_at: unix_now(),
+            request_sha256: hex::encode(ex.request_sha256),
+            response_sha256: hex::encode(response_sha256),
+            worker_key: ex.worker_key.map(hex::encode),
+            worker_image: ex.worker_image.clone(),
+            worker_insecure: ex.worker_insecure,
+            receipt,
+            receipt_wire: raw.and_then(|r| r.to_str().ok()).map(str::to_owned),
+            status,
+            charged_nano,
         },
-    };
-    ReceiptRecord {
-        receipt: Some(receipt),
-        status,
-        charged_nano,
+        request: Some(ex.request.clone()),
+        response,
     }
 }
 
-/// Forwards a streamed response to the app frame by frame, hashing it, and checks the receipt trailer
-/// at the end. Trailers are not forwarded (the app speaks HTTP/1.1).
+/// Forwards a streamed response to the app frame by frame, hashing (and keeping) it, and checks the
+/// receipt trailer at the end. Trailers are not forwarded (the app speaks HTTP/1.1).
 pub(crate) struct VerifyBody {
     pub(crate) inner: hyper::body::Incoming,
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) hasher: Sha256,
-    pub(crate) request_sha256: [u8; 32],
-    pub(crate) worker_key: Option<[u8; 32]>,
-    pub(crate) max_coefficient: u32,
+    pub(crate) exchange: Exchange,
+    /// The frames so far (cheap clones of the forwarded bytes), until they pass the keep limit.
+    pub(crate) kept: Option<Vec<Bytes>>,
+    pub(crate) kept_len: usize,
     pub(crate) done: bool,
     pub(crate) _in_flight: InFlight,
 }
 
 impl VerifyBody {
+    fn keep(&mut self, data: &Bytes) {
+        self.kept_len = self.kept_len.saturating_add(data.len());
+        if self.kept_len > MAX_KEPT_BODY_BYTES {
+            self.kept = None;
+        } else if let Some(k) = self.kept.as_mut() {
+            k.push(data.clone());
+        }
+    }
+
     fn finish(&mut self, trailers: Option<&HeaderMap>) {
         if self.done {
             return;
         }
         self.done = true;
         let response_sha256: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-        let record = check(
-            trailers,
-            self.worker_key,
-            &self.request_sha256,
-            &response_sha256,
-            self.max_coefficient,
-        );
-        self.gateway.record(record);
+        let response = self.kept.take().map(|parts| Bytes::from(parts.concat()));
+        let kept = check(trailers, &self.exchange, response, &response_sha256);
+        self.gateway.record(kept);
     }
 }
 
@@ -108,6 +151,7 @@ impl hyper::body::Body for VerifyBody {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         this.hasher.update(&data);
+                        this.keep(&data);
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     Err(frame) => {

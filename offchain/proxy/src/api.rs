@@ -85,6 +85,9 @@ async fn handle(
         (&Method::GET, "/v1/models", _) => {
             json_response(200, proxy.workers.models_json().to_string().into_bytes())
         }
+        (&Method::GET, p, _) if p.starts_with("/cocoon/v1/workers/") => {
+            worker_certificate(&proxy, p)
+        }
         (&Method::POST, _, Some(endpoint)) => match infer(&proxy, client, endpoint, req).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
@@ -105,6 +108,32 @@ async fn handle(
         )
         .inc();
     resp
+}
+
+/// `GET /cocoon/v1/workers/{key hex}/certificate`: the RA-TLS certificate (DER) a connected worker
+/// presented, so that a gateway can put the evidence behind a receipt into a proof bundle.
+fn worker_certificate(proxy: &Proxy, path: &str) -> Response<Body> {
+    let key = path
+        .strip_prefix("/cocoon/v1/workers/")
+        .and_then(|rest| rest.strip_suffix("/certificate"))
+        .unwrap_or_default();
+    let found = proxy
+        .workers
+        .all()
+        .into_iter()
+        .find(|w| hex::encode(w.identity.public_key) == key && !w.certificate.is_empty());
+    match found.map(|w| w.certificate.clone()) {
+        Some(der) => Response::builder()
+            .header(hyper::header::CONTENT_TYPE, "application/pkix-cert")
+            .body(full(der))
+            .unwrap_or_else(|e| {
+                error_response(&ApiError::new(ErrorCode::InternalError, e.to_string()))
+            }),
+        None => error_response(&ApiError::new(
+            ErrorCode::NotFound,
+            format!("no connected worker with key {key}"),
+        )),
+    }
 }
 
 /// Releases a client's reservation when dropped.

@@ -15,6 +15,9 @@ pub struct WorkerEntry {
     pub id: u64,
     /// Attested identity from the TLS handshake.
     pub identity: PeerIdentity,
+    /// The worker's certificate (DER) from that handshake (its RA-TLS evidence), served to gateways
+    /// at `GET /cocoon/v1/workers/{key}/certificate` for their proof bundles.
+    pub certificate: Vec<u8>,
     /// Served model.
     pub model: String,
     /// Current coefficient, thousandths.

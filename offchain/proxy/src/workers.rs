@@ -67,6 +67,13 @@ async fn serve_worker(
         .tls
         .peer_identity(stream.get_ref().1)
         .ok_or("worker presented no identity")?;
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
     if identity.role.is_some_and(|r| r != Role::Worker) {
         return Err(format!("peer on the worker port has role {:?}", identity.role).into());
     }
@@ -104,6 +111,7 @@ async fn serve_worker(
     let entry = Arc::new(WorkerEntry {
         id,
         identity,
+        certificate,
         model: a.model.clone(),
         coefficient: AtomicU32::new(a.coefficient),
         capacity: AtomicU32::new(a.capacity),

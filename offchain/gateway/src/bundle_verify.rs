@@ -1,0 +1,632 @@
+//! Offline verification of proof bundles: every claim re-derived from the signed receipt, the bytes
+//! and the worker's quote; nothing the gateway or the proxy wrote is taken on trust.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use cocoon_attestation::cert::{ParsedCert, parse_certificate};
+use cocoon_attestation::collateral::parse_collateral_json;
+use cocoon_attestation::dcap::{QuoteCollateralV3, parse_quote, verify_quote};
+use cocoon_attestation::provider::EvidenceKind;
+use cocoon_attestation::provider::simulated::SimulatedQuote;
+use cocoon_attestation::{Role, TcbPolicy};
+use cocoon_protocol::{Receipt, SignedReceipt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{BUNDLE_FORMAT, BUNDLE_VERSION, BodyEvidence, ProofBundle, ResponseEvidence};
+
+/// What the auditor requires beyond the bundle itself.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Verify quotes against their collateral at this unix time instead of each receipt's timestamp.
+    pub at: Option<u64>,
+    /// Image hashes the worker must run (e.g. the root contract's allowlist); empty: not checked.
+    pub allowed_images: Vec<[u8; 32]>,
+    /// Model hashes the receipt may name; empty: not checked.
+    pub allowed_models: Vec<[u8; 32]>,
+    /// Accepted TCB statuses (default: `UpToDate` only).
+    pub tcb: TcbPolicy,
+    /// Collateral for DCAP quotes whose worker entry carries none.
+    pub collateral: Option<QuoteCollateralV3>,
+}
+
+/// The outcome of a bundle, a response or a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every check passed on real hardware evidence.
+    Verified,
+    /// Every check passed, but the worker's attestation is simulated or absent: it proves nothing.
+    Insecure,
+    /// At least one check failed.
+    Failed,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckResult {
+    /// Holds.
+    Pass,
+    /// Does not hold.
+    Fail,
+    /// Holds only in the sense that simulated or absent evidence is consistent: proves nothing.
+    Insecure,
+    /// Not checked (nothing to check against); the detail says what would check it.
+    Skipped,
+}
+
+/// A named check with its result and a precise reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable name (see docs/protocol.md).
+    pub name: String,
+    /// The result.
+    pub result: CheckResult,
+    /// What was compared, or why it failed.
+    pub detail: String,
+}
+
+/// One response's checks and what its receipt says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResponseReport {
+    /// The record id.
+    pub id: u64,
+    /// The response's verdict.
+    pub verdict: Verdict,
+    /// The API path.
+    pub endpoint: String,
+    /// Model name in the receipt.
+    pub model: Option<String>,
+    /// Model hash in the receipt, hex.
+    pub model_hash: Option<String>,
+    /// The signing worker's key, hex.
+    pub worker_key: Option<String>,
+    /// The TEE behind the worker's evidence (`tdx`, `sgx`, `simulated`, `none`).
+    pub tee: Option<String>,
+    /// Image hash in the receipt, hex.
+    pub image_hash: Option<String>,
+    /// The receipt's price of the response, nanoTON.
+    pub cost_nano: Option<String>,
+    /// The receipt's timestamp, unix seconds.
+    pub receipt_timestamp: Option<u64>,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+}
+
+/// The verdict on a whole bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleReport {
+    /// The bundle's `format`.
+    pub format: String,
+    /// The bundle's `version`.
+    pub version: u32,
+    /// Failed if anything failed, else insecure if any evidence is simulated or absent, else verified.
+    pub verdict: Verdict,
+    /// How many responses were checked.
+    pub responses_checked: usize,
+    /// Every failed check as `response N: name: detail` (empty unless failed).
+    pub failures: Vec<String>,
+    /// Per response.
+    pub responses: Vec<ResponseReport>,
+}
+
+#[derive(Default)]
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn add(&mut self, name: &str, result: CheckResult, detail: impl Into<String>) {
+        self.0.push(Check {
+            name: name.to_owned(),
+            result,
+            detail: detail.into(),
+        });
+    }
+    fn pass(&mut self, name: &str, detail: impl Into<String>) {
+        self.add(name, CheckResult::Pass, detail);
+    }
+    fn fail(&mut self, name: &str, detail: impl Into<String>) {
+        self.add(name, CheckResult::Fail, detail);
+    }
+    fn verdict(&self) -> Verdict {
+        if self.0.iter().any(|c| c.result == CheckResult::Fail) {
+            Verdict::Failed
+        } else if self.0.iter().any(|c| c.result == CheckResult::Insecure) {
+            Verdict::Insecure
+        } else {
+            Verdict::Verified
+        }
+    }
+}
+
+/// Verifies every response of a bundle offline.
+pub fn verify_bundle(bundle: &ProofBundle, opts: &VerifyOptions) -> BundleReport {
+    let mut failures = Vec::new();
+    let mut responses = Vec::new();
+    if bundle.format != BUNDLE_FORMAT || bundle.version != BUNDLE_VERSION {
+        failures.push(format!(
+            "bundle: format {:?} version {} is not {BUNDLE_FORMAT:?} version {BUNDLE_VERSION}",
+            bundle.format, bundle.version
+        ));
+    } else if bundle.responses.is_empty() {
+        failures.push("bundle: holds no responses".to_owned());
+    } else {
+        for r in &bundle.responses {
+            let report = verify_response(bundle, r, opts);
+            for c in report
+                .checks
+                .iter()
+                .filter(|c| c.result == CheckResult::Fail)
+            {
+                failures.push(format!("response {}: {}: {}", report.id, c.name, c.detail));
+            }
+            responses.push(report);
+        }
+    }
+    let verdict = if failures.is_empty() {
+        responses
+            .iter()
+            .map(|r| r.verdict)
+            .max()
+            .unwrap_or(Verdict::Failed)
+    } else {
+        Verdict::Failed
+    };
+    BundleReport {
+        format: bundle.format.clone(),
+        version: bundle.version,
+        verdict,
+        responses_checked: responses.len(),
+        failures,
+        responses,
+    }
+}
+
+fn verify_response(
+    bundle: &ProofBundle,
+    r: &ResponseEvidence,
+    opts: &VerifyOptions,
+) -> ResponseReport {
+    let mut checks = Checks::default();
+    let mut report = ResponseReport {
+        id: r.id,
+        verdict: Verdict::Failed,
+        endpoint: r.endpoint.clone(),
+        model: None,
+        model_hash: None,
+        worker_key: None,
+        tee: None,
+        image_hash: None,
+        cost_nano: None,
+        receipt_timestamp: None,
+        checks: Vec::new(),
+    };
+    let receipt = match r
+        .receipt
+        .as_deref()
+        .map(|w| SignedReceipt::from_wire(w.as_bytes()))
+    {
+        None => {
+            checks.fail("receipt", "the response came without a receipt");
+            None
+        }
+        Some(Err(e)) => {
+            checks.fail("receipt", e.to_string());
+            None
+        }
+        Some(Ok(s)) => {
+            checks.pass("receipt", "decodes (cocoon-receipt-1)");
+            Some(s)
+        }
+    };
+    if let Some(signed) = &receipt {
+        let rc = &signed.receipt;
+        report.model = Some(rc.model.clone());
+        report.model_hash = Some(hex::encode(rc.model_hash));
+        report.worker_key = Some(hex::encode(rc.worker_key));
+        report.image_hash = Some(hex::encode(rc.image_hash));
+        report.cost_nano = Some(rc.cost_nano.to_string());
+        report.receipt_timestamp = Some(rc.timestamp);
+        receipt_checks(&mut checks, r, signed);
+        report.tee = evidence_checks(&mut checks, bundle, rc, opts);
+        model_checks(&mut checks, rc, opts);
+        charge_check(&mut checks, r, rc);
+    }
+    report.verdict = checks.verdict();
+    report.checks = checks.0;
+    report
+}
+
+fn receipt_checks(checks: &mut Checks, r: &ResponseEvidence, signed: &SignedReceipt) {
+    let rc = &signed.receipt;
+    match &r.receipt_decoded {
+        Some(copy) if copy != signed => checks.fail(
+            "receipt_copy",
+            "receipt_decoded differs from the signed receipt (someone edited the readable copy)",
+        ),
+        _ => {}
+    }
+    match signed.verify_signature() {
+        Ok(()) => checks.pass(
+            "signature",
+            format!(
+                "Ed25519 signature by worker {} verifies",
+                hex::encode(rc.worker_key)
+            ),
+        ),
+        Err(e) => checks.fail("signature", e.to_string()),
+    }
+    let request = body_check(checks, "request_hash", &r.request, &rc.request_sha256);
+    body_check(checks, "response_hash", &r.response, &rc.response_sha256);
+    if let Some(bytes) = request {
+        let model = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned));
+        match model {
+            Some(m) if m == rc.model => checks.pass(
+                "request_model",
+                format!("the request asked for {m:?}, the receipt names it"),
+            ),
+            Some(m) => checks.fail(
+                "request_model",
+                format!(
+                    "the request asked for {m:?}, the receipt names {:?}",
+                    rc.model
+                ),
+            ),
+            None => checks.fail(
+                "request_model",
+                "the request bytes are not a JSON object with a model",
+            ),
+        }
+    }
+    match r.forwarded.worker_key.as_deref() {
+        Some(k) if k == hex::encode(rc.worker_key) => checks.pass(
+            "forwarded_worker",
+            "the proxy attested the same worker that signed",
+        ),
+        Some(k) => checks.fail(
+            "forwarded_worker",
+            format!(
+                "the proxy attested worker {k}, the receipt is signed by {}",
+                hex::encode(rc.worker_key)
+            ),
+        ),
+        None => checks.add(
+            "forwarded_worker",
+            CheckResult::Skipped,
+            "the proxy forwarded no worker key",
+        ),
+    }
+}
+
+/// Checks one body against the signed hash; returns the bytes when the bundle carries them.
+fn body_check(
+    checks: &mut Checks,
+    name: &str,
+    body: &BodyEvidence,
+    signed: &[u8; 32],
+) -> Option<Vec<u8>> {
+    let mut stated = [0u8; 32];
+    if hex::decode_to_slice(&body.sha256, &mut stated).is_err() {
+        checks.fail(name, "sha256 is not 32 bytes of hex");
+        return None;
+    }
+    let bytes = match body.bytes.as_deref().map(|b| STANDARD.decode(b)) {
+        None => None,
+        Some(Err(e)) => {
+            checks.fail(name, format!("bytes are not base64: {e}"));
+            return None;
+        }
+        Some(Ok(b)) => Some(b),
+    };
+    if let Some(b) = &bytes {
+        let actual: [u8; 32] = Sha256::digest(b).into();
+        if actual != stated {
+            checks.fail(
+                name,
+                format!(
+                    "the {} bytes hash to {}, the bundle states {}",
+                    b.len(),
+                    hex::encode(actual),
+                    body.sha256
+                ),
+            );
+            return None;
+        }
+    }
+    if &stated != signed {
+        let what = if bytes.is_some() {
+            "bytes hash"
+        } else {
+            "hash"
+        };
+        checks.fail(
+            name,
+            format!(
+                "the worker signed {}, the bundle's {what} is {}",
+                hex::encode(signed),
+                body.sha256
+            ),
+        );
+        return None;
+    }
+    match &bytes {
+        Some(b) => checks.pass(
+            name,
+            format!("SHA-256 of the {} bytes equals the signed hash", b.len()),
+        ),
+        None => checks.pass(
+            name,
+            "hash only (bytes not in the bundle) equals the signed hash",
+        ),
+    }
+    bytes
+}
+
+/// The certificate, quote, key binding and image checks; returns the TEE kind.
+fn evidence_checks(
+    checks: &mut Checks,
+    bundle: &ProofBundle,
+    rc: &Receipt,
+    opts: &VerifyOptions,
+) -> Option<String> {
+    let key = hex::encode(rc.worker_key);
+    let Some(ev) = bundle.workers.iter().find(|w| w.worker_key == key) else {
+        checks.fail(
+            "certificate",
+            format!("the bundle has no evidence for worker {key}"),
+        );
+        return None;
+    };
+    let Some(b64) = ev.certificate.as_deref() else {
+        checks.fail(
+            "certificate",
+            "the gateway could not get this worker's certificate from the proxy",
+        );
+        return None;
+    };
+    let Ok(der) = STANDARD.decode(b64) else {
+        checks.fail("certificate", "not base64");
+        return None;
+    };
+    let parsed = match parse_certificate(&der) {
+        Ok(p) => p,
+        Err(e) => {
+            // A development-TLS certificate: a plain self-signed key, no claims, no quote.
+            let plain = e.to_string().contains("no claims extension")
+                && cocoon_daemon::tls::ed25519_key_of_cert(&der) == Some(rc.worker_key);
+            if plain {
+                checks.add(
+                    "certificate",
+                    CheckResult::Insecure,
+                    "development TLS certificate without claims or quote: nothing binds the key to a TEE (INSECURE)",
+                );
+                return Some("none".to_owned());
+            }
+            checks.fail("certificate", e.to_string());
+            return None;
+        }
+    };
+    certificate_check(checks, &parsed);
+    if parsed.public_key == rc.worker_key {
+        checks.pass(
+            "signer_attested",
+            "the receipt signer is the certificate's (and the quote's) key",
+        );
+    } else {
+        checks.fail(
+            "signer_attested",
+            format!(
+                "the receipt is signed by {key}, the certificate attests {}",
+                hex::encode(parsed.public_key)
+            ),
+        );
+    }
+    let expected = parsed.expected_report_data();
+    let binds = |report_data: [u8; 64], checks: &mut Checks| {
+        if report_data == expected {
+            checks.pass(
+                "quote_binds_key",
+                "quote report_data = SHA-512(certificate claims)",
+            );
+        } else {
+            checks.fail(
+                "quote_binds_key",
+                "quote report_data is not SHA-512 of the certificate's claims: the quote was made for another key",
+            );
+        }
+    };
+    let (tee, image) = match &parsed.evidence {
+        None => {
+            checks.add(
+                "quote",
+                CheckResult::Insecure,
+                "the certificate carries no TEE evidence (INSECURE)",
+            );
+            return Some("none".to_owned());
+        }
+        Some((EvidenceKind::Simulated, q)) => match SimulatedQuote::parse(q) {
+            Err(e) => {
+                checks.fail("quote", e.to_string());
+                return Some("simulated".to_owned());
+            }
+            Ok(sq) => {
+                binds(sq.report_data, checks);
+                checks.add(
+                    "quote",
+                    CheckResult::Insecure,
+                    "SIMULATED quote: well-formed and bound to the key, but no hardware stands behind it (INSECURE)",
+                );
+                ("simulated".to_owned(), Some(sq.measurements.image_hash()))
+            }
+        },
+        Some((EvidenceKind::Dcap, q)) => {
+            let (tee, image) = dcap_checks(checks, ev, q, rc, opts);
+            if let Ok((_, _, _, report_data)) = parse_quote(q) {
+                binds(report_data, checks);
+            }
+            (tee, image)
+        }
+    };
+    if let Some(image) = image {
+        image_check(checks, rc, image, opts);
+    }
+    Some(tee)
+}
+
+fn certificate_check(checks: &mut Checks, parsed: &ParsedCert) {
+    if parsed.claims.role != Role::Worker {
+        checks.fail(
+            "certificate",
+            format!(
+                "the certificate's role is {}, not worker",
+                parsed.claims.role
+            ),
+        );
+    } else if parsed.claims.public_key != parsed.public_key {
+        checks.fail(
+            "certificate",
+            "the claims name another key than the certificate's",
+        );
+    } else {
+        checks.pass(
+            "certificate",
+            format!(
+                "self-signed Ed25519 RA-TLS certificate, role worker, valid {}..{}",
+                parsed.not_before, parsed.not_after
+            ),
+        );
+    }
+}
+
+fn dcap_checks(
+    checks: &mut Checks,
+    ev: &crate::bundle::WorkerEvidence,
+    quote: &[u8],
+    rc: &Receipt,
+    opts: &VerifyOptions,
+) -> (String, Option<[u8; 32]>) {
+    let collateral = match &ev.collateral {
+        Some(v) => serde_json::to_vec(v)
+            .map_err(|e| e.to_string())
+            .and_then(|b| parse_collateral_json(&b).map_err(|e| e.to_string()))
+            .map(Some),
+        None => Ok(opts.collateral.clone()),
+    };
+    let collateral = match collateral {
+        Err(e) => {
+            checks.fail("quote", format!("bundled collateral: {e}"));
+            return ("dcap".to_owned(), None);
+        }
+        Ok(None) => {
+            checks.fail(
+                "quote",
+                "DCAP quote without collateral: export with collateral or pass it to the verifier",
+            );
+            return ("dcap".to_owned(), None);
+        }
+        Ok(Some(c)) => c,
+    };
+    let at = opts.at.unwrap_or(rc.timestamp);
+    match verify_quote(quote, &collateral, at) {
+        Err(e) => {
+            checks.fail("quote", format!("DCAP verification at {at}: {e}"));
+            ("dcap".to_owned(), None)
+        }
+        Ok(report) => {
+            checks.pass(
+                "quote",
+                format!(
+                    "DCAP: {} quote v{} chains to the pinned Intel root, collateral valid at {at}",
+                    report.tee, report.quote_version
+                ),
+            );
+            match opts.tcb.check(report.tcb_status, &report.advisories) {
+                Ok(()) => checks.pass("tcb", format!("TCB status {}", report.tcb_status)),
+                Err(e) => checks.fail("tcb", e.to_string()),
+            }
+            if report.image_hash.is_none() {
+                checks.fail("image_hash", "an SGX quote cannot attest a worker image");
+            }
+            (report.tee.to_string(), report.image_hash)
+        }
+    }
+}
+
+fn image_check(checks: &mut Checks, rc: &Receipt, measured: [u8; 32], opts: &VerifyOptions) {
+    if measured != rc.image_hash {
+        checks.fail(
+            "image_hash",
+            format!(
+                "the receipt names image {}, the quote measures {}",
+                hex::encode(rc.image_hash),
+                hex::encode(measured)
+            ),
+        );
+    } else if opts.allowed_images.is_empty() {
+        checks.pass(
+            "image_hash",
+            "the receipt's image is the one the quote measures (no allowlist given)",
+        );
+    } else if opts.allowed_images.contains(&measured) {
+        checks.pass(
+            "image_hash",
+            "the quote's image is measured, named by the receipt and allowed",
+        );
+    } else {
+        checks.fail(
+            "image_hash",
+            format!(
+                "image {} is not among the allowed images",
+                hex::encode(measured)
+            ),
+        );
+    }
+}
+
+fn model_checks(checks: &mut Checks, rc: &Receipt, opts: &VerifyOptions) {
+    let hash = hex::encode(rc.model_hash);
+    if opts.allowed_models.is_empty() {
+        checks.add(
+            "model_hash",
+            CheckResult::Skipped,
+            format!("model hash {hash} not checked: no allowed model hashes given"),
+        );
+    } else if opts.allowed_models.contains(&rc.model_hash) {
+        checks.pass("model_hash", format!("model hash {hash} is allowed"));
+    } else {
+        checks.fail(
+            "model_hash",
+            format!("model hash {hash} is not among the allowed models"),
+        );
+    }
+}
+
+fn charge_check(checks: &mut Checks, r: &ResponseEvidence, rc: &Receipt) {
+    let Some(text) = r.charge.charged_nano.as_deref() else {
+        checks.add(
+            "charge",
+            CheckResult::Skipped,
+            "the proxy reported no charge",
+        );
+        return;
+    };
+    match text.parse::<u128>() {
+        Err(_) => checks.fail("charge", format!("charged_nano {text:?} is not an integer")),
+        Ok(c) if c > rc.cost_nano => checks.fail(
+            "charge",
+            format!(
+                "the proxy charged {c} nanoTON, the worker priced the response at {}",
+                rc.cost_nano
+            ),
+        ),
+        Ok(c) => checks.pass(
+            "charge",
+            format!(
+                "charged {c} nanoTON, within the receipt's {} (no signed charge in the bundle)",
+                rc.cost_nano
+            ),
+        ),
+    }
+}

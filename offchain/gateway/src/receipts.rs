@@ -1,0 +1,127 @@
+//! The gateway's receipt store: every checked response with what the proof bundle needs (the exact
+//! bytes within a memory budget, the forwarded worker identity), and the worker certificates fetched
+//! from the proxy.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::ReceiptRecord;
+
+/// Most bytes of request and response bodies kept in memory across all records; past it the oldest
+/// records lose their bodies (their hashes stay, and a bundle then carries hashes only).
+pub const BODY_BUDGET_BYTES: usize = 64 << 20;
+/// Longest single body kept; a longer one is represented by its hash only.
+pub const MAX_KEPT_BODY_BYTES: usize = 8 << 20;
+/// Most worker certificates remembered.
+const MAX_CERTIFICATES: usize = 1024;
+
+/// A record and the bodies it covers.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    pub(crate) record: ReceiptRecord,
+    pub(crate) request: Option<Bytes>,
+    pub(crate) response: Option<Bytes>,
+}
+
+impl Kept {
+    fn body_len(&self) -> usize {
+        self.request.as_ref().map_or(0, Bytes::len) + self.response.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// Receipts in arrival order, bounded by count and body bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    records: VecDeque<Kept>,
+    next_id: u64,
+    body_bytes: usize,
+    certificates: HashMap<[u8; 32], Bytes>,
+}
+
+impl Store {
+    /// Adds a record (assigning its id) and evicts what no longer fits.
+    pub(crate) fn push(&mut self, mut kept: Kept, max_records: usize) -> u64 {
+        self.next_id += 1;
+        kept.record.id = self.next_id;
+        for body in [&mut kept.request, &mut kept.response] {
+            if body.as_ref().is_some_and(|b| b.len() > MAX_KEPT_BODY_BYTES) {
+                *body = None;
+            }
+        }
+        self.body_bytes += kept.body_len();
+        self.records.push_back(kept);
+        while self.records.len() > max_records.max(1) {
+            if let Some(old) = self.records.pop_front() {
+                self.body_bytes -= old.body_len();
+            }
+        }
+        let mut i = 0;
+        while self.body_bytes > BODY_BUDGET_BYTES && i < self.records.len() {
+            if let Some(old) = self.records.get_mut(i) {
+                self.body_bytes -= old.body_len();
+                old.request = None;
+                old.response = None;
+            }
+            i += 1;
+        }
+        self.next_id
+    }
+
+    /// Every record, oldest first.
+    pub(crate) fn records(&self) -> impl Iterator<Item = &Kept> {
+        self.records.iter()
+    }
+
+    /// The certificate a proxy served for this worker key, if fetched.
+    pub(crate) fn certificate(&self, key: &[u8; 32]) -> Option<Bytes> {
+        self.certificates.get(key).cloned()
+    }
+
+    /// Remembers a worker certificate.
+    pub(crate) fn set_certificate(&mut self, key: [u8; 32], der: Bytes) {
+        if self.certificates.len() >= MAX_CERTIFICATES && !self.certificates.contains_key(&key) {
+            self.certificates.clear();
+        }
+        self.certificates.insert(key, der);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(len: usize) -> Kept {
+        Kept {
+            record: ReceiptRecord::default(),
+            request: Some(Bytes::from(vec![1u8; len])),
+            response: Some(Bytes::from(vec![2u8; len])),
+        }
+    }
+
+    #[test]
+    fn ids_grow_and_old_records_go_first() {
+        let mut s = Store::default();
+        for _ in 0..5 {
+            s.push(kept(10), 3);
+        }
+        let ids: Vec<u64> = s.records().map(|k| k.record.id).collect();
+        assert_eq!(ids, vec![3, 4, 5]);
+        assert_eq!(s.body_bytes, 3 * 20);
+    }
+
+    #[test]
+    fn the_body_budget_strips_the_oldest_bodies_and_keeps_hashes() {
+        let mut s = Store::default();
+        let big = MAX_KEPT_BODY_BYTES;
+        for _ in 0..5 {
+            s.push(kept(big), 100);
+        }
+        // 5 records of 2×big = 1.25× the budget: the first loses its bodies.
+        let bodies: Vec<bool> = s.records().map(|k| k.request.is_some()).collect();
+        assert_eq!(bodies, vec![false, true, true, true, true]);
+        assert!(s.body_bytes <= BODY_BUDGET_BYTES);
+        s.push(kept(MAX_KEPT_BODY_BYTES + 1), 100);
+        assert!(s.records().last().is_some_and(|k| k.response.is_none()));
+    }
+}

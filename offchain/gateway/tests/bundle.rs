@@ -1,0 +1,409 @@
+//! Proof bundles: exported from a gateway after real requests over RA-TLS (simulated quotes), verified
+//! offline, and refused with a precise reason when any byte is changed; the DCAP path against the real
+//! quote fixture and its collateral.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use cocoon_attestation as att;
+use cocoon_attestation::provider::simulated::SimulatedProvider;
+use cocoon_attestation::provider::{EvidenceKind, QuoteProvider};
+use cocoon_daemon::ra_tls::RaTls;
+use cocoon_daemon::tls::{HopTls, Role};
+use cocoon_gateway::bundle::{
+    BodyEvidence, ChargeEvidence, CheckResult, Forwarded, ProofBundle, ResponseEvidence, Selection,
+    Verdict, VerifyOptions, WorkerEvidence, verify_bundle,
+};
+use cocoon_protocol::{Receipt, Usage};
+use common::*;
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+fn key() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+const WORKER_LABEL: &str = "cocoon-worker-bundle-test";
+
+/// The in-process network over RA-TLS with simulated quotes (as in ra_tls.rs).
+async fn attested_net() -> Net {
+    let proxy_image = SimulatedProvider::new("cocoon-proxy-bundle-test");
+    let worker_image = SimulatedProvider::new(WORKER_LABEL);
+    let allow = Arc::new(att::InMemoryAllowlist::new());
+    allow.allow(att::Role::Proxy, proxy_image.image_hash());
+    allow.allow(att::Role::Worker, worker_image.image_hash());
+    let list: Arc<dyn att::ImageAllowlist> = allow;
+    let proxy_policy = att::Policy::strict(&[att::Role::Client, att::Role::Worker], list.clone())
+        .insecure_dev()
+        .accept_unattested(att::Role::Client);
+    let to_proxy = att::Policy::strict(&[att::Role::Proxy], list).insecure_dev();
+    let proxy: Arc<dyn HopTls> = Arc::new(
+        RaTls::new(
+            Role::Proxy,
+            key(),
+            Some(Arc::new(proxy_image)),
+            proxy_policy,
+        )
+        .unwrap(),
+    );
+    let gateway: Arc<dyn HopTls> =
+        Arc::new(RaTls::new(Role::Client, key(), None, to_proxy.clone()).unwrap());
+    let worker = Arc::new(move || {
+        let provider = Arc::new(SimulatedProvider::new(WORKER_LABEL));
+        Arc::new(RaTls::new(Role::Worker, key(), Some(provider), to_proxy.clone()).unwrap())
+            as Arc<dyn HopTls>
+    });
+    let kit = TlsKit {
+        proxy,
+        gateway,
+        worker,
+    };
+    let net = Net::start_full(&[1000], None, |_| {}, |_| {}, kit).await;
+    net.chain.open_escrow(net.client_key, CREDIT);
+    net
+}
+
+/// Waits (bounded, asserting nothing about time) until the gateway has fetched the worker certificate.
+async fn wait_for_certificate(net: &Net) {
+    let key = net.workers[0].state_key();
+    for _ in 0..500 {
+        if net.gateway.gateway.worker_certificate(&key).is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the gateway did not fetch the worker certificate");
+}
+
+fn check<'a>(report: &'a cocoon_gateway::bundle::BundleReport, name: &str) -> Vec<&'a str> {
+    report
+        .responses
+        .iter()
+        .flat_map(|r| r.checks.iter())
+        .filter(|c| c.name == name)
+        .map(|c| c.detail.as_str())
+        .collect()
+}
+
+fn flip_b64(field: &mut Option<String>, at: usize) {
+    let mut bytes = STANDARD.decode(field.as_deref().unwrap()).unwrap();
+    let i = at.min(bytes.len() - 1);
+    bytes[i] ^= 0x01;
+    *field = Some(STANDARD.encode(bytes));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_bundles_verify_offline_and_every_tampered_byte_is_named() {
+    let net = attested_net().await;
+    for stream in [false, true] {
+        let r = net
+            .post("/v1/chat/completions", &chat("bundle me", stream), &[])
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    wait_for_certificate(&net).await;
+    let gw = &net.gateway.gateway;
+    let bundle = gw.bundle(&Selection::default()).await;
+    assert_eq!(bundle.responses.len(), 2);
+    assert_eq!(bundle.workers.len(), 1);
+    assert!(bundle.responses[1].stream);
+
+    // The HTTP export is the same document.
+    let http = net.get("/cocoon/v1/bundle?from=2&to=2").await;
+    assert_eq!(http.status, 200, "{}", http.text());
+    let one: ProofBundle = serde_json::from_slice(&http.body).unwrap();
+    assert_eq!(one.responses, bundle.responses[1..].to_vec());
+    assert_eq!(net.get("/cocoon/v1/bundle?from=x").await.status, 400);
+
+    let opts = VerifyOptions::default();
+    let report = verify_bundle(&bundle, &opts);
+    assert_eq!(report.verdict, Verdict::Insecure, "{:#?}", report.failures);
+    assert!(report.failures.is_empty());
+    for r in &report.responses {
+        assert_eq!(r.tee.as_deref(), Some("simulated"));
+        let insecure: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|c| c.result == CheckResult::Insecure)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(insecure, vec!["quote"]);
+    }
+    // The bytes the app saw are the bytes in the bundle.
+    let body = STANDARD
+        .decode(bundle.responses[0].request.bytes.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(body, chat("bundle me", false).as_bytes());
+
+    // Allowlists: the worker's real image passes, another fails.
+    let worker_image = SimulatedProvider::new(WORKER_LABEL).image_hash();
+    let allowed = VerifyOptions {
+        allowed_images: vec![worker_image],
+        allowed_models: vec![[0u8; 32]],
+        ..Default::default()
+    };
+    assert_eq!(verify_bundle(&bundle, &allowed).verdict, Verdict::Insecure);
+    let other = VerifyOptions {
+        allowed_images: vec![[7u8; 32]],
+        allowed_models: vec![[9u8; 32]],
+        ..Default::default()
+    };
+    let refused = verify_bundle(&bundle, &other);
+    assert_eq!(refused.verdict, Verdict::Failed);
+    assert!(check(&refused, "image_hash")[0].contains("not among the allowed images"));
+    assert!(check(&refused, "model_hash")[0].contains("not among the allowed models"));
+
+    // Hashes only: still verifies, says so.
+    let hashes_only = gw
+        .bundle(&Selection {
+            include_bodies: false,
+            ..Default::default()
+        })
+        .await;
+    assert!(hashes_only.responses[0].request.bytes.is_none());
+    let r = verify_bundle(&hashes_only, &opts);
+    assert_eq!(r.verdict, Verdict::Insecure);
+    assert!(check(&r, "request_hash")[0].contains("hash only"));
+
+    let fails_with = |b: &ProofBundle, name: &str, needle: &str| {
+        let r = verify_bundle(b, &opts);
+        assert_eq!(r.verdict, Verdict::Failed, "{name} tamper went unnoticed");
+        let prefix = format!(": {name}: ");
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.contains(&prefix) && f.contains(needle)),
+            "expected {name} ({needle}) in {:#?}",
+            r.failures
+        );
+    };
+    for at in [0, 10, 1000] {
+        let mut b = bundle.clone();
+        flip_b64(&mut b.responses[0].request.bytes, at);
+        fails_with(&b, "request_hash", "hash to");
+        let mut b = bundle.clone();
+        flip_b64(&mut b.responses[1].response.bytes, at);
+        fails_with(&b, "response_hash", "hash to");
+    }
+    // Bytes and stated hash changed together: the signature still pins them.
+    let mut b = bundle.clone();
+    let mut req = STANDARD
+        .decode(b.responses[0].request.bytes.as_deref().unwrap())
+        .unwrap();
+    req[0] ^= 0x01;
+    b.responses[0].request = BodyEvidence {
+        sha256: hex::encode(Sha256::digest(&req)),
+        bytes: Some(STANDARD.encode(&req)),
+    };
+    fails_with(&b, "request_hash", "the worker signed");
+
+    // Every byte of the signed receipt matters.
+    let wire = bundle.responses[0].receipt.clone().unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&wire)
+        .unwrap();
+    for i in [0, 20, 40, 80, raw.len() - 70, raw.len() - 1] {
+        let mut t = raw.clone();
+        t[i] ^= 0x01;
+        let mut b = bundle.clone();
+        b.responses[0].receipt = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&t));
+        b.responses[0].receipt_decoded = None;
+        let r = verify_bundle(&b, &opts);
+        assert_eq!(
+            r.verdict,
+            Verdict::Failed,
+            "receipt byte {i} went unnoticed"
+        );
+    }
+    let mut b = bundle.clone();
+    b.responses[0]
+        .receipt_decoded
+        .as_mut()
+        .unwrap()
+        .receipt
+        .cost_nano += 1;
+    fails_with(&b, "receipt_copy", "differs");
+
+    // The certificate: any byte of the quote or the signature breaks it.
+    let cert_len = STANDARD
+        .decode(bundle.workers[0].certificate.as_deref().unwrap())
+        .unwrap()
+        .len();
+    for at in [cert_len / 2, cert_len - 10] {
+        let mut b = bundle.clone();
+        flip_b64(&mut b.workers[0].certificate, at);
+        let r = verify_bundle(&b, &opts);
+        assert_eq!(r.verdict, Verdict::Failed, "certificate byte {at}");
+    }
+    let mut b = bundle.clone();
+    b.workers[0].certificate = None;
+    fails_with(&b, "certificate", "could not get");
+    let mut b = bundle.clone();
+    b.responses[0].forwarded.worker_key = Some(hex::encode([5u8; 32]));
+    fails_with(&b, "forwarded_worker", "the proxy attested worker");
+    let mut b = bundle.clone();
+    b.responses[0].charge.charged_nano = Some("999999999999999".into());
+    fails_with(&b, "charge", "the worker priced");
+    let mut b = bundle.clone();
+    b.version = 2;
+    assert!(verify_bundle(&b, &opts).failures[0].contains("version"));
+}
+
+/// Evidence a real TDX machine produced (for another key), served as a DCAP quote.
+#[derive(Debug)]
+struct FixtureQuote(Vec<u8>);
+
+impl QuoteProvider for FixtureQuote {
+    fn kind(&self) -> EvidenceKind {
+        EvidenceKind::Dcap
+    }
+    fn quote(&self, _report_data: &[u8; 64]) -> att::Result<Vec<u8>> {
+        Ok(self.0.clone())
+    }
+}
+
+/// 2026-03-01T00:00:00Z, inside the cocoon TDX fixture's collateral window.
+const FIXTURE_TIME: u64 = 1_772_323_200;
+
+fn dcap_bundle() -> ProofBundle {
+    let dir = att::fixtures_dir();
+    let quote = std::fs::read(dir.join("cocoon-tdx-quote.bin")).unwrap();
+    let collateral: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("cocoon-tdx-quote.collateral.json")).unwrap(),
+    )
+    .unwrap();
+    let worker = key();
+    let cred = att::Credential::issue(
+        att::Role::Worker,
+        &worker,
+        Some(&FixtureQuote(quote.clone())),
+        i64::try_from(FIXTURE_TIME).unwrap() - 60,
+        Duration::from_secs(3600),
+        BTreeMap::new(),
+    )
+    .unwrap();
+    let (_, _, m, _) = att::dcap::parse_quote(&quote).unwrap();
+    let att::dcap::Measurements::Td(td) = m else {
+        panic!("TDX fixture")
+    };
+    let request = chat("dcap", false);
+    let response = b"{\"choices\":[]}".to_vec();
+    let receipt = Receipt {
+        request_sha256: Sha256::digest(request.as_bytes()).into(),
+        response_sha256: Sha256::digest(&response).into(),
+        model: MODEL.into(),
+        model_hash: [3; 32],
+        usage: Usage {
+            prompt: 3,
+            cached: 0,
+            completion: 4,
+            reasoning: 0,
+        },
+        coefficient: 1000,
+        price_per_token: 1000,
+        cost_nano: 7000,
+        timestamp: FIXTURE_TIME,
+        image_hash: td.image_hash(),
+        worker_key: worker.verifying_key().to_bytes(),
+    }
+    .sign(&worker);
+    let wk = hex::encode(receipt.receipt.worker_key);
+    ProofBundle {
+        format: "cocoon-proof-bundle".into(),
+        version: 1,
+        created_at: FIXTURE_TIME,
+        workers: vec![WorkerEvidence {
+            worker_key: wk.clone(),
+            certificate: Some(STANDARD.encode(cred.cert_der())),
+            collateral: Some(collateral),
+        }],
+        responses: vec![ResponseEvidence {
+            id: 1,
+            endpoint: "/v1/chat/completions".into(),
+            stream: false,
+            received_at: FIXTURE_TIME,
+            receipt: Some(receipt.to_wire()),
+            receipt_decoded: Some(receipt),
+            request: BodyEvidence {
+                sha256: hex::encode(Sha256::digest(request.as_bytes())),
+                bytes: Some(STANDARD.encode(request.as_bytes())),
+            },
+            response: BodyEvidence {
+                sha256: hex::encode(Sha256::digest(&response)),
+                bytes: Some(STANDARD.encode(&response)),
+            },
+            forwarded: Forwarded {
+                worker_key: Some(wk),
+                image_hash: None,
+                insecure: Some(false),
+            },
+            gateway_status: "verified".into(),
+            charge: ChargeEvidence {
+                charged_nano: Some("7000".into()),
+                signed_charge: None,
+            },
+        }],
+    }
+}
+
+#[test]
+fn a_real_dcap_quote_verifies_against_bundled_collateral_but_must_bind_the_signer() {
+    let bundle = dcap_bundle();
+    let report = verify_bundle(&bundle, &VerifyOptions::default());
+    let results: BTreeMap<&str, CheckResult> = report.responses[0]
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.result))
+        .collect();
+    // DCAP itself holds at the receipt's time: chain to Intel's root, collateral, TCB, image.
+    assert_eq!(results["quote"], CheckResult::Pass, "{report:#?}");
+    assert_eq!(results["tcb"], CheckResult::Pass);
+    assert_eq!(results["image_hash"], CheckResult::Pass);
+    assert_eq!(results["signature"], CheckResult::Pass);
+    // But that quote was made for another machine's key: no fresh key can be bound to it.
+    assert_eq!(results["quote_binds_key"], CheckResult::Fail);
+    assert_eq!(report.verdict, Verdict::Failed);
+    assert_eq!(report.responses[0].tee.as_deref(), Some("tdx"));
+
+    // Outside the collateral's window the quote itself fails.
+    let late = VerifyOptions {
+        at: Some(FIXTURE_TIME + 365 * 86_400),
+        ..Default::default()
+    };
+    let r = verify_bundle(&bundle, &late);
+    assert!(check(&r, "quote")[0].contains("DCAP verification at"));
+
+    // Without collateral the verifier says what is missing.
+    let mut b = bundle.clone();
+    b.workers[0].collateral = None;
+    let r = verify_bundle(&b, &VerifyOptions::default());
+    assert!(check(&r, "quote")[0].contains("without collateral"));
+    let coll = att::collateral::load_collateral_file(
+        &att::fixtures_dir().join("cocoon-tdx-quote.collateral.json"),
+    )
+    .unwrap();
+    let supplied = VerifyOptions {
+        collateral: Some(coll.clone()),
+        ..Default::default()
+    };
+    let r = verify_bundle(&b, &supplied);
+    assert_eq!(
+        r.responses[0]
+            .checks
+            .iter()
+            .find(|c| c.name == "quote")
+            .unwrap()
+            .result,
+        CheckResult::Pass
+    );
+    b.workers[0].set_collateral(&coll).unwrap();
+    let r = verify_bundle(&b, &VerifyOptions::default());
+    assert_eq!(check(&r, "quote"), check(&report, "quote"));
+}
