@@ -1,7 +1,10 @@
 //! Worker configuration.
 
 use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_daemon::tls_config::TlsSection;
 use serde::{Deserialize, Serialize};
+
+pub use crate::chain_config::ChainSection;
 
 /// Everything a worker needs (file + `COCOON_*` + `--set`, see `cocoon_daemon::config`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +30,18 @@ pub struct WorkerConfig {
     pub admin_listen: String,
     /// Hex Ed25519 seed of the worker key (development TLS only; RA-TLS generates keys in the TEE).
     pub dev_key: String,
+    /// Engine health check interval, ms (0 = no health checks).
+    pub health_interval_ms: u64,
+    /// Timeout of one health check, ms.
+    pub health_timeout_ms: u64,
+    /// Consecutive failed health checks after which the worker leaves rotation.
+    pub health_failures: u32,
+    /// Path of the engine's health endpoint (vLLM, SGLang and the built-in engine: `/health`).
+    pub health_path: String,
+    /// TLS and attestation (`[tls]`, shared by every daemon).
+    pub tls: TlsSection,
+    /// Chain checks and payout claims (`[chain]`; empty `root` = no chain, development only).
+    pub chain: ChainSection,
 }
 
 impl Default for WorkerConfig {
@@ -42,6 +57,12 @@ impl Default for WorkerConfig {
             reconnect_ms: 1000,
             admin_listen: "127.0.0.1:9102".into(),
             dev_key: String::new(),
+            health_interval_ms: 5_000,
+            health_timeout_ms: 2_000,
+            health_failures: 3,
+            health_path: "/health".into(),
+            tls: TlsSection::default(),
+            chain: ChainSection::default(),
         }
     }
 }
@@ -91,6 +112,27 @@ impl Validate for WorkerConfig {
                 message: "must be positive".into(),
             });
         }
+        if self.health_interval_ms > 0 {
+            if self.health_failures == 0 {
+                return Err(ConfigError::Invalid {
+                    field: "health_failures",
+                    message: "must be positive when health checks are on".into(),
+                });
+            }
+            if self.health_timeout_ms == 0 {
+                return Err(ConfigError::Invalid {
+                    field: "health_timeout_ms",
+                    message: "must be positive when health checks are on".into(),
+                });
+            }
+            if !self.health_path.starts_with('/') {
+                return Err(ConfigError::Invalid {
+                    field: "health_path",
+                    message: "must start with /".into(),
+                });
+            }
+        }
+        self.chain.validate()?;
         if !self.dev_key.is_empty() && self.dev_key.len() != 64 {
             return Err(ConfigError::Invalid {
                 field: "dev_key",

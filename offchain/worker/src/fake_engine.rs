@@ -4,13 +4,14 @@
 //! tokens `tok0 tok1 …`, counts one prompt token per whitespace-separated word, and reports usage (for
 //! streams only when `stream_options.include_usage` is set, like OpenAI). A prompt containing `HOLD`
 //! streams its first chunk and then waits until [`FakeEngine::release`] is called, so tests can act
-//! in the middle of a stream without timing anything.
+//! in the middle of a stream without timing anything. `GET /health` answers 200, or 503 after
+//! [`FakeEngine::set_healthy`]`(false)`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -28,7 +29,17 @@ pub struct FakeEngine {
     addr: SocketAddr,
     release: Arc<Notify>,
     requests: Arc<AtomicU64>,
+    healthy: Arc<AtomicBool>,
+    health_checks: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    release: Arc<Notify>,
+    requests: Arc<AtomicU64>,
+    healthy: Arc<AtomicBool>,
+    health_checks: Arc<AtomicU64>,
 }
 
 impl FakeEngine {
@@ -36,17 +47,19 @@ impl FakeEngine {
     pub async fn start() -> std::io::Result<FakeEngine> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let release = Arc::new(Notify::new());
-        let requests = Arc::new(AtomicU64::new(0));
-        let (rel, reqs) = (release.clone(), requests.clone());
+        let shared = Shared {
+            release: Arc::new(Notify::new()),
+            requests: Arc::new(AtomicU64::new(0)),
+            healthy: Arc::new(AtomicBool::new(true)),
+            health_checks: Arc::new(AtomicU64::new(0)),
+        };
+        let s = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let _ = tcp.set_nodelay(true);
-                let (rel, reqs) = (rel.clone(), reqs.clone());
+                let s = s.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        handle(req, rel.clone(), reqs.clone())
-                    });
+                    let svc = hyper::service::service_fn(move |req| handle(req, s.clone()));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tcp), svc)
                         .await;
@@ -55,8 +68,10 @@ impl FakeEngine {
         });
         Ok(FakeEngine {
             addr,
-            release,
-            requests,
+            release: shared.release,
+            requests: shared.requests,
+            healthy: shared.healthy,
+            health_checks: shared.health_checks,
             task,
         })
     }
@@ -69,6 +84,16 @@ impl FakeEngine {
     /// Lets every held stream continue.
     pub fn release(&self) {
         self.release.notify_waiters();
+    }
+
+    /// Makes `/health` answer 200 (`true`) or 503 (`false`).
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Release);
+    }
+
+    /// Health checks answered so far.
+    pub fn health_checks(&self) -> u64 {
+        self.health_checks.load(Ordering::Acquire)
     }
 
     /// Inference requests received so far.
@@ -107,10 +132,21 @@ fn words(v: &Value) -> u64 {
 
 async fn handle(
     req: Request<hyper::body::Incoming>,
-    release: Arc<Notify>,
-    requests: Arc<AtomicU64>,
+    s: Shared,
 ) -> Result<Response<Body>, Infallible> {
+    let (release, requests) = (s.release, s.requests);
     let chat = match req.uri().path() {
+        "/health" => {
+            s.health_checks.fetch_add(1, Ordering::AcqRel);
+            return Ok(if s.healthy.load(Ordering::Acquire) {
+                json_response(200, b"{}".to_vec())
+            } else {
+                json_response(
+                    503,
+                    br#"{"error":{"message":"unhealthy","code":"unhealthy"}}"#.to_vec(),
+                )
+            });
+        }
         "/v1/chat/completions" => true,
         "/v1/completions" => false,
         _ => {

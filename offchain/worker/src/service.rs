@@ -16,7 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
 use crate::receipt_body::{ReceiptBody, ReceiptContext, Slot, boxed};
-use crate::{ANNOUNCE_PATH, Announcement, WorkerState};
+use crate::{ANNOUNCE_PATH, Announcement, PAYOUT_PATH, WorkerState};
 
 #[derive(Clone)]
 pub(crate) struct WorkerService {
@@ -51,6 +51,12 @@ impl WorkerService {
         let path = req.uri().path().to_owned();
         let resp = if req.method() == Method::GET && path == ANNOUNCE_PATH {
             self.announce()
+        } else if path == PAYOUT_PATH {
+            if req.method() != Method::POST {
+                error(ErrorCode::MethodNotAllowed, "use POST")
+            } else {
+                self.payout(req).await
+            }
         } else if let Some(endpoint) = Endpoint::from_path(&path) {
             if req.method() != Method::POST {
                 error(ErrorCode::MethodNotAllowed, "use POST")
@@ -77,10 +83,35 @@ impl WorkerService {
             model: self.state.config.model.clone(),
             model_hash: hex::encode(self.state.model_hash),
             coefficient: self.state.coefficient(),
-            capacity: self.state.config.capacity,
+            capacity: self.state.announced_capacity(),
             in_flight: self.state.in_flight(),
         };
         json_response(200, serde_json::to_vec(&a).unwrap_or_default())
+    }
+
+    /// A proxy hands over a signed payout voucher (BoC body).
+    async fn payout(&self, req: Request<hyper::body::Incoming>) -> Response<Body> {
+        let Some(payouts) = &self.state.payouts else {
+            return error(
+                ErrorCode::NotFound,
+                "this worker has no chain configured and claims nothing",
+            );
+        };
+        let body = match read_limited(req.into_body(), 16 * 1024).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return json_response(413, ApiError::body_too_large(16 * 1024).to_json()),
+            Err(e) => return error(ErrorCode::InvalidJson, format!("request body: {e}")),
+        };
+        match payouts.offer_boc(&body).await {
+            Ok(kept) => json_response(
+                200,
+                serde_json::json!({ "kept": kept }).to_string().into_bytes(),
+            ),
+            Err(e @ crate::payouts::OfferError::Chain(_)) => {
+                error(ErrorCode::UpstreamFailed, e.to_string())
+            }
+            Err(e) => error(ErrorCode::InvalidField, e.to_string()),
+        }
     }
 
     async fn infer(
@@ -90,6 +121,13 @@ impl WorkerService {
     ) -> Response<Body> {
         if self.shutdown.is_triggered() {
             return error(ErrorCode::ShuttingDown, "worker is shutting down");
+        }
+        if !self.state.status.borrow().in_rotation() {
+            // Before the first byte: the proxy retries elsewhere and charges nothing.
+            return error(
+                ErrorCode::NoWorkerAvailable,
+                "worker is out of rotation (engine unhealthy or not allowed on chain)",
+            );
         }
         let coefficient = self.state.coefficient();
         if let Some(cap) = req.headers().get(headers::MAX_COEFFICIENT) {

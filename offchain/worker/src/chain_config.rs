@@ -1,0 +1,200 @@
+//! The worker's `[chain]` config section: where the chain is, which root governs the network, which
+//! wallet owns the worker's stake and receives its payouts, and when payouts are claimed.
+
+use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_ton::{Network, TonAddress, Wallet, WalletVersion};
+use serde::{Deserialize, Serialize};
+
+/// `[chain]`. An empty `root` turns chain checks off (development only; the binary then requires
+/// `tls.mode = "dev-insecure"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainSection {
+    /// toncenter API v2 base URL (toncenter, a self-hosted ton-http-api, or the devnet).
+    pub api_url: String,
+    /// Name of the environment variable holding the API key (empty: no key).
+    pub api_key_env: String,
+    /// The root contract's address.
+    pub root: String,
+    /// The GPU owner's wallet: owner of the worker stake and receiver of payouts.
+    pub owner: String,
+    /// Name of the environment variable holding the owner wallet's 24-word mnemonic. Needed only
+    /// to send payout claims; without it (and without `owner_mnemonic_file`) claims are off.
+    pub owner_mnemonic_env: String,
+    /// File holding the owner wallet's 24-word mnemonic (alternative to `owner_mnemonic_env`).
+    pub owner_mnemonic_file: String,
+    /// Wallet contract of the owner: `v4r2` or `v5r1`.
+    pub wallet_version: String,
+    /// `mainnet` or `testnet` (wallet id and address flags).
+    pub network: String,
+    /// How often stake, image and model are checked on chain, ms.
+    pub check_interval_ms: u64,
+    /// How long the last good check stays valid while the chain cannot be read, ms; after that
+    /// the worker stops serving.
+    pub max_stale_ms: u64,
+    /// Claim a proxy's payout once what it signed exceeds what was claimed by at least this,
+    /// nanoTON (0 = claim any amount).
+    pub claim_threshold_nano: u64,
+    /// How often payout vouchers are compared with the chain, ms.
+    pub claim_interval_ms: u64,
+    /// File keeping the latest payout voucher per proxy vault across restarts (empty: memory only).
+    pub voucher_file: String,
+    /// Accept an unattested worker identity (zero image hash) without an image allowlist entry.
+    /// INSECURE: development mode only.
+    pub allow_unattested: bool,
+}
+
+impl Default for ChainSection {
+    fn default() -> Self {
+        ChainSection {
+            api_url: "https://toncenter.com/api/v2".into(),
+            api_key_env: String::new(),
+            root: String::new(),
+            owner: String::new(),
+            owner_mnemonic_env: String::new(),
+            owner_mnemonic_file: String::new(),
+            wallet_version: "v4r2".into(),
+            network: "mainnet".into(),
+            check_interval_ms: 60_000,
+            max_stale_ms: 300_000,
+            claim_threshold_nano: 10_000_000_000,
+            claim_interval_ms: 60_000,
+            voucher_file: String::new(),
+            allow_unattested: false,
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl ChainSection {
+    /// True when a root is configured.
+    pub fn enabled(&self) -> bool {
+        !self.root.is_empty()
+    }
+
+    /// The root address.
+    pub fn root_address(&self) -> Result<TonAddress, ConfigError> {
+        cocoon_ton::parse_address(&self.root).map_err(|e| invalid("chain.root", e.to_string()))
+    }
+
+    /// The owner wallet address.
+    pub fn owner_address(&self) -> Result<TonAddress, ConfigError> {
+        cocoon_ton::parse_address(&self.owner).map_err(|e| invalid("chain.owner", e.to_string()))
+    }
+
+    fn version(&self) -> Result<WalletVersion, ConfigError> {
+        match self.wallet_version.as_str() {
+            "v4r2" => Ok(WalletVersion::V4R2),
+            "v5r1" => Ok(WalletVersion::V5R1),
+            other => Err(invalid(
+                "chain.wallet_version",
+                format!("`{other}`: use v4r2 or v5r1"),
+            )),
+        }
+    }
+
+    fn network(&self) -> Result<Network, ConfigError> {
+        match self.network.as_str() {
+            "mainnet" => Ok(Network::Mainnet),
+            "testnet" => Ok(Network::Testnet),
+            other => Err(invalid(
+                "chain.network",
+                format!("`{other}`: use mainnet or testnet"),
+            )),
+        }
+    }
+
+    /// The API key from `api_key_env` (None when unset).
+    pub fn api_key(&self) -> Option<String> {
+        if self.api_key_env.is_empty() {
+            return None;
+        }
+        std::env::var(&self.api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty())
+    }
+
+    /// The owner's signing wallet, when a mnemonic is configured; it must be the `owner` address.
+    pub fn owner_wallet(&self) -> Result<Option<Wallet>, ConfigError> {
+        let phrase = if !self.owner_mnemonic_env.is_empty() {
+            std::env::var(&self.owner_mnemonic_env).map_err(|_| {
+                invalid(
+                    "chain.owner_mnemonic_env",
+                    format!(
+                        "environment variable {} is not set",
+                        self.owner_mnemonic_env
+                    ),
+                )
+            })?
+        } else if !self.owner_mnemonic_file.is_empty() {
+            std::fs::read_to_string(&self.owner_mnemonic_file).map_err(|e| {
+                invalid(
+                    "chain.owner_mnemonic_file",
+                    format!("{}: {e}", self.owner_mnemonic_file),
+                )
+            })?
+        } else {
+            return Ok(None);
+        };
+        let phrase = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+        let wallet = Wallet::from_mnemonic(&phrase, self.version()?, self.network()?)
+            .map_err(|e| invalid("chain.owner_mnemonic_env", e.to_string()))?;
+        if wallet.address() != &self.owner_address()? {
+            return Err(invalid(
+                "chain.owner",
+                format!(
+                    "the mnemonic's {} wallet is {}, not the configured owner",
+                    self.wallet_version,
+                    wallet.address_friendly()
+                ),
+            ));
+        }
+        Ok(Some(wallet))
+    }
+}
+
+impl Validate for ChainSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if !(self.api_url.starts_with("http://") || self.api_url.starts_with("https://")) {
+            return Err(invalid("chain.api_url", "must be an http(s) URL"));
+        }
+        self.root_address()?;
+        if self.owner.is_empty() {
+            return Err(invalid(
+                "chain.owner",
+                "the GPU owner's wallet (owner of the worker stake) is required",
+            ));
+        }
+        self.owner_address()?;
+        self.version()?;
+        self.network()?;
+        if !self.owner_mnemonic_env.is_empty() && !self.owner_mnemonic_file.is_empty() {
+            return Err(invalid(
+                "chain.owner_mnemonic_env",
+                "set owner_mnemonic_env or owner_mnemonic_file, not both",
+            ));
+        }
+        if self.check_interval_ms == 0 || self.claim_interval_ms == 0 {
+            return Err(invalid(
+                "chain.check_interval_ms",
+                "check and claim intervals must be positive",
+            ));
+        }
+        if self.max_stale_ms < self.check_interval_ms {
+            return Err(invalid(
+                "chain.max_stale_ms",
+                "must be at least check_interval_ms",
+            ));
+        }
+        Ok(())
+    }
+}
