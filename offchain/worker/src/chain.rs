@@ -137,6 +137,13 @@ impl MemoryChain {
         };
     }
 
+    /// Replaces the network price parameters (and their version).
+    pub fn set_params(&self, params: PriceParams) {
+        let mut st = self.lock();
+        st.root.params_version = params.version;
+        st.root.params = params;
+    }
+
     /// Registers a proxy vault and its voucher key.
     pub fn add_vault(&self, vault: &TonAddress, key: [u8; 32]) {
         self.lock().vaults.insert(vault.to_hex(), key);

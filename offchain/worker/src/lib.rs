@@ -81,7 +81,7 @@ pub struct WorkerState {
     pub(crate) config: WorkerConfig,
     pub(crate) coefficient: AtomicU32,
     pub(crate) in_flight: AtomicU32,
-    pub(crate) params: PriceParams,
+    pub(crate) params: std::sync::RwLock<PriceParams>,
     pub(crate) model_hash: [u8; 32],
     pub(crate) registry: Arc<Registry>,
     pub(crate) status: tokio::sync::watch::Sender<WorkerStatus>,
@@ -104,6 +104,24 @@ impl WorkerState {
     /// Requests in flight.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The price parameters new responses are priced with (the root's, refreshed at every chain
+    /// check).
+    pub fn params(&self) -> PriceParams {
+        *self.params.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_params(&self, params: PriceParams) {
+        let mut held = self.params.write().unwrap_or_else(|p| p.into_inner());
+        if *held != params {
+            tracing::info!(
+                from = held.version,
+                to = params.version,
+                "network price parameters changed on chain"
+            );
+            *held = params;
+        }
     }
 
     /// What the worker may do now.
@@ -276,7 +294,7 @@ pub fn start_with(
     let state = Arc::new(WorkerState {
         coefficient: AtomicU32::new(config.coefficient),
         in_flight: AtomicU32::new(0),
-        params,
+        params: std::sync::RwLock::new(params),
         model_hash,
         registry,
         status,

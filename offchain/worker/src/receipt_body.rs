@@ -23,6 +23,8 @@ pub(crate) struct ReceiptContext {
     pub(crate) request_sha256: [u8; 32],
     pub(crate) model: String,
     pub(crate) coefficient: u32,
+    /// The price parameters when the request arrived.
+    pub(crate) params: cocoon_protocol::PriceParams,
     pub(crate) streaming: bool,
     pub(crate) _in_flight: InFlight,
     pub(crate) _slot: Slot,
@@ -79,7 +81,7 @@ impl ReceiptBody {
                 .inc();
             return None;
         };
-        let cost = match ctx.state.params.cost(&usage, Coefficient(ctx.coefficient)) {
+        let cost = match ctx.params.cost(&usage, Coefficient(ctx.coefficient)) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot price response");
@@ -93,7 +95,7 @@ impl ReceiptBody {
             model_hash: ctx.state.model_hash,
             usage,
             coefficient: ctx.coefficient,
-            price_per_token: ctx.state.params.price_per_token,
+            price_per_token: ctx.params.price_per_token,
             cost_nano: cost.client,
             timestamp: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -84,7 +84,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         key = %hex::encode(identity.public_key),
         image_hash = %hex::encode(identity.image_hash),
         tee = %identity.tee,
-        "worker identity (stake it with `cocoon worker stake --key <key>`)"
+        "worker identity (bind the stake to it: `cocoon worker stake --amount <TON> --key <key>`)"
     );
 
     let mut options = WorkerOptions::default();

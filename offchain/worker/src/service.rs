@@ -204,6 +204,7 @@ impl WorkerService {
             request_sha256,
             model: parsed.model,
             coefficient,
+            params: self.state.params(),
             streaming: parsed.stream,
             _in_flight: self.shutdown.track(),
             _slot: slot,

@@ -40,7 +40,7 @@ pub enum Refusal {
     },
     /// The stake is bound to another key than this worker's attested key.
     #[error(
-        "the stake is bound to key {stake_key}, not this worker's key {worker_key} (rotate it with `cocoon worker set-key`)"
+        "the stake is bound to key {stake_key}, not this worker's key {worker_key} (bind it with `cocoon worker stake --amount <TON> --key <worker key>`; keep the key across restarts with tls.key_file)"
     )]
     KeyMismatch {
         /// The stake's key, hex.
@@ -191,6 +191,7 @@ impl ChainMonitor {
             let verdict = match read(chain.as_ref()).await {
                 Ok((root, stake)) => {
                     last_good = Some(Instant::now());
+                    state.set_params(root.params);
                     if let Some(hook) = &state.on_root {
                         (hook.0)(&root);
                     }

@@ -142,6 +142,16 @@ async fn refuses_until_stake_image_and_model_are_allowed_then_serves_and_leaves_
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(engine.requests(), 1);
 
+    // Governance changes prices: the next check picks them up for new responses.
+    let raised = PriceParams {
+        version: 2,
+        price_per_token: PriceParams::default().price_per_token * 3,
+        ..PriceParams::default()
+    };
+    chain.set_params(raised);
+    assert_eq!(verdict(&worker).await, Eligibility::Eligible);
+    assert_eq!(worker.state.params(), raised);
+
     // Governance revokes the image: the worker disconnects and does not come back.
     chain.set_worker_image(simulated_image(), 1_700_000_000);
     let v = verdict(&worker).await;
