@@ -50,10 +50,14 @@ pub(crate) async fn monitor(state: Arc<WorkerState>, shutdown: Shutdown) {
     );
     gauge.set(1);
     let mut failures: u32 = 0;
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.triggered() => return,
+        // The first check runs at once: a dead engine at start leaves rotation without waiting.
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.triggered() => return,
+            }
         }
         match probe(&client, &url, timeout).await {
             Ok(()) => {

@@ -41,6 +41,20 @@ pub const ANNOUNCE_PATH: &str = "/cocoon/v1/announce";
 /// Path where a proxy hands the worker a signed payout voucher (`POST`, body = the voucher's BoC).
 pub const PAYOUT_PATH: &str = "/cocoon/v1/payout";
 
+/// The request a proxy sends on a worker connection to hand over a signed payout voucher (the
+/// worker answers 200 `{"kept": bool}`, or an OpenAI-shaped error saying why it refused it).
+pub fn payout_request(
+    voucher: &cocoon_contracts::statements::SignedPayout,
+) -> Result<hyper::Request<cocoon_daemon::http::Body>, cocoon_contracts::CodecError> {
+    use cocoon_contracts::CellCodec;
+    let boc = voucher.to_boc()?;
+    let req = hyper::Request::post(format!("http://worker{PAYOUT_PATH}"))
+        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+        .body(cocoon_daemon::http::full(boc));
+    // Only a constant URI and header go in: building cannot fail.
+    Ok(req.expect("constant request parts are valid"))
+}
+
 /// Called with every root snapshot the chain monitor reads (the binary refreshes its TLS image
 /// allowlist from it).
 pub struct RootHook(pub Box<dyn Fn(&chain::RootView) + Send + Sync>);

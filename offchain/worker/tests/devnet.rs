@@ -9,7 +9,6 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cocoon_contracts::CellCodec;
 use cocoon_contracts::address::{NETWORK_ID_MAINNET, stake_address, vault_address};
 use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::fees::STAKE_CLAIM_VALUE;
@@ -26,7 +25,7 @@ use cocoon_worker::chain::WorkerChain;
 use cocoon_worker::chain_ton::{TonChain, price_params};
 use cocoon_worker::fake_engine::FakeEngine;
 use cocoon_worker::status::{Eligibility, Refusal};
-use cocoon_worker::{PAYOUT_PATH, WorkerConfig, WorkerOptions};
+use cocoon_worker::{WorkerConfig, WorkerOptions};
 use common::{FakeProxy, simulated_image, simulated_tls, within};
 use ed25519_dalek::SigningKey;
 
@@ -204,7 +203,8 @@ async fn chain_reader_gates_serving_and_the_worker_claims_its_payout_on_the_devn
         .first()
         .map(|t| t.id.lt)
         .unwrap_or(0);
-    let (code, body) = conn.post(PAYOUT_PATH, voucher.to_boc().expect("boc")).await;
+    let request = cocoon_worker::payout_request(&voucher).expect("request");
+    let (code, body) = conn.send(request).await;
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     within("the automatic claim", async {
         while chain.payout_claimed(&vault).await.ok() != Some((1, paid)) {

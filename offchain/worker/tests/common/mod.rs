@@ -75,7 +75,7 @@ impl Conn {
         self.send(req).await
     }
 
-    async fn send(&mut self, req: hyper::Request<Body>) -> (u16, Bytes) {
+    pub async fn send(&mut self, req: hyper::Request<Body>) -> (u16, Bytes) {
         self.sender.ready().await.expect("connection ready");
         let resp = self.sender.send_request(req).await.expect("response");
         let status = resp.status().as_u16();
