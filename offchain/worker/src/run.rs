@@ -91,6 +91,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let params = if config.chain.enabled() {
         let mut client_config = TonClientConfig::new(config.chain.api_url.clone());
         client_config.api_key = config.chain.api_key();
+        if client_config.api_key.is_none() && config.chain.api_url.contains("toncenter.com") {
+            // toncenter answers 1 request per second without a key.
+            client_config.min_interval = Some(Duration::from_millis(1100));
+        }
         let client: Arc<dyn TonClient> =
             Arc::new(HttpTonClient::new(client_config).context("chain client")?);
         let wallet = config.chain.owner_wallet()?;
