@@ -198,3 +198,90 @@ impl Validate for ChainSection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::WorkerConfig;
+    use cocoon_daemon::config::{Sources, load};
+
+    const ROOT: &str = "0:1111111111111111111111111111111111111111111111111111111111111111";
+    const OWNER: &str = "0:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn field(r: Result<(), ConfigError>) -> &'static str {
+        match r {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_worker_file_with_chain_and_tls_sections_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("worker.toml");
+        let text = format!(
+            "proxies = [\"127.0.0.1:9001\"]\nhealth_failures = 5\n\
+             [tls]\nmode = \"simulated\"\n\
+             [chain]\napi_url = \"http://127.0.0.1:8081\"\nroot = \"{ROOT}\"\nowner = \"{OWNER}\"\n\
+             claim_threshold_nano = 5000000000\n"
+        );
+        std::fs::write(&path, text).expect("write");
+        let sources = Sources {
+            file: Some(path),
+            overrides: vec!["chain.check_interval_ms=1000".into()],
+            ..Default::default()
+        };
+        let c: WorkerConfig = load(&sources).expect("loads");
+        assert!(c.chain.enabled());
+        assert_eq!(c.chain.claim_threshold_nano, 5_000_000_000);
+        assert_eq!(c.chain.check_interval_ms, 1000);
+        assert_eq!(c.health_failures, 5);
+        assert_eq!(c.chain.owner_address().expect("owner").to_hex(), OWNER);
+        assert!(c.chain.owner_wallet().expect("no mnemonic").is_none());
+    }
+
+    #[test]
+    fn chain_section_refuses_what_cannot_run() {
+        assert!(
+            ChainSection::default().validate().is_ok(),
+            "disabled is valid"
+        );
+        let good = ChainSection {
+            root: ROOT.into(),
+            owner: OWNER.into(),
+            ..Default::default()
+        };
+        assert!(good.validate().is_ok());
+        let bad = |f: fn(&mut ChainSection)| {
+            let mut s = good.clone();
+            f(&mut s);
+            field(s.validate())
+        };
+        assert_eq!(bad(|s| s.owner.clear()), "chain.owner");
+        assert_eq!(bad(|s| s.owner = "nonsense".into()), "chain.owner");
+        assert_eq!(bad(|s| s.root = "nonsense".into()), "chain.root");
+        assert_eq!(bad(|s| s.api_url = "ftp://x".into()), "chain.api_url");
+        assert_eq!(
+            bad(|s| s.wallet_version = "v3".into()),
+            "chain.wallet_version"
+        );
+        assert_eq!(bad(|s| s.network = "devnet".into()), "chain.network");
+        assert_eq!(bad(|s| s.check_interval_ms = 0), "chain.check_interval_ms");
+        assert_eq!(bad(|s| s.max_stale_ms = 1), "chain.max_stale_ms");
+        assert_eq!(
+            bad(|s| {
+                s.owner_mnemonic_env = "A".into();
+                s.owner_mnemonic_file = "b".into();
+            }),
+            "chain.owner_mnemonic_env"
+        );
+        let missing = ChainSection {
+            owner_mnemonic_env: "COCOON_TEST_UNSET_MNEMONIC_VARIABLE".into(),
+            ..good.clone()
+        };
+        assert!(
+            missing.owner_wallet().is_err(),
+            "an unset variable is an error"
+        );
+    }
+}
