@@ -284,4 +284,32 @@ mod tests {
             "an unset variable is an error"
         );
     }
+
+    #[test]
+    fn the_mnemonic_must_be_the_owner_wallet() {
+        // A throwaway test phrase (the CLI tests use the same one).
+        let phrase = "remove enroll margin hip deer remember cement blossom word exist fence work \
+                      woman proof marine avoid marriage couch assume fancy chunk upper receive icon";
+        let wallet =
+            Wallet::from_mnemonic(phrase, WalletVersion::V4R2, Network::Mainnet).expect("wallet");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("mnemonic");
+        std::fs::write(&file, format!("{phrase}\n")).expect("write");
+        let mut s = ChainSection {
+            root: ROOT.into(),
+            owner: wallet.address().to_hex(),
+            owner_mnemonic_file: file.to_str().expect("utf-8").into(),
+            ..Default::default()
+        };
+        let loaded = s.owner_wallet().expect("matches").expect("configured");
+        assert_eq!(loaded.address(), wallet.address());
+        s.owner = OWNER.into();
+        match s.owner_wallet() {
+            Err(ConfigError::Invalid { field, message }) => {
+                assert_eq!(field, "chain.owner");
+                assert!(message.contains(&wallet.address_friendly()), "{message}");
+            }
+            other => panic!("expected a mismatch, got {:?}", other.map(|w| w.is_some())),
+        }
+    }
 }
