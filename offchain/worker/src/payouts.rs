@@ -283,7 +283,20 @@ impl Payouts {
                 received,
                 ..
             }) => {
-                self.drop_voucher(&vault, v.seqno);
+                // Confirm through the vault's record (toncenter reports no exit codes). If it
+                // cannot be read now the voucher stays held: the next pass drops it once seen paid.
+                match self.chain.payout_claimed(&v.vault).await {
+                    Ok((_, now_paid)) if now_paid >= v.paid => self.drop_voucher(&vault, v.seqno),
+                    Ok((_, now_paid)) => {
+                        return failed(WorkerChainError::Refused(format!(
+                            "claim sent (tx {tx_hash}) but the vault records {now_paid}, not {}",
+                            v.paid
+                        )));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %tx_hash, "claim sent but not confirmed yet");
+                    }
+                }
                 ClaimEvent::Claimed {
                     vault,
                     seqno: v.seqno,
