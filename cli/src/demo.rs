@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use cocoon_onchain::flow;
-use cocoon_onchain::localnet::{EngineChoice, Funding, LocalNet};
+use cocoon_localnet::flow;
+use cocoon_localnet::localnet::{EngineChoice, Funding, LocalNet};
 
 /// Arguments of `cocoon demo`.
 #[derive(Debug, Args)]

@@ -1,11 +1,15 @@
 //! The proxy's chain access over the cocoon contracts (`cocoon-contracts` over `cocoon-ton`).
 //!
-//! - [`OnchainView`] implements the proxy's synchronous [`cocoon_proxy::ChainView`] from a cache it
+//! - [`OnchainView`] answers what the proxy's synchronous `ChainView` needs from a cache it
 //!   refreshes in the background: network parameters and image allowlists from the root, escrow state
 //!   of known clients, stakes of known workers.
-//! - [`OnchainSettler`] implements [`cocoon_proxy::Settler`]: it re-signs the proxy's ledger vouchers
-//!   in the contracts' format, submits them from the proxy operator's wallet, waits for the
-//!   transactions, retries, and treats an already-applied voucher as success.
+//! - [`OnchainSettler`] signs the proxy's ledger vouchers in the contracts' format, submits them from
+//!   the proxy operator's wallet, waits for the transactions, retries, and treats an already-applied
+//!   voucher as success.
+//! - [`allowlist::RootAllowlist`]: the root's image allowlist as an attestation allowlist source.
+//!
+//! `cocoon-proxy` implements its `ChainView` and `Settler` traits over these (its `onchain` module),
+//! so this crate depends on no daemon.
 //! - [`bootstrap`] deploys and configures a network (root, images, model, proxy, stakes, escrow), as
 //!   the demo and the tests do on the devnet.
 //!
@@ -13,18 +17,15 @@
 //! payouts are keyed by wallet addresses; [`OnchainView::watch_client`] and
 //! [`OnchainView::watch_worker`] bind one to the other.
 
+pub mod allowlist;
 pub mod bootstrap;
-pub mod flow;
-pub mod localnet;
 mod settler;
 pub mod tx;
 mod view;
 
-pub use settler::{
-    CHARGE_VALUE, CLAIM_VALUE, OnchainSettler, SettleOptions, SettlementRecord, settle_ledger,
-};
+pub use settler::{CHARGE_VALUE, CLAIM_VALUE, OnchainSettler, SettleOptions, SettlementRecord};
 pub use tx::Outcome;
-pub use view::{OnchainConfig, OnchainView, price_params};
+pub use view::{EscrowInfo, OnchainConfig, OnchainView, price_params};
 
 /// Chain access failures.
 #[derive(Debug, thiserror::Error)]

@@ -7,9 +7,7 @@ use cocoon_contracts::codec::account_id;
 use cocoon_contracts::messages::{EscrowSubmitCharge, StakeClaimPayout};
 use cocoon_contracts::state::{EscrowStorage, StakeStorage};
 use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher};
-use cocoon_protocol::voucher::{self as pv, SignedVoucher};
-use cocoon_proxy::chain::{BoxFuture, SettleError};
-use cocoon_proxy::{ChainView, Settler};
+use cocoon_protocol::voucher as pv;
 use cocoon_ton::{TonAddress, TonClient, TonHash, Wallet};
 use ed25519_dalek::SigningKey;
 
@@ -53,8 +51,9 @@ pub struct SettlementRecord {
     pub outcome: Outcome,
 }
 
-/// Chain-backed [`Settler`]. Vouchers arrive in the proxy ledger's format (signed with the proxy key,
-/// which this settler checks) and are re-signed with the same key in the contracts' format.
+/// Submits settlements from the proxy operator's wallet. Vouchers arrive in the proxy ledger's format
+/// and are signed with the proxy key in the contracts' format (`cocoon-proxy` implements its `Settler`
+/// trait over this, checking the ledger's signature first).
 pub struct OnchainSettler {
     view: Arc<OnchainView>,
     wallet: Wallet,
@@ -110,8 +109,22 @@ impl OnchainSettler {
         self.view.client().as_ref()
     }
 
-    fn proxy_key(&self) -> [u8; 32] {
+    /// The proxy's public key (what the ledger's vouchers must be signed with).
+    pub fn proxy_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()
+    }
+
+    /// The view this settler reads.
+    pub fn view(&self) -> &Arc<OnchainView> {
+        &self.view
+    }
+
+    /// Records the store's state marker. The contracts have no state-marker entry point yet: the
+    /// marker is kept locally, and rollback protection rests on the contracts' seqnos.
+    pub fn commit_marker(&self, marker: u64) -> u64 {
+        let mut m = self.marker.lock().unwrap_or_else(|p| p.into_inner());
+        *m = (*m).max(marker);
+        *m
     }
 
     /// Runs `plan` (reads state: already applied → Done, else the message to send), sends, and
@@ -266,101 +279,4 @@ impl OnchainSettler {
         };
         self.settle("payout", v.cumulative_nano, plan).await
     }
-}
-
-fn settle_error(e: OnchainError) -> SettleError {
-    match e {
-        OnchainError::Unavailable(m) => SettleError::Unavailable(m),
-        other => SettleError::Rejected(other.to_string()),
-    }
-}
-
-impl Settler for OnchainSettler {
-    fn submit_charge(
-        &self,
-        voucher: SignedVoucher<pv::ChargeVoucher>,
-    ) -> BoxFuture<'_, Result<(), SettleError>> {
-        Box::pin(async move {
-            voucher
-                .verify(&self.proxy_key())
-                .map_err(|e| SettleError::Rejected(e.to_string()))?;
-            self.charge(&voucher.voucher).await.map_err(settle_error)
-        })
-    }
-
-    fn submit_payout(
-        &self,
-        voucher: SignedVoucher<pv::PayoutVoucher>,
-    ) -> BoxFuture<'_, Result<(), SettleError>> {
-        Box::pin(async move {
-            voucher
-                .verify(&self.proxy_key())
-                .map_err(|e| SettleError::Rejected(e.to_string()))?;
-            self.payout(&voucher.voucher).await.map_err(settle_error)
-        })
-    }
-
-    fn commit_marker(&self, marker: u64) -> BoxFuture<'_, Result<(), SettleError>> {
-        // The contracts have no state-marker entry point yet; the marker is kept locally so the
-        // proxy's loop stays quiet, and rollback protection rests on the contracts' seqnos.
-        Box::pin(async move {
-            let mut m = self.marker.lock().unwrap_or_else(|p| p.into_inner());
-            *m = (*m).max(marker);
-            Ok(())
-        })
-    }
-}
-
-/// Forces settlement of everything in the proxy's ledger now: every watched client's unsettled
-/// charges and every worker's unpaid earnings, then records the results in the ledger.
-pub async fn settle_ledger(
-    proxy: &cocoon_proxy::Proxy,
-    view: &OnchainView,
-    settler: &OnchainSettler,
-    clients: &[[u8; 32]],
-) -> Result<(), OnchainError> {
-    let store_err = |e: cocoon_proxy::store::StoreError| OnchainError::Invalid(e.to_string());
-    for key in clients {
-        let account = proxy.store.client(key).map_err(store_err)?;
-        if account.charged <= account.settled {
-            continue;
-        }
-        let wallet = view
-            .client_wallet(key)
-            .ok_or_else(|| OnchainError::Invalid("client without a wallet".into()))?;
-        let escrow = view.escrow_address(&wallet)?;
-        settler
-            .charge(&pv::ChargeVoucher {
-                network_id: view.network_id(),
-                escrow: account_id(&escrow),
-                seqno: account.seqno,
-                cumulative_nano: account.charged,
-            })
-            .await?;
-        proxy
-            .store
-            .mark_settled(*key, account.charged)
-            .await
-            .map_err(store_err)?;
-    }
-    for (key, account) in proxy.store.workers().map_err(store_err)? {
-        if account.earned <= account.paid {
-            continue;
-        }
-        settler
-            .payout(&pv::PayoutVoucher {
-                network_id: view.network_id(),
-                payer: view.payer(),
-                worker_key: key,
-                seqno: account.seqno,
-                cumulative_nano: account.earned,
-            })
-            .await?;
-        proxy
-            .store
-            .mark_paid(key, account.earned)
-            .await
-            .map_err(store_err)?;
-    }
-    Ok(())
 }

@@ -1,4 +1,5 @@
 //! [`OnchainView`]: the proxy's read access, answered from a cache refreshed in the background.
+//! (`cocoon-proxy` implements its `ChainView` trait over it.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, Weak};
@@ -9,9 +10,7 @@ use cocoon_contracts::address::{stake_address, vault_address};
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::messages::NetworkParams;
 use cocoon_contracts::state::{ESCROW_OPEN, EscrowStorage, ROLE_WORKER, RootStorage, StakeStorage};
-use cocoon_daemon::tls::PeerIdentity;
 use cocoon_protocol::PriceParams;
-use cocoon_proxy::{ChainView, EscrowInfo};
 use cocoon_ton::{TonAddress, TonClient};
 
 use crate::OnchainError;
@@ -31,6 +30,17 @@ pub struct OnchainConfig {
     pub allow_unattested: bool,
 }
 
+/// A client's open escrow as the chain shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscrowInfo {
+    /// Account id of the escrow contract (vouchers are bound to it).
+    pub escrow: [u8; 32],
+    /// Credit the escrow guarantees now: the locked stake, net of what it holds, nanoTON.
+    pub credit: u128,
+    /// The cumulative charge the escrow has accepted, nanoTON.
+    pub settled: u128,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Snapshot {
     params: PriceParams,
@@ -47,7 +57,7 @@ struct Directory {
     workers: HashMap<[u8; 32], TonAddress>,
 }
 
-/// Chain-backed [`ChainView`].
+/// The chain state a proxy needs, cached and refreshed in the background.
 pub struct OnchainView {
     client: Arc<dyn TonClient>,
     config: OnchainConfig,
@@ -215,40 +225,45 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
-impl ChainView for OnchainView {
-    fn params(&self) -> PriceParams {
+impl OnchainView {
+    /// Current network price parameters.
+    pub fn params(&self) -> PriceParams {
         read(&self.snapshot).params
     }
 
-    fn network_id(&self) -> i32 {
+    /// The network id vouchers are bound to.
+    pub fn network_id(&self) -> i32 {
         read(&self.snapshot).network_id
     }
 
-    fn escrow(&self, client_key: &[u8; 32]) -> Option<EscrowInfo> {
+    /// The open escrow of the client with this TLS key (after [`OnchainView::watch_client`]).
+    pub fn escrow(&self, client_key: &[u8; 32]) -> Option<EscrowInfo> {
         read(&self.snapshot).escrows.get(client_key).copied()
     }
 
-    fn worker_allowed(&self, worker: &PeerIdentity) -> bool {
+    /// Whether a worker may serve: its stake is bound to `public_key` and may serve, and its image is
+    /// allowed (an unattested peer, zero image, only when `allow_unattested`, loudly).
+    pub fn worker_allowed(
+        &self,
+        public_key: &[u8; 32],
+        image_hash: &[u8; 32],
+        insecure: bool,
+    ) -> bool {
         let snap = read(&self.snapshot);
-        let staked = snap.workers.get(&worker.public_key) == Some(&true);
-        let image_ok = if worker.insecure && worker.image_hash == [0; 32] {
+        let staked = snap.workers.get(public_key) == Some(&true);
+        let image_ok = if insecure && *image_hash == [0; 32] {
             if self.config.allow_unattested {
                 tracing::warn!("INSECURE development mode: accepting an unattested worker");
             }
             self.config.allow_unattested
         } else {
-            snap.worker_images.get(&worker.image_hash) == Some(&0)
+            snap.worker_images.get(image_hash) == Some(&0)
         };
         staked && image_ok
     }
 
-    fn committed_marker(&self) -> u64 {
-        // The contracts keep no proxy state marker; rollback detection relies on the escrows'
-        // and vault's monotonic seqnos instead (a rolled-back ledger signs stale seqnos, refused).
-        0
-    }
-
-    fn payer(&self) -> [u8; 32] {
+    /// Account id of the contract that pays workers (the proxy's vault).
+    pub fn payer(&self) -> [u8; 32] {
         account_id(&self.vault)
     }
 }

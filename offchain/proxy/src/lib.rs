@@ -10,6 +10,7 @@ mod api;
 pub mod chain;
 mod charge_body;
 pub mod config;
+pub mod onchain;
 pub mod registry;
 pub mod run;
 mod settle;

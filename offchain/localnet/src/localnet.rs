@@ -22,9 +22,9 @@ use cocoon_worker::{WorkerConfig, WorkerHandle};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
-use crate::bootstrap::{Root, dev_params, wallet_for_key};
-use crate::tx::{Outcome, fetch_state};
-use crate::{OnchainConfig, OnchainError, OnchainSettler, OnchainView, SettleOptions};
+use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
+use cocoon_onchain::tx::{Outcome, fetch_state};
+use cocoon_onchain::{OnchainConfig, OnchainError, OnchainSettler, OnchainView, SettleOptions};
 
 const TON: u128 = 1_000_000_000;
 /// Network id the devnet (@ton/sandbox) reports.
@@ -346,7 +346,7 @@ impl LocalNet {
                 ..Default::default()
             },
             worker_tls,
-            view_params(&view),
+            view.params(),
             Registry::new(),
         )
         .map_err(daemon("starting the worker"))?;
@@ -407,14 +407,9 @@ impl LocalNet {
 
     /// Forces settlement of everything in the proxy's ledger.
     pub async fn settle(&self) -> Result<(), LocalnetError> {
-        crate::settle_ledger(
-            &self.proxy.proxy,
-            &self.view,
-            &self.settler,
-            &[self.client_key],
-        )
-        .await
-        .map_err(chain("settling"))
+        cocoon_proxy::onchain::settle_ledger(&self.proxy.proxy, &self.settler, &[self.client_key])
+            .await
+            .map_err(chain("settling"))
     }
 
     /// What each party paid and earned, from the ledger and from the chain.
@@ -479,11 +474,6 @@ impl LocalNet {
             .await
             .map_err(daemon("stopping the devnet"))
     }
-}
-
-fn view_params(view: &OnchainView) -> cocoon_protocol::PriceParams {
-    use cocoon_proxy::ChainView;
-    view.params()
 }
 
 /// Money as the ledger and the chain see it after settlement (nanoTON).

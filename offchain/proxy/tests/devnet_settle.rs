@@ -1,5 +1,6 @@
 //! On the devnet: deploy a root, open a proxy stake, a worker stake and a client escrow, then settle
-//! one charge and one payout through the chain-backed Settler and check every balance moved exactly.
+//! one charge and one payout through the proxy's chain-backed Settler (`cocoon_proxy::onchain`) and
+//! check every balance moved exactly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,12 +108,18 @@ async fn charge_and_payout_settle_exactly_and_idempotently() {
         tee: "tdx".into(),
         insecure: false,
     };
-    assert!(view.worker_allowed(&worker));
+    assert!(ChainView::worker_allowed(view.as_ref(), &worker));
     worker.image_hash = [0x5b; 32];
-    assert!(!view.worker_allowed(&worker), "image not in the allowlist");
+    assert!(
+        !ChainView::worker_allowed(view.as_ref(), &worker),
+        "image not in the allowlist"
+    );
     worker.image_hash = worker_image;
     worker.public_key = [9; 32];
-    assert!(!view.worker_allowed(&worker), "no stake for this key");
+    assert!(
+        !ChainView::worker_allowed(view.as_ref(), &worker),
+        "no stake for this key"
+    );
     let worker_stake = stake_address(&root.address, gpu.address(), ROLE_WORKER).unwrap();
     assert!(
         fetch_state::<StakeStorage>(c, &worker_stake)

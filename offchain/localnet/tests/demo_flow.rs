@@ -4,8 +4,8 @@
 use cocoon_contracts::address::{escrow_address, vault_address};
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::state::{EscrowStorage, StakeStorage};
-use cocoon_onchain::flow;
-use cocoon_onchain::localnet::{EngineChoice, Funding, LocalNet};
+use cocoon_localnet::flow;
+use cocoon_localnet::localnet::{EngineChoice, Funding, LocalNet};
 use cocoon_onchain::tx::fetch_state;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
