@@ -18,7 +18,7 @@ SDK_DEMO_ARGS ?= --fixed-engine
 export COCOON_MODEL_PATH ?= $(abspath $(MODEL_FILE))
 export COCOON_SANDBOX_DIR ?= $(abspath $(NPM_DIR))
 
-.PHONY: help setup build contracts test test-rust test-contracts test-sdk demo bench fmt lint check-fmt clean
+.PHONY: help setup build contracts test test-rust test-contracts test-sdk demo bench drills fmt lint check-fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -78,6 +78,11 @@ demo: setup ## the whole network on the local devnet: one real request, settleme
 
 bench: setup ## benchmarks; figures written to target/bench/results.json
 	$(CARGO) run --release -p cocoon-cli -- bench --out target/bench/results.json
+
+drills: ## reliability drills: malformed-input corpus, parser smoke fuzzing, kill -9 of the proxy under load
+	$(CARGO) build -p cocoon-proxy --bin cocoon-proxy
+	$(CARGO) test -p cocoon-drills -- --include-ignored --nocapture
+	$(CARGO) test -p cocoon-gateway --test failures worker_killed_mid_stream
 
 clean: ## remove build outputs (keeps the model cache)
 	$(CARGO) clean

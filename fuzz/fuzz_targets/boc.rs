@@ -1,0 +1,8 @@
+//! Fuzz target: single-root bags of cells.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = cocoon_drills::targets::boc(data);
+});

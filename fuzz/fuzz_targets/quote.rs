@@ -1,0 +1,8 @@
+//! Fuzz target: DCAP quotes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = cocoon_drills::targets::quote(data);
+});

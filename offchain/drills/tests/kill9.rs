@@ -1,0 +1,324 @@
+//! The kill -9 proxy drill (`make drills`; ignored by `cargo test` because it needs the
+//! `cocoon-proxy` binary built first and takes tens of seconds).
+//!
+//! The proxy runs as its own OS process (`cocoon-proxy --insecure-dev-tls --dev-client-credit`: the
+//! development mode, since the binary has no chain backend yet) on a redb store in a temporary
+//! directory. A worker over the built-in engine and a gateway run in this process; load tasks send
+//! chat completions (streamed and not) through the gateway while the proxy is SIGKILLed and
+//! restarted on the same store and ports, several times. Then the proxy is stopped and its store is
+//! checked against what the client and the worker saw:
+//!
+//! - no charge lost: the store holds at least every charge whose receipt the gateway verified;
+//! - none counted twice: the store never records more charges than the worker served responses,
+//!   every charge has the same amount (identical requests), so `charged = count × amount` exactly;
+//! - the only charges without a receipt at the client are responses cut by a kill (bounded by
+//!   kills × concurrency);
+//! - worker earnings follow the same count; nothing settled or paid beyond what was recorded.
+//!
+//! In development mode the "chain" is in the proxy's memory and dies with it, so the drill compares
+//! receipts with the store, not with on-chain escrow and payout state.
+//!
+//! Environment: `COCOON_PROXY_BIN` (default: `cocoon-proxy` next to this test's `deps/` directory),
+//! `COCOON_KILLS` (default 5).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // drill harness: a failed step should panic
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use cocoon_daemon::http::{Body, full};
+use cocoon_daemon::metrics::Registry;
+use cocoon_daemon::tls::{DevTls, HopTls, Role};
+use cocoon_drills::binding::DRILL_MODEL;
+use cocoon_gateway::GatewayConfig;
+use cocoon_protocol::PriceParams;
+use cocoon_worker::WorkerConfig;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+const PROXY_SEED: [u8; 32] = [0x44; 32];
+const CONCURRENCY: usize = 6;
+
+fn proxy_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("COCOON_PROXY_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    dir.join("cocoon-proxy")
+}
+
+struct ProxyProcess {
+    child: Child,
+}
+
+/// Starts the proxy binary; returns once it printed its bound addresses.
+fn spawn_proxy(config: &Path) -> (ProxyProcess, serde_json::Value) {
+    let bin = proxy_bin();
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first (cargo build -p cocoon-proxy --bin cocoon-proxy) or set COCOON_PROXY_BIN",
+        bin.display()
+    );
+    let mut child = Command::new(&bin)
+        .arg("--config")
+        .arg(config)
+        .arg("--insecure-dev-tls")
+        .arg("--dev-client-credit")
+        .arg("1000000000000000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cocoon-proxy");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read proxy stdout");
+    let addrs: serde_json::Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("proxy did not print its addresses ({e}): {line:?}"));
+    (ProxyProcess { child }, addrs)
+}
+
+impl ProxyProcess {
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "SIGTERM {pid}");
+        let exit = self.child.wait().expect("reap");
+        assert!(exit.success(), "proxy exited with {exit}");
+    }
+}
+
+fn write_config(path: &Path, store: &Path, client: &str, worker: &str, admin: &str) {
+    let text = format!(
+        "client_listen = \"{client}\"\nworker_listen = \"{worker}\"\nadmin_listen = \"{admin}\"\n\
+         store_path = \"{}\"\nannounce_poll_ms = 50\ndev_key = \"{}\"\n",
+        store.display(),
+        hex::encode(PROXY_SEED)
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+async fn load(gateway: String, stop: Arc<AtomicBool>, tally: Arc<Tally>, stream: bool) {
+    let http: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
+    let body = serde_json::json!({"model": DRILL_MODEL, "stream": stream, "max_tokens": 8,
+        "messages": [{"role": "user", "content": "one two three four five six"}]})
+    .to_string();
+    while !stop.load(Ordering::Relaxed) {
+        let req = hyper::Request::post(format!("{gateway}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(full(body.clone()))
+            .unwrap();
+        let done = match http.request(req).await {
+            Ok(resp) if resp.status() == 200 => resp.into_body().collect().await.is_ok(),
+            Ok(resp) => {
+                let _ = resp.into_body().collect().await;
+                false
+            }
+            Err(_) => false,
+        };
+        let counter = if done { &tally.ok } else { &tally.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if !done {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the cocoon-proxy binary; run with `make drills`"]
+async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
+    cocoon_daemon::init_tracing(false);
+    let kills: usize = std::env::var("COCOON_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("proxy.redb");
+    let config = dir.path().join("proxy.toml");
+    write_config(&config, &store, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0");
+    let (mut proxy, addrs) = spawn_proxy(&config);
+    let client_addr = addrs["client_addr"].as_str().unwrap().to_owned();
+    let worker_addr = addrs["worker_addr"].as_str().unwrap().to_owned();
+    // Restarts take the same ports, so the worker and the gateway find the proxy again.
+    write_config(&config, &store, &client_addr, &worker_addr, "127.0.0.1:0");
+
+    let mut engine_config = cocoon_engine::EngineConfig::fixed();
+    engine_config.model_id = Some(DRILL_MODEL.into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let engine = cocoon_engine::serve(engine_config, listener).await.unwrap();
+    let worker_metrics = Registry::new();
+    let worker = cocoon_worker::start(
+        WorkerConfig {
+            proxies: vec![worker_addr.clone()],
+            engine_url: engine.url(),
+            model: DRILL_MODEL.into(),
+            coefficient: 1000,
+            reconnect_ms: 20,
+            ..Default::default()
+        },
+        Arc::new(DevTls::generate(Role::Worker).unwrap()),
+        PriceParams::default(),
+        worker_metrics.clone(),
+    )
+    .unwrap();
+    let worker_key = worker.state_key();
+    let gateway_tls: Arc<dyn HopTls> = Arc::new(DevTls::generate(Role::Client).unwrap());
+    let client_key = gateway_tls.identity().public_key;
+    let proxy_key = ed25519_dalek::SigningKey::from_bytes(&PROXY_SEED)
+        .verifying_key()
+        .to_bytes();
+    let gateway = cocoon_gateway::start(
+        GatewayConfig {
+            listen: "127.0.0.1:0".into(),
+            proxy: client_addr.clone(),
+            proxy_key: hex::encode(proxy_key),
+            receipts_kept: 1_000_000,
+            ..Default::default()
+        },
+        gateway_tls,
+        Registry::new(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", gateway.addr);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let mut tasks = Vec::new();
+    for i in 0..CONCURRENCY {
+        tasks.push(tokio::spawn(load(
+            base.clone(),
+            stop.clone(),
+            tally.clone(),
+            i % 2 == 1,
+        )));
+    }
+    for round in 0..kills {
+        // Let load run until some requests have completed since the last restart.
+        let before = tally.ok.load(Ordering::Relaxed);
+        for _ in 0..1000 {
+            if tally.ok.load(Ordering::Relaxed) >= before + 20 + 7 * round as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            tally.ok.load(Ordering::Relaxed) > before,
+            "no progress before kill {round}"
+        );
+        proxy.kill9();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        proxy = spawn_proxy(&config).0;
+    }
+    // Recovery: requests succeed again after the last restart.
+    let after_last = tally.ok.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        if tally.ok.load(Ordering::Relaxed) >= after_last + 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        tally.ok.load(Ordering::Relaxed) >= after_last + 20,
+        "no recovery after the last restart"
+    );
+    proxy.terminate();
+
+    let ledger = cocoon_proxy::store::Store::open(&store).expect("store reopens");
+    let client = ledger.client(&client_key).unwrap();
+    let earned = ledger.worker(&worker_key).unwrap();
+    ledger.close().await;
+
+    let receipts = gateway.gateway.receipts();
+    let verified: Vec<_> = receipts
+        .iter()
+        .filter(|r| r.status == "verified")
+        .filter_map(|r| r.receipt.as_ref())
+        .collect();
+    let held = verified.len() as u64;
+    let held_sum: u128 = verified.iter().map(|r| r.receipt.cost_nano).sum();
+    let served = worker_metrics
+        .counter(
+            "cocoon_worker_responses_total",
+            "Responses by status.",
+            &[("status", "200")],
+        )
+        .get();
+    let amount = verified
+        .first()
+        .map(|r| r.receipt.cost_nano)
+        .expect("some receipts");
+    eprintln!(
+        "kill -9 drill: {kills} kills, {} ok / {} failed requests, {held} verified receipts \
+         ({held_sum} nanoTON), store: {} charges ({} nanoTON, settled {}), worker served {served}, \
+         earned {} (paid {})",
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+        client.seqno,
+        client.charged,
+        client.settled,
+        earned.earned,
+        earned.paid
+    );
+    assert!(
+        verified.iter().all(|r| r.receipt.cost_nano == amount),
+        "identical requests, identical costs"
+    );
+    // No charge lost: every receipt the client holds is in the store.
+    assert!(
+        client.seqno >= held,
+        "store has {} charges, the client holds {held} receipts",
+        client.seqno
+    );
+    assert!(client.charged >= held_sum);
+    // None counted twice: at most one charge per served response, each of the same amount.
+    assert!(
+        client.seqno <= served,
+        "{} charges for {served} responses",
+        client.seqno
+    );
+    assert_eq!(
+        client.charged,
+        amount * u128::from(client.seqno),
+        "a charge of another amount"
+    );
+    // Charges without a receipt at the client: responses cut by a kill.
+    let unreceipted = client.seqno - held;
+    assert!(
+        unreceipted <= (kills * CONCURRENCY) as u64,
+        "{unreceipted} charges without receipts after {kills} kills"
+    );
+    // The worker earned per recorded charge, and nothing was settled or paid beyond the records.
+    assert_eq!(earned.seqno, client.seqno);
+    assert!(earned.earned <= client.charged);
+    assert_eq!(earned.earned % u128::from(earned.seqno.max(1)), 0);
+    assert!(client.settled <= client.charged);
+    assert!(earned.paid <= earned.earned);
+    drop(worker);
+    engine.shutdown().await;
+}
