@@ -1,17 +1,23 @@
-//! The proxy's crash-safe ledger (redb): every charge and payout is committed before the response
-//! that caused it is acknowledged (its receipt trailer is sent only after the commit returns).
+//! The proxy's crash-safe ledger (redb plus a write-ahead log): every charge and payout is durable
+//! before the response that caused it is acknowledged (its receipt trailer is sent only after the
+//! write returns).
 //!
-//! Writes go through one writer thread that groups concurrent charges into a single transaction
-//! (one fsync for many requests). Each committed charge increments a global `marker`; the proxy commits
+//! Writes go through one writer thread that groups concurrent charges into one log record (one
+//! `fdatasync` of a preallocated file for many requests, see [`wal`]) and one non-durable redb
+//! commit; a durable redb commit (a checkpoint) happens when the log is full and at close, and the
+//! log is replayed at open. Each committed charge increments a global `marker`; the proxy commits
 //! the marker on chain now and then, and refuses to start on a store whose marker is behind the chain's
 //! (a restored backup or a rolled-back disk would otherwise sign a second history).
 
+mod wal;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
 use cocoon_protocol::Cost;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 const CLIENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("clients");
@@ -71,7 +77,7 @@ pub struct WorkerAccount {
     pub paid: u128,
 }
 
-const ACCOUNT_LEN: usize = 16 + 8 + 16;
+pub(crate) const ACCOUNT_LEN: usize = 16 + 8 + 16;
 
 fn encode(a: u128, n: u64, b: u128) -> [u8; ACCOUNT_LEN] {
     let mut out = [0u8; ACCOUNT_LEN];
@@ -148,18 +154,29 @@ impl Store {
     /// Opens (or creates) the store at `path` and starts its writer thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Arc::new(Database::create(path)?);
+        let log_path = wal::path_for(path);
+        let io = |e: std::io::Error| StoreError::Db(format!("{}: {e}", log_path.display()));
+        let (mut log, records) = wal::Wal::open(&log_path).map_err(io)?;
         {
             let w = db.begin_write()?;
             w.open_table(CLIENTS)?;
             w.open_table(WORKERS)?;
             w.open_table(META)?;
+            replay(&w, &records)?;
             w.commit()?;
         }
+        if !records.is_empty() {
+            tracing::info!(
+                records = records.len(),
+                "ledger log replayed after an unclean stop"
+            );
+        }
+        log.reset().map_err(io)?;
         let (tx, rx) = mpsc::channel::<Op>();
         let writer_db = db.clone();
         std::thread::Builder::new()
             .name("cocoon-store".into())
-            .spawn(move || writer(writer_db, rx))
+            .spawn(move || writer(writer_db, log, rx))
             .map_err(|e| StoreError::Db(e.to_string()))?;
         Ok(Store {
             db: Arc::new(std::sync::RwLock::new(Some(db))),
@@ -252,7 +269,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a charge durably; returns after the commit.
+    /// Records a charge durably; returns once it is on disk.
     pub async fn charge(
         &self,
         client: [u8; 32],
@@ -316,8 +333,11 @@ enum Reply {
     Unit(oneshot::Sender<Result<(), StoreError>>),
 }
 
-fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
+fn writer(db: Arc<Database>, mut log: wal::Wal, rx: mpsc::Receiver<Op>) {
     let mut stop = None;
+    // Set when redb and the log may disagree (a commit failed after its record was logged): from
+    // then on every write fails, and the next start replays the log.
+    let mut poisoned = false;
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
         let mut next = Some(first);
@@ -332,7 +352,13 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
             }
         }
         let mut replies = Vec::with_capacity(batch.len());
-        let result = apply_batch(&db, batch, &mut replies);
+        let result = if poisoned {
+            Err(StoreError::Db(
+                "an earlier commit failed; restart to replay the log".into(),
+            ))
+        } else {
+            apply_batch(&db, &mut log, batch, &mut replies, &mut poisoned)
+        };
         match result {
             Ok(()) => {
                 for r in replies {
@@ -364,15 +390,59 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
             break;
         }
     }
+    if !poisoned && let Err(e) = checkpoint(&db, &mut log) {
+        tracing::error!(error = %e, "final ledger checkpoint failed; the log is replayed at the next start");
+    }
     drop(db);
     if let Some(reply) = stop {
         let _ = reply.send(());
     }
 }
 
-fn apply_batch(db: &Database, batch: Vec<Op>, replies: &mut Vec<Reply>) -> Result<(), StoreError> {
-    let w = db.begin_write()?;
-    {
+/// Makes everything committed so far durable in redb and voids the log.
+fn checkpoint(db: &Database, log: &mut wal::Wal) -> Result<(), StoreError> {
+    let mut w = db.begin_write()?;
+    w.set_durability(Durability::Immediate)?;
+    w.commit()?;
+    log.reset()
+        .map_err(|e| StoreError::Db(format!("ledger log: {e}")))
+}
+
+/// Applies the log's records (absolute account states, oldest first) inside `w`.
+fn replay(w: &redb::WriteTransaction, records: &[wal::Record]) -> Result<(), StoreError> {
+    let mut clients = w.open_table(CLIENTS)?;
+    let mut workers = w.open_table(WORKERS)?;
+    let mut meta = w.open_table(META)?;
+    let mut marker = meta.get(MARKER)?.map(|v| v.value()).unwrap_or(0);
+    for r in records {
+        for (table, key, value) in &r.entries {
+            match table {
+                wal::Table::Client => clients.insert(key.as_slice(), value.as_slice())?,
+                wal::Table::Worker => workers.insert(key.as_slice(), value.as_slice())?,
+            };
+        }
+        marker = marker.max(r.marker);
+    }
+    meta.insert(MARKER, marker)?;
+    Ok(())
+}
+
+fn apply_batch(
+    db: &Database,
+    log: &mut wal::Wal,
+    batch: Vec<Op>,
+    replies: &mut Vec<Reply>,
+    poisoned: &mut bool,
+) -> Result<(), StoreError> {
+    // Each operation touches at most two accounts.
+    if !log.fits(batch.len().saturating_mul(2)) {
+        checkpoint(db, log)?;
+    }
+    let mut touched: BTreeMap<(wal::Table, [u8; 32]), [u8; ACCOUNT_LEN]> = BTreeMap::new();
+    let mut w = db.begin_write()?;
+    // Durability comes from the log record below; redb is made durable at checkpoints.
+    w.set_durability(Durability::None)?;
+    let marker = {
         let mut clients = w.open_table(CLIENTS)?;
         let mut workers = w.open_table(WORKERS)?;
         let mut meta = w.open_table(META)?;
@@ -408,14 +478,12 @@ fn apply_batch(db: &Database, batch: Vec<Op>, replies: &mut Vec<Reply>) -> Resul
                         paid,
                     };
                     marker += 1;
-                    clients.insert(
-                        client.as_slice(),
-                        encode(c.charged, c.seqno, c.settled).as_slice(),
-                    )?;
-                    workers.insert(
-                        worker.as_slice(),
-                        encode(wa.earned, wa.seqno, wa.paid).as_slice(),
-                    )?;
+                    let cv = encode(c.charged, c.seqno, c.settled);
+                    let wv = encode(wa.earned, wa.seqno, wa.paid);
+                    clients.insert(client.as_slice(), cv.as_slice())?;
+                    workers.insert(worker.as_slice(), wv.as_slice())?;
+                    touched.insert((wal::Table::Client, client), cv);
+                    touched.insert((wal::Table::Worker, worker), wv);
                     replies.push(Reply::Charge(
                         reply,
                         ChargeOutcome {
@@ -435,10 +503,9 @@ fn apply_batch(db: &Database, batch: Vec<Op>, replies: &mut Vec<Reply>) -> Resul
                         .map(|v| decode(v.value()))
                         .unwrap_or_default();
                     let settled = settled.max(cumulative.min(charged));
-                    clients.insert(
-                        client.as_slice(),
-                        encode(charged, seqno, settled).as_slice(),
-                    )?;
+                    let cv = encode(charged, seqno, settled);
+                    clients.insert(client.as_slice(), cv.as_slice())?;
+                    touched.insert((wal::Table::Client, client), cv);
                     replies.push(Reply::Unit(reply));
                 }
                 Op::Stop { reply } => {
@@ -455,66 +522,33 @@ fn apply_batch(db: &Database, batch: Vec<Op>, replies: &mut Vec<Reply>) -> Resul
                         .map(|v| decode(v.value()))
                         .unwrap_or_default();
                     let paid = paid.max(cumulative.min(earned));
-                    workers.insert(worker.as_slice(), encode(earned, seqno, paid).as_slice())?;
+                    let wv = encode(earned, seqno, paid);
+                    workers.insert(worker.as_slice(), wv.as_slice())?;
+                    touched.insert((wal::Table::Worker, worker), wv);
                     replies.push(Reply::Unit(reply));
                 }
             }
         }
         meta.insert(MARKER, marker)?;
+        marker
+    };
+    if touched.is_empty() {
+        w.commit()?;
+        return Ok(());
     }
-    w.commit()?;
+    let record = wal::Record {
+        marker,
+        entries: touched.into_iter().map(|((t, k), v)| (t, k, v)).collect(),
+    };
+    // On a log error the transaction is dropped (aborted): nothing was recorded anywhere.
+    log.append(&record)
+        .map_err(|e| StoreError::Db(format!("ledger log: {e}")))?;
+    if let Err(e) = w.commit() {
+        *poisoned = true;
+        return Err(e.into());
+    }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn charges_survive_reopen_and_detect_rollback() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.redb");
-        let cost = Cost {
-            client: 100,
-            worker: 90,
-            proxy: 10,
-        };
-        {
-            let store = Store::open(&path).unwrap();
-            let mut handles = Vec::new();
-            for _ in 0..20 {
-                let s = store.clone();
-                handles.push(tokio::spawn(async move {
-                    s.charge([1; 32], [2; 32], cost).await.unwrap()
-                }));
-            }
-            let mut seqnos: Vec<u64> = Vec::new();
-            for h in handles {
-                seqnos.push(h.await.unwrap().client.seqno);
-            }
-            seqnos.sort();
-            assert_eq!(seqnos, (1..=20).collect::<Vec<_>>());
-            store.mark_settled([1; 32], 500).await.unwrap();
-            store.close().await;
-        }
-        let store = Store::open(&path).unwrap();
-        assert_eq!(
-            store.client(&[1; 32]).unwrap(),
-            ClientAccount {
-                charged: 2000,
-                seqno: 20,
-                settled: 500
-            }
-        );
-        assert_eq!(store.worker(&[2; 32]).unwrap().earned, 1800);
-        assert_eq!(store.marker().unwrap(), 20);
-        store.check_not_rolled_back(20).unwrap();
-        assert!(matches!(
-            store.check_not_rolled_back(21),
-            Err(StoreError::RolledBack {
-                store: 20,
-                chain: 21
-            })
-        ));
-    }
-}
+mod tests;
