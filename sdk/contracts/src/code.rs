@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tonlib_core::cell::{ArcCell, BagOfCells};
+use tonlib_core::cell::ArcCell;
 
 use crate::error::CodecError;
 
@@ -65,7 +65,7 @@ impl Contract {
         let record = self.build()?;
         let bytes = hex::decode(&record.code_boc_hex)
             .map_err(|e| CodecError::Embedded(format!("{}.json codeBoc: {e}", self.name())))?;
-        let root = BagOfCells::parse(&bytes)?.single_root()?;
+        let root = cocoon_ton::boc::parse_boc(&bytes)?.single_root()?;
         Ok(Arc::clone(&root))
     }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use num_bigint::BigUint;
-use tonlib_core::cell::{ArcCell, BagOfCells, Cell, CellBuilder, CellParser, TonCellError};
+use tonlib_core::cell::{ArcCell, Cell, CellBuilder, CellParser, TonCellError};
 use tonlib_core::{TonAddress, TonHash};
 
 use crate::error::CodecError;
@@ -54,7 +54,7 @@ pub trait CellCodec: Sized {
 
     /// Parses a single-root BoC holding exactly this value.
     fn from_boc(bytes: &[u8]) -> Result<Self, CodecError> {
-        let root = BagOfCells::parse(bytes)?.single_root()?;
+        let root = cocoon_ton::boc::parse_boc(bytes)?.single_root()?;
         Self::from_cell(&root)
     }
 }
@@ -277,7 +277,7 @@ pub fn boc_hex(cell: &Cell) -> Result<String, CodecError> {
 /// Parses a single-root BoC from hex.
 pub fn cell_from_boc_hex(s: &str) -> Result<ArcCell, CodecError> {
     let bytes = hex::decode(s.trim())?;
-    Ok(BagOfCells::parse(&bytes)?.single_root()?)
+    Ok(cocoon_ton::boc::parse_boc(&bytes)?.single_root()?)
 }
 
 fn to_cell_error(e: CodecError) -> TonCellError {

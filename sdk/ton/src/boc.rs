@@ -5,13 +5,21 @@ use base64::engine::general_purpose::STANDARD;
 use std::collections::HashMap;
 
 use tonlib_core::TonHash;
-use tonlib_core::cell::{ArcCell, BagOfCells, Cell};
+use tonlib_core::cell::{ArcCell, BagOfCells, Cell, TonCellError};
 
 use crate::TonError;
+pub use crate::boc_check::{InvalidBoc, MAX_CELLS, MAX_DEPTH, check_boc};
 
-/// Parses a single-root BoC.
+/// Parses a bag of cells from untrusted bytes: [`check_boc`] first (tonlib-core's own reader panics
+/// or aborts on some malformed headers), then tonlib-core. Use this, never `BagOfCells::parse`.
+pub fn parse_boc(boc: &[u8]) -> Result<BagOfCells, TonCellError> {
+    check_boc(boc).map_err(|e| TonCellError::BagOfCellsDeserializationError(e.to_string()))?;
+    BagOfCells::parse(boc)
+}
+
+/// Parses a single-root BoC (validated, see [`parse_boc`]).
 pub fn boc_to_cell(boc: &[u8]) -> Result<ArcCell, TonError> {
-    Ok(BagOfCells::parse(boc)?.single_root()?)
+    Ok(parse_boc(boc)?.single_root()?)
 }
 
 /// Parses a single-root BoC given in standard base64 (as toncenter sends them).

@@ -8,6 +8,7 @@
 mod address;
 pub mod amount;
 pub mod boc;
+mod boc_check;
 mod client;
 mod error;
 mod send;
