@@ -46,6 +46,10 @@ pub struct Case {
     /// Pad the file with spaces to this many bytes before sending (huge bodies are not committed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad_to: Option<usize>,
+    /// The outcome a known, reported bug produces instead of [`Case::expect`] (`panic`, `abort`,
+    /// `accepted`); the corpus test accepts either while the fix is pending, and says which it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_bug: Option<String>,
     /// What is wrong with the input.
     pub why: String,
 }

@@ -10,7 +10,7 @@ use cocoon_contracts::statements::{SignedCharge, SignedPayout, VoucherError};
 use cocoon_protocol::api::{Endpoint, RequestLimits, parse_request};
 use cocoon_protocol::receipt::{ReceiptError, SignedReceipt};
 use cocoon_protocol::voucher::{self, SignedVoucher};
-use cocoon_ton::tonlib::cell::{ArcCell, BagOfCells, TonCellError};
+use cocoon_ton::tonlib::cell::{ArcCell, TonCellError};
 
 use crate::binding::Binding;
 
@@ -126,10 +126,9 @@ fn attest(e: AttestError) -> Rejection {
     Rejection::new(attest_class(&e), e)
 }
 
+/// The root cell, read the way the SDK reads BoCs (`cocoon_ton::boc::boc_to_cell`).
 fn parse_root(data: &[u8]) -> Result<ArcCell, Rejection> {
-    BagOfCells::parse(data)
-        .and_then(BagOfCells::single_root)
-        .map_err(|e| Rejection::new("boc", e))
+    cocoon_ton::boc::boc_to_cell(data).map_err(|e| Rejection::new("boc", e))
 }
 
 /// A single-root bag of cells (`cocoon_ton::boc::boc_to_cell`).

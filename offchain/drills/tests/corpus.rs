@@ -166,7 +166,7 @@ fn outcome_in_child(file: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     stdout
         .lines()
-        .find_map(|l| l.strip_prefix("DRILL-OUTCOME "))
+        .find_map(|l| l.split("DRILL-OUTCOME ").nth(1))
         .map(str::to_owned)
         .unwrap_or_else(|| format!("<child exited with {}>", out.status))
 }
@@ -188,7 +188,7 @@ fn one_case_in_a_child() {
         Ok(class) => class,
         Err(r) => r.class,
     };
-    println!("DRILL-OUTCOME {class}");
+    println!("\nDRILL-OUTCOME {class}");
 }
 
 #[test]
@@ -196,44 +196,47 @@ fn every_parser_case_ends_in_its_error_class() {
     let manifest = Manifest::load().expect("manifest");
     let ctx = Context::new();
     let mut failures = Vec::new();
+    let mut still_buggy = Vec::new();
+    let mut messages = BTreeMap::<String, String>::new();
     let mut counts = BTreeMap::<String, usize>::new();
     for case in manifest.cases.iter().filter(|c| c.target != "http") {
-        if case.expect == "abort" {
-            let got = outcome_in_child(&case.file);
-            if got != case.expect {
-                failures.push(format!(
-                    "{} ({}): expected abort, got {got}",
-                    case.file, case.target
-                ));
-            }
-            *counts.entry(case.category().to_owned()).or_default() += 1;
-            continue;
-        }
-        let data = case.bytes().expect("case file");
-        let outcome = catch_unwind(AssertUnwindSafe(|| ctx.outcome(&case.target, &data)));
-        let got = match &outcome {
-            Err(_) => "panic",
-            Ok(Ok(class)) => class,
-            Ok(Err(r)) => {
-                if r.message.trim().is_empty() {
-                    failures.push(format!("{}: {} with an empty message", case.file, r.class));
+        let got = if case.expect == "abort" || case.known_bug.as_deref() == Some("abort") {
+            outcome_in_child(&case.file)
+        } else {
+            let data = case.bytes().expect("case file");
+            let outcome = catch_unwind(AssertUnwindSafe(|| ctx.outcome(&case.target, &data)));
+            match outcome {
+                Err(_) => "panic".to_owned(),
+                Ok(Ok(class)) => class.to_owned(),
+                Ok(Err(r)) => {
+                    if r.message.trim().is_empty() {
+                        failures.push(format!("{}: {} with an empty message", case.file, r.class));
+                    }
+                    messages.insert(case.file.clone(), r.message);
+                    r.class.to_owned()
                 }
-                r.class
             }
         };
         if got != case.expect {
-            let detail = match &outcome {
-                Ok(Err(r)) => r.message.clone(),
-                _ => String::new(),
-            };
-            failures.push(format!(
-                "{} ({}): expected {}, got {got} {detail}",
-                case.file, case.target, case.expect
-            ));
+            if case.known_bug.as_deref() == Some(got.as_str()) {
+                still_buggy.push(format!("{} ({got})", case.file));
+            } else {
+                let detail = messages.get(&case.file).cloned().unwrap_or_default();
+                failures.push(format!(
+                    "{} ({}): expected {}, got {got} {detail}",
+                    case.file, case.target, case.expect
+                ));
+            }
         }
         *counts.entry(case.category().to_owned()).or_default() += 1;
     }
     eprintln!("parser corpus cases per category: {counts:?}");
+    if !still_buggy.is_empty() {
+        eprintln!(
+            "known bugs still present (accepted while their fix is pending): {}",
+            still_buggy.join(", ")
+        );
+    }
     assert!(
         failures.is_empty(),
         "{} of the corpus cases misbehaved:\n{}",

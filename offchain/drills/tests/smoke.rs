@@ -106,6 +106,37 @@ fn allocation_bomb(input: &[u8]) -> bool {
     cells > input.len()
 }
 
+/// Whether the SDK's BoC reader survives `corpus/cells/cell_count_bomb.boc` (a BoC whose header
+/// claims 4 billion cells): run in a child process, since the unfixed
+/// reader aborts the process.
+fn sdk_survives_bombs() -> bool {
+    std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "bomb_probe_in_a_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("COCOON_DRILL_BOMB_PROBE", "1")
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("SURVIVED")
+        })
+}
+
+#[test]
+#[ignore = "helper for sdk_survives_bombs"]
+fn bomb_probe_in_a_child() {
+    if std::env::var_os("COCOON_DRILL_BOMB_PROBE").is_none() {
+        return;
+    }
+    let bomb = std::fs::read(corpus_dir().join("cells/cell_count_bomb.boc")).expect("bomb case");
+    let binding = Binding::drill().expect("binding");
+    let _ = run("boc", &bomb, &binding);
+    let _ = run("message:ChargeVoucher", &bomb, &binding);
+    println!("\nSURVIVED");
+}
+
 thread_local! {
     static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -132,6 +163,7 @@ fn no_entry_point_panics_on_mutated_corpus() {
     let mut runs = BTreeMap::<String, usize>::new();
     let mut panics = Vec::new();
     let (mut known, mut bombs) = (0usize, 0usize);
+    let skip_bombs = !sdk_survives_bombs();
     std::panic::set_hook(Box::new(|info| {
         let at = info
             .location()
@@ -149,7 +181,7 @@ fn no_entry_point_panics_on_mutated_corpus() {
             inputs.push(mutate(base, &refs, &mut rng));
         }
         for input in &inputs {
-            if allocation_bomb(input) {
+            if skip_bombs && allocation_bomb(input) {
                 bombs += 1;
                 continue;
             }
@@ -173,7 +205,7 @@ fn no_entry_point_panics_on_mutated_corpus() {
     let _ = std::panic::take_hook();
     eprintln!(
         "smoke run: {total} inputs over {} entry points; known tonlib-core BoC bugs: {known} panics, \
-         {bombs} allocation bombs set aside",
+         {bombs} allocation bombs set aside (the reader aborts on them: {skip_bombs})",
         runs.len()
     );
     assert!(

@@ -52,6 +52,7 @@ impl Gen {
             method: None,
             headers: Vec::new(),
             pad_to: None,
+            known_bug: None,
             why: why.to_owned(),
         });
         self.cases.last_mut().expect("just pushed")
