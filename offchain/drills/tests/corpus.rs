@@ -284,3 +284,39 @@ fn the_manifest_covers_every_surface_and_every_file() {
     on_disk.sort();
     assert_eq!(on_disk, listed);
 }
+
+/// Regression test for the receipt encoder: a receipt signed for any model name, however long and
+/// whatever its characters, decodes from the wire and verifies (names are cut at 256 bytes, on a
+/// character boundary).
+#[test]
+fn receipts_for_any_model_name_decode_and_verify() {
+    use cocoon_protocol::Usage;
+    use cocoon_protocol::receipt::{Receipt, SignedReceipt};
+    let worker = Binding::drill().expect("binding").worker_key;
+    for model in [
+        "m".to_owned(),
+        "x".repeat(300),
+        format!("a{}", "é".repeat(200)),
+        format!("ab{}", "😀".repeat(80)),
+    ] {
+        let signed = Receipt {
+            request_sha256: [1; 32],
+            response_sha256: [2; 32],
+            model: model.clone(),
+            model_hash: [3; 32],
+            usage: Usage::default(),
+            coefficient: 1000,
+            price_per_token: 1,
+            cost_nano: 1,
+            timestamp: 1,
+            image_hash: [4; 32],
+            worker_key: worker.verifying_key().to_bytes(),
+        }
+        .sign(&worker);
+        let back = SignedReceipt::from_wire(signed.to_wire().as_bytes())
+            .unwrap_or_else(|e| panic!("{} bytes of model name: {e}", model.len()));
+        back.verify_signature().expect("verifies");
+        assert!(model.starts_with(&back.receipt.model));
+        assert!(back.receipt.model.len() <= 256);
+    }
+}

@@ -84,8 +84,8 @@ pub enum ReceiptError {
 impl Receipt {
     /// Canonical bytes that the worker signs.
     pub fn encode(&self) -> Vec<u8> {
-        let model = self.model.as_bytes();
-        let model = &model[..model.len().min(MAX_MODEL_NAME)];
+        // Cut at a character boundary, so that the encoding always decodes.
+        let model = &self.model.as_bytes()[..self.model.floor_char_boundary(MAX_MODEL_NAME)];
         let mut out = Vec::with_capacity(16 + 32 * 5 + 2 + model.len() + 32 + 4 + 8 + 16 + 8);
         out.extend_from_slice(RECEIPT_TAG);
         out.extend_from_slice(&self.request_sha256);

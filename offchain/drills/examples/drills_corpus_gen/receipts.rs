@@ -178,6 +178,22 @@ pub(crate) fn generate(g: &mut Gen) {
         "response_mismatch",
         "a genuine receipt for another response",
     );
+    // A model name of 256 bytes whose last byte starts a two-byte character, signed as is: what an
+    // encoder that cuts names by bytes produced before receipt.rs cut at character boundaries.
+    let mut cut = receipt(&worker);
+    cut.model = format!("a{}b", "é".repeat(127));
+    let mut bytes = cut.encode();
+    let model_end = 16 + 64 + 2 + 256;
+    bytes[model_end - 1] = 0xc3;
+    let signature = ed25519_dalek::Signer::sign(&worker, &bytes).to_bytes();
+    bytes.extend_from_slice(&signature);
+    g.add(
+        "receipts/model_cut_mid_character.b64",
+        &wire(&bytes),
+        w,
+        "malformed",
+        "a signed receipt whose model name ends inside a UTF-8 character",
+    );
     let j = "receipt_json";
     g.add(
         "receipts/control.json",
