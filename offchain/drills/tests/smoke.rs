@@ -86,65 +86,8 @@ fn budget(target: &str) -> usize {
     base * scale
 }
 
-/// tonlib-core 0.26's BoC reader reserves memory for the cell count in the header before reading a
-/// cell: a count far beyond the input aborts the process (see the `cell_count_bomb` corpus case).
-/// Such inputs are set aside and counted, so that the run can look for anything else.
-fn allocation_bomb(input: &[u8]) -> bool {
-    let Some(rest) = input.strip_prefix(&[0xb5, 0xee, 0x9c, 0x72]) else {
-        return false;
-    };
-    let Some(&flags) = rest.first() else {
-        return false;
-    };
-    let size = usize::from(flags & 7);
-    let Some(count) = rest.get(2..2 + size) else {
-        return false;
-    };
-    let cells = count
-        .iter()
-        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-    cells > input.len()
-}
-
-/// Whether the SDK's BoC reader survives `corpus/cells/cell_count_bomb.boc` (a BoC whose header
-/// claims 4 billion cells): run in a child process, since the unfixed
-/// reader aborts the process.
-fn sdk_survives_bombs() -> bool {
-    std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "bomb_probe_in_a_child",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("COCOON_DRILL_BOMB_PROBE", "1")
-        .output()
-        .is_ok_and(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("SURVIVED")
-        })
-}
-
-#[test]
-#[ignore = "helper for sdk_survives_bombs"]
-fn bomb_probe_in_a_child() {
-    if std::env::var_os("COCOON_DRILL_BOMB_PROBE").is_none() {
-        return;
-    }
-    let bomb = std::fs::read(corpus_dir().join("cells/cell_count_bomb.boc")).expect("bomb case");
-    let binding = Binding::drill().expect("binding");
-    let _ = run("boc", &bomb, &binding);
-    let _ = run("message:ChargeVoucher", &bomb, &binding);
-    println!("\nSURVIVED");
-}
-
 thread_local! {
     static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Panics inside tonlib-core's BoC reader that the corpus documents (unchecked cell indices in
-/// `cell/bag_of_cells.rs`); any other panic fails the run.
-fn known_panic(location: &str) -> bool {
-    location.contains("tonlib-core") && location.contains("bag_of_cells.rs")
 }
 
 fn seed_of(target: &str) -> u64 {
@@ -162,8 +105,6 @@ fn no_entry_point_panics_on_mutated_corpus() {
     targets.extend(TYPE_NAMES.iter().map(|t| format!("message:{t}")));
     let mut runs = BTreeMap::<String, usize>::new();
     let mut panics = Vec::new();
-    let (mut known, mut bombs) = (0usize, 0usize);
-    let skip_bombs = !sdk_survives_bombs();
     std::panic::set_hook(Box::new(|info| {
         let at = info
             .location()
@@ -181,17 +122,9 @@ fn no_entry_point_panics_on_mutated_corpus() {
             inputs.push(mutate(base, &refs, &mut rng));
         }
         for input in &inputs {
-            if skip_bombs && allocation_bomb(input) {
-                bombs += 1;
-                continue;
-            }
             let outcome = catch_unwind(AssertUnwindSafe(|| run(target, input, &binding)));
             if outcome.is_err() {
                 let at = PANIC_AT.with(|p| p.borrow_mut().take()).unwrap_or_default();
-                if known_panic(&at) {
-                    known += 1;
-                    continue;
-                }
                 let shown = hex::encode(&input[..input.len().min(512)]);
                 panics.push(format!(
                     "{target} panicked at {at} on {} bytes: {shown}",
@@ -203,11 +136,7 @@ fn no_entry_point_panics_on_mutated_corpus() {
     }
     let total: usize = runs.values().sum();
     let _ = std::panic::take_hook();
-    eprintln!(
-        "smoke run: {total} inputs over {} entry points; known tonlib-core BoC bugs: {known} panics, \
-         {bombs} allocation bombs set aside (the reader aborts on them: {skip_bombs})",
-        runs.len()
-    );
+    eprintln!("smoke run: {total} inputs over {} entry points", runs.len());
     assert!(
         panics.is_empty(),
         "{} panics:\n{}",
