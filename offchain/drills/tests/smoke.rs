@@ -77,10 +77,10 @@ fn budget(target: &str) -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1usize);
     let base = match target {
-        "certificate" => 1_000,
-        "receipt_wire" | "receipt_json" | "protocol_charge" | "protocol_payout" => 2_000,
-        "signed_charge" | "signed_payout" => 2_000,
-        t if t.starts_with("message:") => 1_500,
+        "certificate" => 2_000,
+        "receipt_wire" | "receipt_json" | "protocol_charge" | "protocol_payout" => 3_000,
+        "signed_charge" | "signed_payout" => 3_000,
+        t if t.starts_with("message:") => 3_000,
         _ => 5_000,
     };
     base * scale
