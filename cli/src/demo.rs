@@ -33,9 +33,9 @@ pub(crate) struct DemoArgs {
 
 const INSECURE: &str = "\
 ################################################################################
-#  INSECURE DEVELOPMENT MODE: no TEE. Attestation is simulated, hop TLS uses    #
-#  development certificates, and the proxy admits unattested workers. Nothing  #
-#  here is confidential. Never use this mode with real prompts or real TON.     #
+#  INSECURE DEVELOPMENT MODE: simulated TEE. Every hop is RA-TLS, but the      #
+#  quotes are made up in software by the simulated provider: nothing here is   #
+#  confidential. Never use this mode with real prompts or real TON.            #
 ################################################################################";
 
 pub(crate) fn run(args: DemoArgs) -> Result<()> {
@@ -77,6 +77,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
     println!("{summary}");
     if args.serve {
         println!("gateway: {}", net.gateway_url());
+        println!("tee: {}", cocoon_localnet::localnet::TEE_NOTICE);
         eprintln!("{INSECURE}");
         eprintln!("serving until Ctrl-C (model `{}`)", net.model);
         tokio::signal::ctrl_c()

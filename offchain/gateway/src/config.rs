@@ -1,7 +1,86 @@
 //! Gateway configuration.
 
 use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_daemon::tls_config::TlsSection;
 use serde::{Deserialize, Serialize};
+
+/// The gateway's `[chain]` section: where to find the root contract, whose registered proxies and
+/// proxy image allowlist the gateway trusts. An empty `root` means no chain (then `proxy` must be
+/// set and only `tls.mode = "dev-insecure"` runs, since nothing lists the allowed proxy images).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayChain {
+    /// toncenter API v2 base URL (toncenter, a self-hosted ton-http-api, or the devnet).
+    pub api_url: String,
+    /// Name of the environment variable holding the API key (empty: no key).
+    pub api_key_env: String,
+    /// The root contract's address.
+    pub root: String,
+    /// Use the proxy this operator wallet registered (empty: the first registered proxy).
+    pub proxy_operator: String,
+    /// How often the root's image allowlist is re-read, ms.
+    pub allowlist_refresh_ms: u64,
+    /// How old the allowlist may get while the chain cannot be read before the proxy is refused, ms.
+    pub allowlist_max_stale_ms: u64,
+}
+
+impl Default for GatewayChain {
+    fn default() -> Self {
+        GatewayChain {
+            api_url: "https://toncenter.com/api/v2".into(),
+            api_key_env: String::new(),
+            root: String::new(),
+            proxy_operator: String::new(),
+            allowlist_refresh_ms: 60_000,
+            allowlist_max_stale_ms: 600_000,
+        }
+    }
+}
+
+impl GatewayChain {
+    /// True when a root is configured.
+    pub fn enabled(&self) -> bool {
+        !self.root.is_empty()
+    }
+
+    /// The API key from `api_key_env` (None when unset).
+    pub fn api_key(&self) -> Option<String> {
+        if self.api_key_env.is_empty() {
+            return None;
+        }
+        std::env::var(&self.api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let bad = |field: &'static str, m: String| ConfigError::Invalid { field, message: m };
+        cocoon_ton::parse_address(&self.root)
+            .map_err(|e| bad("chain.root", format!("`{}`: {e}", self.root)))?;
+        if !self.proxy_operator.is_empty() {
+            cocoon_ton::parse_address(&self.proxy_operator).map_err(|e| {
+                bad(
+                    "chain.proxy_operator",
+                    format!("`{}`: {e}", self.proxy_operator),
+                )
+            })?;
+        }
+        if self.api_url.is_empty()
+            || self.allowlist_refresh_ms == 0
+            || self.allowlist_max_stale_ms < self.allowlist_refresh_ms
+        {
+            return Err(bad(
+                "chain.allowlist_refresh_ms",
+                "api_url must be set, intervals positive, max staleness at least the refresh"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Everything a client gateway needs (file + `COCOON_*` + `--set`, see `cocoon_daemon::config`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -11,7 +90,7 @@ pub struct GatewayConfig {
     pub listen: String,
     /// Admin endpoint: `/metrics`, `/healthz`, `/status`.
     pub admin_listen: String,
-    /// The proxy's client listener, `host:port`.
+    /// The proxy's client listener, `host:port` (empty: the one registered in the root).
     pub proxy: String,
     /// Expected proxy key, hex (empty: accept the proxy the attestation policy accepts).
     pub proxy_key: String,
@@ -32,8 +111,12 @@ pub struct GatewayConfig {
     pub require_receipts: bool,
     /// Receipts kept in memory for `/cocoon/v1/receipts` (the proof bundle).
     pub receipts_kept: usize,
-    /// Hex Ed25519 seed of the client key (development TLS; also the key the escrow is opened for).
+    /// Hex Ed25519 seed of the client key (development; same as `tls.dev_key`, which wins).
     pub dev_key: String,
+    /// TLS and attestation (`cocoon_daemon::tls_config`; checked when the binary builds its TLS).
+    pub tls: TlsSection,
+    /// The root contract the proxy is found in and checked against.
+    pub chain: GatewayChain,
 }
 
 impl Default for GatewayConfig {
@@ -41,7 +124,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             listen: "127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:9402".into(),
-            proxy: "127.0.0.1:9300".into(),
+            proxy: String::new(),
             proxy_key: String::new(),
             api_token: String::new(),
             max_coefficient: 4000,
@@ -52,6 +135,8 @@ impl Default for GatewayConfig {
             require_receipts: true,
             receipts_kept: 1000,
             dev_key: String::new(),
+            tls: TlsSection::default(),
+            chain: GatewayChain::default(),
         }
     }
 }
@@ -83,9 +168,16 @@ impl Validate for GatewayConfig {
         if self.admin_listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad("admin_listen", "must be ip:port"));
         }
-        if self.proxy.is_empty() || !self.proxy.contains(':') {
+        if self.proxy.is_empty() && !self.chain.enabled() {
+            return Err(bad(
+                "proxy",
+                "set proxy (host:port) or chain.root (to use a proxy registered there)",
+            ));
+        }
+        if !self.proxy.is_empty() && !self.proxy.contains(':') {
             return Err(bad("proxy", "must be host:port"));
         }
+        self.chain.validate()?;
         self.proxy_key_bytes()?;
         if self.max_coefficient == 0 {
             return Err(bad("max_coefficient", "must be positive"));

@@ -33,6 +33,8 @@ pub struct Summary {
     pub gateway: String,
     /// The root contract (user-friendly).
     pub root: String,
+    /// What attests the daemons: always the simulated TEE here (INSECURE).
+    pub tee: String,
 }
 
 fn daemon(step: &'static str, e: impl fmt::Display) -> LocalnetError {
@@ -83,6 +85,7 @@ pub async fn chat(
         .to_owned();
     let record = net
         .gateway
+        .handle
         .gateway
         .receipts()
         .pop()
@@ -110,6 +113,7 @@ pub async fn run(net: &LocalNet, prompt: &str, max_tokens: u32) -> Result<Summar
         balances,
         gateway: net.gateway_url(),
         root: cocoon_ton::to_friendly(&net.root.address, true, cocoon_ton::Network::Testnet),
+        tee: crate::localnet::TEE_NOTICE.to_owned(),
     })
 }
 
@@ -128,6 +132,11 @@ impl fmt::Display for Summary {
             format!("NOT verified: {}", self.chat.receipt_status)
         };
         writeln!(f, "receipt: {receipt}")?;
+        writeln!(
+            f,
+            "attestation: RA-TLS on every hop, {} (quotes made up in software)",
+            self.tee
+        )?;
         writeln!(f, "root: {}", self.root)?;
         writeln!(
             f,

@@ -1,8 +1,11 @@
 //! The whole network in one process on a local devnet: wallets, contracts, engine, worker, proxy and
 //! gateway, one real request, settlement and a summary. What `cocoon demo` runs.
 //!
-//! INSECURE development mode: hops use development TLS (no TEE quote), and the proxy admits
-//! unattested workers as long as their stake on chain is good.
+//! The proxy and the gateway are built from their config files' structures by the same functions
+//! their binaries run (`cocoon_proxy::run::build`, `cocoon_gateway::run::build`), the worker from its
+//! config as its binary does ([`crate::daemons::start_worker`]). Every hop is RA-TLS with the
+//! **simulated** TEE provider: quotes are made up in software, so this is INSECURE — a development
+//! network, never for real prompts or real TON.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,26 +14,27 @@ use std::time::Duration;
 use cocoon_contracts::address::{escrow_address, vault_address};
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
-use cocoon_daemon::metrics::Registry;
-use cocoon_daemon::tls::{DevTls, Role};
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_engine::{EngineConfig, EngineHandle};
-use cocoon_gateway::{GatewayConfig, GatewayHandle};
-use cocoon_proxy::{ProxyConfig, ProxyHandle};
+use cocoon_gateway::run::GatewayDaemon;
+use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
+use cocoon_onchain::tx::{Outcome, fetch_state};
+use cocoon_onchain::{OnchainError, OnchainSettler, OnchainView};
+use cocoon_proxy::run::ProxyDaemon;
 use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig, Wallet};
-use cocoon_worker::{WorkerConfig, WorkerHandle};
+use cocoon_worker::WorkerHandle;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
-use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
-use cocoon_onchain::tx::{Outcome, fetch_state};
-use cocoon_onchain::{OnchainConfig, OnchainError, OnchainSettler, OnchainView, SettleOptions};
+use crate::daemons::{self, Keys};
 
 const TON: u128 = 1_000_000_000;
 /// Network id the devnet (@ton/sandbox) reports.
 pub const DEVNET_NETWORK_ID: i32 = -239;
 /// Model name served in the demo.
 pub const DEMO_MODEL: &str = "smollm2-135m-instruct";
+/// What the summary and banners say about the TEE of a local network.
+pub const TEE_NOTICE: &str = "simulated TEE — INSECURE";
 
 /// Which engine backend serves the model.
 #[derive(Debug, Clone)]
@@ -66,10 +70,10 @@ fn chain(step: &'static str) -> impl FnOnce(OnchainError) -> LocalnetError {
     move |source| LocalnetError::Chain { step, source }
 }
 
-fn daemon<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {
+pub(crate) fn daemon<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {
     move |e| LocalnetError::Daemon {
         step,
-        message: e.to_string(),
+        message: format!("{e:#}"),
     }
 }
 
@@ -104,17 +108,18 @@ pub struct LocalNet {
     pub engine: EngineHandle,
     /// Worker.
     pub worker: WorkerHandle,
-    /// Proxy.
-    pub proxy: ProxyHandle,
-    /// Gateway.
-    pub gateway: GatewayHandle,
+    /// Proxy, as its binary builds it.
+    pub proxy: ProxyDaemon,
+    /// Gateway, as its binary builds it.
+    pub gateway: GatewayDaemon,
     /// The gateway's (client) key, which the escrow is bound to.
     pub client_key: [u8; 32],
     /// The model name requests use.
     pub model: String,
     /// Transactions of the setup (deploy, allowlists, stakes, escrow).
     pub setup: Outcome,
-    refresher: tokio::task::JoinHandle<()>,
+    /// The config files the daemons were built from (TOML), for inspection and reuse.
+    pub configs: daemons::Configs,
     _dir: tempfile::TempDir,
 }
 
@@ -163,8 +168,8 @@ fn model_hash(engine: &EngineChoice) -> Result<[u8; 32], LocalnetError> {
 }
 
 impl LocalNet {
-    /// Starts the devnet, deploys and configures the contracts, starts every daemon, and waits for
-    /// the worker to connect.
+    /// Starts the devnet, deploys and configures the contracts, starts every daemon from its config
+    /// (RA-TLS, simulated TEE), and waits for the worker to connect.
     pub async fn start(
         engine_choice: EngineChoice,
         funding: Funding,
@@ -181,14 +186,21 @@ impl LocalNet {
         let c = chain_client.as_ref();
 
         let mut rng = rand::rngs::OsRng;
-        let new_wallet = |rng: &mut rand::rngs::OsRng| {
-            wallet_for_key(&SigningKey::generate(rng), Network::Testnet).map_err(chain("wallet"))
+        // Keys the TEE would generate and attest (the proxy's signs vouchers, the worker's
+        // receipts), the client's, and the proxy operator's wallet key.
+        let keys = Keys {
+            proxy: SigningKey::generate(&mut rng),
+            worker: SigningKey::generate(&mut rng),
+            client: SigningKey::generate(&mut rng),
+            operator: SigningKey::generate(&mut rng),
         };
+        let new_wallet =
+            |key: &SigningKey| wallet_for_key(key, Network::Testnet).map_err(chain("wallet"));
         let parties = Parties {
-            governance: new_wallet(&mut rng)?,
-            proxy_operator: new_wallet(&mut rng)?,
-            gpu_owner: new_wallet(&mut rng)?,
-            client: new_wallet(&mut rng)?,
+            governance: new_wallet(&SigningKey::generate(&mut rng))?,
+            proxy_operator: new_wallet(&keys.operator)?,
+            gpu_owner: new_wallet(&SigningKey::generate(&mut rng))?,
+            client: new_wallet(&SigningKey::generate(&mut rng))?,
         };
         for w in [
             &parties.governance,
@@ -201,13 +213,7 @@ impl LocalNet {
                 .await
                 .map_err(daemon("funding a wallet"))?;
         }
-
-        // Keys the TEE would generate and attest: the proxy's signs vouchers, the worker's receipts.
-        let proxy_key = SigningKey::generate(&mut rng);
-        let worker_key = SigningKey::generate(&mut rng);
-        let client_key = SigningKey::generate(&mut rng);
-        let sim_image =
-            cocoon_attestation::provider::simulated::SimulatedProvider::default().image_hash();
+        let sim_image = daemons::simulated_tls().simulated_image_hash();
         let (model, engine_config) = match &engine_choice {
             EngineChoice::Gguf(path) => {
                 let mut c = EngineConfig::gguf(path);
@@ -239,7 +245,7 @@ impl LocalNet {
                 .await
                 .map_err(chain("allowing the model"))?,
         );
-        let proxy_pub = proxy_key.verifying_key().to_bytes();
+        let proxy_pub = keys.proxy.verifying_key().to_bytes();
         setup.extend(
             root.open_stake(
                 c,
@@ -251,7 +257,7 @@ impl LocalNet {
             .await
             .map_err(chain("staking the proxy"))?,
         );
-        let worker_pub = worker_key.verifying_key().to_bytes();
+        let worker_pub = keys.worker.verifying_key().to_bytes();
         setup.extend(
             root.open_stake(
                 c,
@@ -268,48 +274,33 @@ impl LocalNet {
             .await
             .map_err(daemon("starting the engine"))?;
 
-        let view = OnchainView::load(
-            chain_client.clone(),
-            OnchainConfig {
-                root: root.address.clone(),
-                proxy: parties.proxy_operator.address().clone(),
-                refresh: Duration::from_secs(2),
-                allow_unattested: true,
-            },
-        )
-        .await
-        .map_err(chain("reading the root"))?;
-        let settler = Arc::new(OnchainSettler::new(
-            view.clone(),
-            parties.proxy_operator.clone(),
-            proxy_key.clone(),
-            SettleOptions::default(),
-        ));
-        let proxy_tls = Arc::new(DevTls::new(Role::Proxy, proxy_key).map_err(daemon("proxy TLS"))?);
-        let proxy_config = ProxyConfig {
-            client_listen: "127.0.0.1:0".into(),
-            worker_listen: "127.0.0.1:0".into(),
-            admin_listen: "127.0.0.1:0".into(),
-            store_path: dir.path().join("proxy-ledger.redb").display().to_string(),
-            announce_poll_ms: 200,
-            ..Default::default()
-        };
-        let proxy = cocoon_proxy::start(
-            proxy_config,
-            proxy_tls,
-            view.clone(),
-            settler.clone(),
-            Registry::new(),
+        let configs = daemons::configs(
+            dir.path(),
+            &keys,
+            devnet.url(),
+            &root.address,
+            &parties,
+            &engine.url(),
+            &model,
+            &hex::encode(model_hash),
+        )?;
+        let proxy = cocoon_proxy::run::build(
+            configs.proxy.clone(),
+            &cocoon_proxy::run::RunOptions::default(),
         )
         .await
         .map_err(daemon("starting the proxy"))?;
+        let parts = proxy.chain.clone().ok_or_else(|| LocalnetError::Daemon {
+            step: "starting the proxy",
+            message: "the proxy runs without a chain".into(),
+        })?;
         setup.extend(
             root.register_proxy(
                 c,
                 gov,
                 parties.proxy_operator.address(),
                 proxy_pub,
-                &proxy.client_addr.to_string(),
+                &proxy.handle.client_addr.to_string(),
             )
             .await
             .map_err(chain("registering the proxy"))?,
@@ -325,62 +316,34 @@ impl LocalNet {
             .await
             .map_err(chain("opening the client escrow"))?,
         );
-        let client_pub = client_key.verifying_key().to_bytes();
-        view.watch_client(client_pub, parties.client.address().clone());
-        view.watch_worker(worker_pub, parties.gpu_owner.address().clone());
-        view.refresh()
+        parts
+            .view
+            .refresh()
             .await
             .map_err(chain("refreshing the chain view"))?;
-        let refresher = view.spawn_refresh();
 
-        let worker_tls =
-            Arc::new(DevTls::new(Role::Worker, worker_key).map_err(daemon("worker TLS"))?);
-        let worker = cocoon_worker::start(
-            WorkerConfig {
-                proxies: vec![proxy.worker_addr.to_string()],
-                engine_url: engine.url(),
-                model: model.clone(),
-                model_hash: hex::encode(model_hash),
-                admin_listen: "127.0.0.1:0".into(),
-                reconnect_ms: 100,
-                ..Default::default()
-            },
-            worker_tls,
-            view.params(),
-            Registry::new(),
-        )
-        .map_err(daemon("starting the worker"))?;
-        let gateway_tls =
-            Arc::new(DevTls::new(Role::Client, client_key).map_err(daemon("gateway TLS"))?);
-        let gateway = cocoon_gateway::start(
-            GatewayConfig {
-                listen: "127.0.0.1:0".into(),
-                admin_listen: "127.0.0.1:0".into(),
-                proxy: proxy.client_addr.to_string(),
-                proxy_key: hex::encode(proxy_pub),
-                ..Default::default()
-            },
-            gateway_tls,
-            Registry::new(),
-        )
-        .await
-        .map_err(daemon("starting the gateway"))?;
+        let mut worker_config = configs.worker.clone();
+        worker_config.proxies = vec![proxy.handle.worker_addr.to_string()];
+        let worker = daemons::start_worker(worker_config).await?;
+        let gateway = cocoon_gateway::run::build(configs.gateway.clone(), false)
+            .await
+            .map_err(daemon("starting the gateway"))?;
 
         let net = LocalNet {
             devnet,
             chain: chain_client,
             parties,
             root,
-            view,
-            settler,
+            view: parts.view,
+            settler: parts.settler,
             engine,
             worker,
             proxy,
             gateway,
-            client_key: client_pub,
+            client_key: keys.client.verifying_key().to_bytes(),
             model,
             setup,
-            refresher,
+            configs,
             _dir: dir,
         };
         net.wait_for_worker().await?;
@@ -389,7 +352,7 @@ impl LocalNet {
 
     async fn wait_for_worker(&self) -> Result<(), LocalnetError> {
         for _ in 0..600 {
-            if !self.proxy.proxy.workers.all().is_empty() {
+            if !self.proxy.handle.proxy.workers.all().is_empty() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -402,20 +365,24 @@ impl LocalNet {
 
     /// The OpenAI base URL of the gateway.
     pub fn gateway_url(&self) -> String {
-        format!("http://{}/v1", self.gateway.addr)
+        format!("http://{}/v1", self.gateway.handle.addr)
     }
 
     /// Forces settlement of everything in the proxy's ledger.
     pub async fn settle(&self) -> Result<(), LocalnetError> {
-        cocoon_proxy::onchain::settle_ledger(&self.proxy.proxy, &self.settler, &[self.client_key])
-            .await
-            .map_err(chain("settling"))
+        cocoon_proxy::onchain::settle_ledger(
+            &self.proxy.handle.proxy,
+            &self.settler,
+            &[self.client_key],
+        )
+        .await
+        .map_err(chain("settling"))
     }
 
     /// What each party paid and earned, from the ledger and from the chain.
     pub async fn balances(&self) -> Result<Balances, LocalnetError> {
         let c = self.chain.as_ref();
-        let store = &self.proxy.proxy.store;
+        let store = &self.proxy.handle.proxy.store;
         let client = store
             .client(&self.client_key)
             .map_err(daemon("reading the ledger"))?;
@@ -464,7 +431,6 @@ impl LocalNet {
     /// Stops every daemon gracefully, then the devnet.
     pub async fn shutdown(self) -> Result<(), LocalnetError> {
         let grace = Duration::from_secs(5);
-        self.refresher.abort();
         self.gateway.shutdown(grace).await;
         self.worker.shutdown(grace).await;
         self.proxy.shutdown(grace).await;

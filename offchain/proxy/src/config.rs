@@ -1,8 +1,11 @@
 //! Proxy configuration.
 
 use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_daemon::tls_config::TlsSection;
 use cocoon_protocol::RequestLimits;
 use serde::{Deserialize, Serialize};
+
+pub use crate::chain_config::{ChainSection, ClientBinding, WorkerBinding};
 
 /// Everything a proxy needs (file + `COCOON_*` + `--set`, see `cocoon_daemon::config`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,8 +43,12 @@ pub struct ProxyConfig {
     pub announce_poll_ms: u64,
     /// Minimum success rate of a worker with 5+ responses, thousandths.
     pub min_success_milli: u64,
-    /// Hex Ed25519 seed of the proxy key (development TLS only).
+    /// Hex Ed25519 seed of the proxy key (development; same as `tls.dev_key`, which wins).
     pub dev_key: String,
+    /// TLS and attestation (`cocoon_daemon::tls_config`).
+    pub tls: TlsSection,
+    /// The chain: root, operator wallet, client and worker bindings.
+    pub chain: ChainSection,
 }
 
 impl Default for ProxyConfig {
@@ -64,6 +71,8 @@ impl Default for ProxyConfig {
             announce_poll_ms: 2000,
             min_success_milli: 500,
             dev_key: String::new(),
+            tls: TlsSection::default(),
+            chain: ChainSection::default(),
         }
     }
 }
@@ -88,7 +97,18 @@ fn invalid(field: &'static str, message: &str) -> ConfigError {
 }
 
 impl Validate for ProxyConfig {
+    /// Everything, including the `[tls]` and `[chain]` sections the binary builds from.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_serving()?;
+        self.tls.validate()?;
+        self.chain.validate()
+    }
+}
+
+impl ProxyConfig {
+    /// The serving settings only (listeners, store, limits, thresholds): what [`crate::start`]
+    /// checks, since it is handed its TLS and chain already built.
+    pub fn validate_serving(&self) -> Result<(), ConfigError> {
         for (field, addr) in [
             ("client_listen", &self.client_listen),
             ("worker_listen", &self.worker_listen),

@@ -8,6 +8,7 @@
 
 mod api;
 pub mod chain;
+pub mod chain_config;
 mod charge_body;
 pub mod config;
 pub mod onchain;
@@ -138,8 +139,7 @@ pub async fn start(
     settler: Arc<dyn Settler>,
     metrics: Arc<metrics::Registry>,
 ) -> Result<ProxyHandle, ProxyError> {
-    use cocoon_daemon::config::Validate;
-    config.validate()?;
+    config.validate_serving()?;
     let store = Store::open(std::path::Path::new(&config.store_path))?;
     let listeners = async {
         store.check_not_rolled_back(chain.committed_marker())?;

@@ -1,16 +1,28 @@
-//! Binary glue for `cocoon-proxy` and `cocoon proxy run`: run a proxy.
+//! Binary glue for `cocoon-proxy` and `cocoon proxy run`: build a proxy from its config and run it.
+//!
+//! [`build`] is what the binary runs and what in-process networks (`cocoon-localnet`, tests) call:
+//! TLS from `[tls]` (`cocoon_daemon::tls_config`), peers' images checked against the root contract's
+//! allowlist, the chain view and settler from `[chain]`, the admin endpoint; everything is validated
+//! and the chain read before any port is bound. Without a chain only an explicit development mode
+//! runs (`--dev-client-credit`, which admits any client: INSECURE).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{MemoryChain, ProxyConfig};
+use crate::{MemoryChain, ProxyConfig, ProxyHandle};
 use anyhow::Context;
+use cocoon_attestation as att;
 use cocoon_daemon::config::{Sources, load};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::{Shutdown, os_signal};
-use cocoon_daemon::tls::{DevTls, HopTls, Role};
+use cocoon_daemon::tls::{HopTls, Role};
+use cocoon_daemon::tls_config::{TlsMode, TlsSection, build_hop_tls};
+use cocoon_onchain::allowlist::{RootAllowlist, registered_proxies};
+use cocoon_onchain::{OnchainConfig, OnchainSettler, OnchainView, SettleOptions};
 use cocoon_protocol::PriceParams;
+use cocoon_ton::{HttpTonClient, TonClient, TonClientConfig};
 
 /// Run a cocoon proxy.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,11 +33,11 @@ pub struct RunArgs {
     /// Override a config key: `--set key=value` (repeatable; beats env and file).
     #[arg(long = "set")]
     pub set: Vec<String>,
-    /// Use development TLS without attestation (INSECURE).
+    /// Shorthand for `--set tls.mode=dev-insecure`: no attestation at all (INSECURE).
     #[arg(long)]
     pub insecure_dev_tls: bool,
-    /// Without a chain: accept any client with this much credit (nanoTON) and record settlements in
-    /// memory only (development).
+    /// Development mode without a chain: accept any client with this much credit (nanoTON) and
+    /// record settlements in memory only (INSECURE; needs `tls.mode = "dev-insecure"`).
     #[arg(long)]
     pub dev_client_credit: Option<u128>,
     /// JSON logs.
@@ -33,48 +45,349 @@ pub struct RunArgs {
     pub json_logs: bool,
 }
 
-/// Loads the configuration, starts the daemon and its admin endpoint, and runs until SIGINT/SIGTERM,
-/// then drains.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    cocoon_daemon::init_tracing(args.json_logs);
-    let config: ProxyConfig = load(&Sources::from_process(args.config.as_deref(), args.set))
-        .context("loading proxy configuration")?;
-    anyhow::ensure!(
-        args.insecure_dev_tls,
-        "RA-TLS is not wired into the binary yet: pass --insecure-dev-tls"
-    );
-    anyhow::ensure!(
-        args.dev_client_credit.is_some(),
-        "no chain backend wired yet: pass --dev-client-credit"
-    );
-    let tls: Arc<dyn HopTls> =
-        Arc::new(DevTls::from_dev_key(Role::Proxy, &config.dev_key).context("development TLS")?);
-    let chain = Arc::new(crate::chain::OpenChain::new(
-        MemoryChain::new(PriceParams::default(), tls.identity().public_key),
-        args.dev_client_credit.unwrap_or(0),
-    ));
-    let admin = tokio::net::TcpListener::bind(&config.admin_listen)
-        .await
-        .with_context(|| format!("binding admin {}", config.admin_listen))?;
+/// What the command line adds to the config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// `--insecure-dev-tls`.
+    pub insecure_dev_tls: bool,
+    /// `--dev-client-credit`.
+    pub dev_client_credit: Option<u128>,
+}
+
+/// The chain side of a proxy built on a chain.
+#[derive(Debug, Clone)]
+pub struct ChainParts {
+    /// The cached chain view.
+    pub view: Arc<OnchainView>,
+    /// The settler (sends from the operator wallet).
+    pub settler: Arc<OnchainSettler>,
+    /// The root's image allowlist, as the attestation policy sees it.
+    pub allowlist: Arc<att::policy::CachingAllowlist>,
+}
+
+/// A proxy built from config, with its admin endpoint and background tasks.
+pub struct ProxyDaemon {
+    /// The serving proxy.
+    pub handle: ProxyHandle,
+    /// Bound admin endpoint (`/metrics`, `/healthz`, `/status`).
+    pub admin_addr: SocketAddr,
+    /// The proxy's TLS (its identity is the key registered in the root).
+    pub tls: Arc<dyn HopTls>,
+    /// Present when running on a chain.
+    pub chain: Option<ChainParts>,
+    admin_shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ProxyDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyDaemon")
+            .field("handle", &self.handle)
+            .field("admin_addr", &self.admin_addr)
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyDaemon {
+    /// Drains in-flight streams (up to `grace`), stops the admin endpoint and the refreshers.
+    pub async fn shutdown(self, grace: Duration) {
+        self.handle.shutdown(grace).await;
+        self.admin_shutdown.trigger();
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The `[tls]` section after the command-line shorthand; a top-level `dev_key` still works.
+pub fn tls_section(config: &ProxyConfig, options: &RunOptions) -> TlsSection {
+    let mut tls = config.tls.clone();
+    if options.insecure_dev_tls {
+        tls.mode = TlsMode::DevInsecure;
+    }
+    if tls.dev_key.is_empty() && tls.key_file.is_empty() && !config.dev_key.is_empty() {
+        tls.dev_key = config.dev_key.clone();
+    }
+    tls
+}
+
+/// A toncenter-v2 client for `[chain]`.
+pub fn chain_client(
+    chain: &crate::chain_config::ChainSection,
+) -> anyhow::Result<Arc<dyn TonClient>> {
+    let mut client_config = TonClientConfig::new(chain.api_url.clone());
+    client_config.api_key = chain.api_key();
+    if client_config.api_key.is_none() && chain.api_url.contains("toncenter.com") {
+        // toncenter answers 1 request per second without a key.
+        client_config.min_interval = Some(Duration::from_millis(1100));
+    }
+    Ok(Arc::new(
+        HttpTonClient::new(client_config).context("chain client")?,
+    ))
+}
+
+/// Builds a proxy from `config` exactly as the binary does (validation, TLS, chain, ledger,
+/// listeners, admin endpoint) and starts serving.
+pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<ProxyDaemon> {
+    let tls_section = tls_section(&config, options);
+    tls_section.validate().context("[tls]")?;
+    config.chain.validate().context("[chain]")?;
+    config.validate_serving().context("proxy configuration")?;
     let registry = Registry::new();
-    let proxy = crate::start(config, tls, chain.clone(), chain, registry.clone()).await?;
-    let state = proxy.proxy.clone();
+    let mut tasks = Vec::new();
+    let (handle, tls, parts) = if config.chain.enabled() {
+        anyhow::ensure!(
+            options.dev_client_credit.is_none(),
+            "--dev-client-credit is a development mode without a chain; [chain] root is set"
+        );
+        let chain = &config.chain;
+        let client = chain_client(chain)?;
+        let root = chain.root_address()?;
+        let operator = chain.operator_address()?;
+        let wallet = chain
+            .operator_wallet()?
+            .context("[chain] the operator wallet's key is required to send settlements")?;
+        let allowlist = Arc::new(att::policy::CachingAllowlist::new(
+            Arc::new(RootAllowlist::new(client.clone(), root.clone())),
+            Duration::from_millis(chain.allowlist_refresh_ms),
+            Duration::from_millis(chain.allowlist_max_stale_ms),
+            Arc::new(att::SystemClock),
+        ));
+        allowlist.refresh().await.context(
+            "reading the root's image allowlist (is chain.root right and the API reachable?)",
+        )?;
+        let tls = build_hop_tls(Role::Proxy, &tls_section, allowlist.clone())
+            .context("building the proxy's TLS")?;
+        let key = tls.identity().public_key;
+        if chain.allow_unattested {
+            tracing::warn!(
+                "INSECURE: chain.allow_unattested admits workers without attestation if staked"
+            );
+        }
+        let view = OnchainView::load(
+            client.clone(),
+            OnchainConfig {
+                root: root.clone(),
+                proxy: operator.clone(),
+                refresh: chain.refresh(),
+                allow_unattested: chain.allow_unattested,
+            },
+        )
+        .await
+        .context("reading the root contract")?;
+        for (k, w) in chain.client_bindings()? {
+            view.watch_client(k, w);
+        }
+        for (k, w) in chain.worker_bindings()? {
+            view.watch_worker(k, w);
+        }
+        view.refresh()
+            .await
+            .context("reading escrows and worker stakes")?;
+        match registered_proxies(client.as_ref(), &root)
+            .await
+            .context("reading the registered proxies")?
+            .iter()
+            .find(|p| p.operator == operator)
+        {
+            Some(p) if p.key == key => {}
+            Some(p) => tracing::warn!(
+                registered = %hex::encode(p.key),
+                ours = %hex::encode(key),
+                "the root registers another key for this operator: escrows will refuse our charges"
+            ),
+            None => tracing::warn!(
+                key = %hex::encode(key),
+                "this operator has no proxy registered in the root yet (gateways will not find it)"
+            ),
+        }
+        let settler = Arc::new(OnchainSettler::new(
+            view.clone(),
+            wallet,
+            tls.signing_key().clone(),
+            SettleOptions {
+                wait: Duration::from_millis(chain.settle_wait_ms),
+                attempts: chain.settle_attempts,
+                ..SettleOptions::default()
+            },
+        ));
+        tasks.push(view.spawn_refresh());
+        tasks.push(allowlist.spawn_refresher());
+        let handle = crate::start(
+            config.clone(),
+            tls.clone(),
+            view.clone(),
+            settler.clone(),
+            registry.clone(),
+        )
+        .await?;
+        let parts = ChainParts {
+            view,
+            settler,
+            allowlist,
+        };
+        (handle, tls, Some(parts))
+    } else {
+        let credit = options.dev_client_credit.context(
+            "no [chain] root configured: set chain.root and the operator wallet \
+             (or, for an INSECURE development run without a chain, --dev-client-credit with tls.mode = \"dev-insecure\")",
+        )?;
+        anyhow::ensure!(
+            tls_section.mode == TlsMode::DevInsecure,
+            "--dev-client-credit runs without a chain, so without an image allowlist: it needs tls.mode = \"dev-insecure\" (--insecure-dev-tls)"
+        );
+        eprintln!(
+            "INSECURE/DEV: no chain; every client gets {credit} nanoTON of credit and settlements stay in memory"
+        );
+        tracing::warn!(
+            credit,
+            "INSECURE/DEV mode: no chain, any client is admitted"
+        );
+        let tls = build_hop_tls(
+            Role::Proxy,
+            &tls_section,
+            Arc::new(att::InMemoryAllowlist::new()),
+        )
+        .context("building the proxy's TLS")?;
+        let chain = Arc::new(crate::chain::OpenChain::new(
+            MemoryChain::new(PriceParams::default(), tls.identity().public_key),
+            credit,
+        ));
+        let handle = crate::start(
+            config.clone(),
+            tls.clone(),
+            chain.clone(),
+            chain,
+            registry.clone(),
+        )
+        .await?;
+        (handle, tls, None)
+    };
+    let admin = match tokio::net::TcpListener::bind(&config.admin_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            handle.shutdown(Duration::ZERO).await;
+            return Err(e).with_context(|| format!("binding admin {}", config.admin_listen));
+        }
+    };
+    let admin_addr = admin.local_addr().context("admin address")?;
+    let state = handle.proxy.clone();
     let status = Arc::new(move || state.status_json());
     let admin_shutdown = Shutdown::new();
-    tokio::spawn(cocoon_daemon::admin::serve_admin(
+    tasks.push(tokio::spawn(cocoon_daemon::admin::serve_admin(
         admin,
         registry,
         status,
-        proxy.draining(),
+        handle.draining(),
         admin_shutdown.clone(),
-    ));
+    )));
+    Ok(ProxyDaemon {
+        handle,
+        admin_addr,
+        tls,
+        chain: parts,
+        admin_shutdown,
+        tasks,
+    })
+}
+
+/// Loads the configuration, builds the proxy ([`build`]), and runs until SIGINT/SIGTERM, then drains.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    cocoon_daemon::init_tracing(args.json_logs);
+    let sources = Sources::from_process(args.config.as_deref(), args.set);
+    let config: ProxyConfig = load_unchecked(&sources).context("loading proxy configuration")?;
+    let options = RunOptions {
+        insecure_dev_tls: args.insecure_dev_tls,
+        dev_client_credit: args.dev_client_credit,
+    };
+    let daemon = build(config, &options).await?;
+    let identity = daemon.tls.identity();
     println!(
         "{}",
-        serde_json::json!({"client_addr": proxy.client_addr, "worker_addr": proxy.worker_addr})
+        serde_json::json!({
+            "client_addr": daemon.handle.client_addr,
+            "worker_addr": daemon.handle.worker_addr,
+            "admin_addr": daemon.admin_addr,
+            "key": hex::encode(identity.public_key),
+            "image_hash": hex::encode(identity.image_hash),
+            "tee": identity.tee,
+            "insecure": identity.insecure,
+        })
     );
     os_signal().await;
     tracing::info!("draining");
-    proxy.shutdown(Duration::from_secs(30)).await;
-    admin_shutdown.trigger();
+    daemon.shutdown(Duration::from_secs(30)).await;
     Ok(())
+}
+
+/// Loads the layered config checking only what does not depend on the command line (the `[tls]`
+/// section is checked by [`build`] after `--insecure-dev-tls` applies).
+fn load_unchecked(sources: &Sources) -> Result<ProxyConfig, cocoon_daemon::config::ConfigError> {
+    let config: Lenient = load(sources)?;
+    Ok(config.0)
+}
+
+/// A [`ProxyConfig`] whose load-time validation leaves the `[tls]` section to [`build`].
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct Lenient(ProxyConfig);
+
+impl cocoon_daemon::config::Validate for Lenient {
+    fn validate(&self) -> Result<(), cocoon_daemon::config::ConfigError> {
+        self.0.validate_serving()?;
+        self.0.chain.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_flag_and_top_level_key_reach_the_tls_section() {
+        let config = ProxyConfig {
+            dev_key: "11".repeat(32),
+            ..Default::default()
+        };
+        let options = RunOptions {
+            insecure_dev_tls: true,
+            ..Default::default()
+        };
+        let tls = tls_section(&config, &options);
+        assert_eq!(tls.mode, TlsMode::DevInsecure);
+        assert_eq!(tls.dev_key, "11".repeat(32));
+        let tls = tls_section(&ProxyConfig::default(), &RunOptions::default());
+        assert_eq!(tls.mode, TlsMode::Tdx, "secure by default");
+    }
+
+    #[tokio::test]
+    async fn without_a_chain_only_the_explicit_dev_mode_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ProxyConfig {
+            client_listen: "127.0.0.1:0".into(),
+            worker_listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
+            store_path: dir.path().join("l.redb").display().to_string(),
+            tls: TlsSection::with_mode(TlsMode::Simulated),
+            ..Default::default()
+        };
+        let err = build(config.clone(), &RunOptions::default())
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("no [chain] root"), "{err:#}");
+        let dev = RunOptions {
+            dev_client_credit: Some(1000),
+            ..Default::default()
+        };
+        let err = build(config.clone(), &dev).await.unwrap_err();
+        assert!(format!("{err:#}").contains("dev-insecure"), "{err:#}");
+        let dev = RunOptions {
+            insecure_dev_tls: true,
+            dev_client_credit: Some(1000),
+        };
+        let daemon = build(config, &dev).await.unwrap();
+        assert!(daemon.tls.identity().insecure);
+        daemon.shutdown(Duration::from_secs(1)).await;
+    }
 }

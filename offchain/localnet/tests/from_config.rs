@@ -1,0 +1,134 @@
+//! The network as its binaries build it: proxy, worker and gateway from their configs (the proxy's
+//! `[chain]` on the devnet, the gateway finding the proxy in the root), every hop RA-TLS with the
+//! simulated provider. One non-streamed and one streamed completion, then settlement: every balance
+//! moves exactly as the root's price parameters say.
+
+use cocoon_contracts::address::{escrow_address, vault_address};
+use cocoon_contracts::codec::account_id;
+use cocoon_contracts::state::{EscrowStorage, StakeStorage};
+use cocoon_daemon::tls_config::TlsMode;
+use cocoon_localnet::localnet::{EngineChoice, Funding, LocalNet};
+use cocoon_onchain::tx::fetch_state;
+use cocoon_protocol::pricing::Coefficient;
+
+async fn chat(net: &LocalNet, stream: bool) -> Vec<u8> {
+    let body = serde_json::json!({
+        "model": net.model,
+        "max_tokens": 8,
+        "stream": stream,
+        "messages": [{"role": "user", "content": format!("hello, stream={stream}")}],
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{}/chat/completions", net.gateway_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.expect("the whole response").to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_priced() {
+    let net = LocalNet::start(EngineChoice::Fixed, Funding::default())
+        .await
+        .unwrap();
+    let c = net.chain.as_ref();
+
+    // Built from config: simulated RA-TLS everywhere, the gateway found its proxy in the root.
+    assert_eq!(net.configs.proxy.tls.mode, TlsMode::Simulated);
+    assert!(net.configs.gateway.proxy.is_empty());
+    let proxy_identity = net.proxy.tls.identity();
+    assert_eq!(
+        net.gateway.proxy,
+        (
+            net.proxy.handle.client_addr.to_string(),
+            Some(proxy_identity.public_key)
+        )
+    );
+    assert_eq!(proxy_identity.tee, "simulated");
+    let image = net.configs.proxy.tls.simulated_image_hash();
+    assert_eq!(proxy_identity.image_hash, image);
+    let workers = net.proxy.handle.proxy.workers.all();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].identity.tee, "simulated");
+    assert!(
+        workers[0].identity.insecure,
+        "simulated peers are marked insecure"
+    );
+    assert_eq!(workers[0].identity.image_hash, image);
+
+    let escrow = escrow_address(
+        &net.root.address,
+        net.parties.client.address(),
+        net.parties.proxy_operator.address(),
+    )
+    .unwrap();
+    let vault = vault_address(&net.root.address, net.parties.proxy_operator.address()).unwrap();
+    let escrow_before: EscrowStorage = fetch_state(c, &escrow).await.unwrap().unwrap();
+    let owner_before = c
+        .get_address_balance(net.parties.gpu_owner.address())
+        .await
+        .unwrap();
+
+    let plain = chat(&net, false).await;
+    assert!(serde_json::from_slice::<serde_json::Value>(&plain).is_ok());
+    let streamed = chat(&net, true).await;
+    assert!(String::from_utf8_lossy(&streamed).contains("data: [DONE]"));
+
+    // Each receipt is verified and priced by the root's parameters.
+    let params = net.view.params();
+    let receipts = net.gateway.handle.gateway.receipts();
+    assert_eq!(receipts.len(), 2);
+    assert_eq!(
+        receipts.iter().map(|r| r.stream).collect::<Vec<_>>(),
+        vec![false, true]
+    );
+    let (mut client_total, mut worker_total) = (0u128, 0u128);
+    for r in &receipts {
+        assert_eq!(r.status, "verified", "{r:?}");
+        assert_eq!(r.worker_insecure, Some(true));
+        let receipt = &r.receipt.as_ref().unwrap().receipt;
+        assert_eq!(receipt.image_hash, image);
+        let cost = params
+            .cost(&receipt.usage, Coefficient(receipt.coefficient))
+            .unwrap();
+        assert!(cost.client > 0);
+        assert_eq!(receipt.cost_nano, cost.client);
+        assert_eq!(r.charged_nano, Some(cost.client.to_string()));
+        client_total += cost.client;
+        worker_total += cost.worker;
+    }
+    let store = &net.proxy.handle.proxy.store;
+    assert_eq!(store.client(&net.client_key).unwrap().charged, client_total);
+    assert_eq!(
+        store.worker(&net.worker.state_key()).unwrap().earned,
+        worker_total
+    );
+
+    net.settle().await.unwrap();
+    let escrow_after: EscrowStorage = fetch_state(c, &escrow).await.unwrap().unwrap();
+    assert_eq!(escrow_after.charged - escrow_before.charged, client_total);
+    assert_eq!(escrow_before.balance - escrow_after.balance, client_total);
+    let vault_after: StakeStorage = fetch_state(c, &vault).await.unwrap().unwrap();
+    let paid = vault_after
+        .payouts
+        .get(&account_id(net.parties.gpu_owner.address()))
+        .unwrap()
+        .paid;
+    assert_eq!(paid, worker_total);
+    assert_eq!(vault_after.paid_out, worker_total);
+    let owner_after = c
+        .get_address_balance(net.parties.gpu_owner.address())
+        .await
+        .unwrap();
+    // The owner receives the payout plus what is left of the claim message's attached value.
+    let received = owner_after - owner_before;
+    assert!(
+        received >= worker_total && received < worker_total + cocoon_onchain::CLAIM_VALUE,
+        "owner received {received}, earned {worker_total}"
+    );
+    let b = net.balances().await.unwrap();
+    assert_eq!(b.chain_proxy_kept, client_total - worker_total);
+    net.shutdown().await.unwrap();
+}

@@ -1,0 +1,384 @@
+//! The proxy's `[chain]` config section: where the chain is, which root governs the network, the
+//! operator's wallet (it sends settlements), and which client and worker keys belong to which wallets.
+
+use std::time::Duration;
+
+use cocoon_daemon::config::ConfigError;
+use cocoon_ton::{KeyPair, Network, TonAddress, Wallet, WalletVersion};
+use serde::{Deserialize, Serialize};
+
+/// A client gateway's TLS key and the wallet whose escrow with this proxy it spends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientBinding {
+    /// The gateway's Ed25519 key, 64 hex digits.
+    pub key: String,
+    /// The client's wallet (its escrow derives from it).
+    pub wallet: String,
+}
+
+/// A worker's attested key and the wallet that owns its stake and receives its payouts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerBinding {
+    /// The worker's Ed25519 key, 64 hex digits (its stake must be bound to it).
+    pub key: String,
+    /// The GPU owner's wallet.
+    pub owner: String,
+}
+
+/// `[chain]`. An empty `root` means no chain: the binary then requires `--dev-client-credit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainSection {
+    /// toncenter API v2 base URL (toncenter, a self-hosted ton-http-api, or the devnet).
+    pub api_url: String,
+    /// Name of the environment variable holding the API key (empty: no key).
+    pub api_key_env: String,
+    /// The root contract's address.
+    pub root: String,
+    /// The operator's wallet: owner of the proxy stake (the vault), the escrows' counterparty, and
+    /// the sender of every settlement.
+    pub operator: String,
+    /// Name of the environment variable holding the operator wallet's 24-word mnemonic.
+    pub operator_mnemonic_env: String,
+    /// File holding the operator wallet's 24-word mnemonic.
+    pub operator_mnemonic_file: String,
+    /// File holding the operator wallet's Ed25519 key as 64 hex digits (a 32-byte seed).
+    pub operator_key_file: String,
+    /// Wallet contract of the operator: `v4r2` or `v5r1`.
+    pub wallet_version: String,
+    /// `mainnet` or `testnet` (wallet id and address flags).
+    pub network: String,
+    /// How often the cached chain state (params, escrows, stakes) is refreshed, ms.
+    pub refresh_ms: u64,
+    /// How often the root's image allowlist is re-read, ms.
+    pub allowlist_refresh_ms: u64,
+    /// How old the allowlist may get while the chain cannot be read before peers are refused, ms.
+    pub allowlist_max_stale_ms: u64,
+    /// How long to wait for each settlement transaction, ms.
+    pub settle_wait_ms: u64,
+    /// Attempts per settlement while the chain is unavailable.
+    pub settle_attempts: u32,
+    /// Client keys and their wallets.
+    pub clients: Vec<ClientBinding>,
+    /// Worker keys and their owners' wallets.
+    pub workers: Vec<WorkerBinding>,
+    /// Accept workers without attestation (zero image hash) if their stake is good. INSECURE:
+    /// development TLS only.
+    pub allow_unattested: bool,
+}
+
+impl Default for ChainSection {
+    fn default() -> Self {
+        ChainSection {
+            api_url: "https://toncenter.com/api/v2".into(),
+            api_key_env: String::new(),
+            root: String::new(),
+            operator: String::new(),
+            operator_mnemonic_env: String::new(),
+            operator_mnemonic_file: String::new(),
+            operator_key_file: String::new(),
+            wallet_version: "v4r2".into(),
+            network: "mainnet".into(),
+            refresh_ms: 10_000,
+            allowlist_refresh_ms: 60_000,
+            allowlist_max_stale_ms: 600_000,
+            settle_wait_ms: 60_000,
+            settle_attempts: 4,
+            clients: Vec::new(),
+            workers: Vec::new(),
+            allow_unattested: false,
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+fn key_hex(field: &'static str, text: &str) -> Result<[u8; 32], ConfigError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut out)
+        .map_err(|_| invalid(field, format!("`{text}`: 64 hex digits")))?;
+    Ok(out)
+}
+
+fn address(field: &'static str, text: &str) -> Result<TonAddress, ConfigError> {
+    cocoon_ton::parse_address(text).map_err(|e| invalid(field, format!("`{text}`: {e}")))
+}
+
+impl ChainSection {
+    /// True when a root is configured.
+    pub fn enabled(&self) -> bool {
+        !self.root.is_empty()
+    }
+
+    /// The root address.
+    pub fn root_address(&self) -> Result<TonAddress, ConfigError> {
+        address("chain.root", &self.root)
+    }
+
+    /// The operator wallet address.
+    pub fn operator_address(&self) -> Result<TonAddress, ConfigError> {
+        address("chain.operator", &self.operator)
+    }
+
+    fn version(&self) -> Result<WalletVersion, ConfigError> {
+        match self.wallet_version.as_str() {
+            "v4r2" => Ok(WalletVersion::V4R2),
+            "v5r1" => Ok(WalletVersion::V5R1),
+            other => Err(invalid(
+                "chain.wallet_version",
+                format!("`{other}`: use v4r2 or v5r1"),
+            )),
+        }
+    }
+
+    fn ton_network(&self) -> Result<Network, ConfigError> {
+        match self.network.as_str() {
+            "mainnet" => Ok(Network::Mainnet),
+            "testnet" => Ok(Network::Testnet),
+            other => Err(invalid(
+                "chain.network",
+                format!("`{other}`: use mainnet or testnet"),
+            )),
+        }
+    }
+
+    /// The API key from `api_key_env` (None when unset).
+    pub fn api_key(&self) -> Option<String> {
+        if self.api_key_env.is_empty() {
+            return None;
+        }
+        std::env::var(&self.api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty())
+    }
+
+    /// The operator's signing wallet (mnemonic from env or file, or a key file); it must be the
+    /// configured `operator` address. `None` when none of the three is set.
+    pub fn operator_wallet(&self) -> Result<Option<Wallet>, ConfigError> {
+        let wallet = if !self.operator_key_file.is_empty() {
+            let text = std::fs::read_to_string(&self.operator_key_file).map_err(|e| {
+                invalid(
+                    "chain.operator_key_file",
+                    format!("{}: {e}", self.operator_key_file),
+                )
+            })?;
+            let seed = key_hex("chain.operator_key_file", &text)?;
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let public = key.verifying_key().to_bytes().to_vec();
+            let mut secret = key.to_bytes().to_vec();
+            secret.extend_from_slice(&public);
+            let pair = KeyPair {
+                public_key: public,
+                secret_key: secret,
+            };
+            Wallet::from_key_pair(pair, self.version()?, self.ton_network()?)
+                .map_err(|e| invalid("chain.operator_key_file", e.to_string()))?
+        } else {
+            let phrase = if !self.operator_mnemonic_env.is_empty() {
+                std::env::var(&self.operator_mnemonic_env).map_err(|_| {
+                    invalid(
+                        "chain.operator_mnemonic_env",
+                        format!(
+                            "environment variable {} is not set",
+                            self.operator_mnemonic_env
+                        ),
+                    )
+                })?
+            } else if !self.operator_mnemonic_file.is_empty() {
+                std::fs::read_to_string(&self.operator_mnemonic_file).map_err(|e| {
+                    invalid(
+                        "chain.operator_mnemonic_file",
+                        format!("{}: {e}", self.operator_mnemonic_file),
+                    )
+                })?
+            } else {
+                return Ok(None);
+            };
+            let phrase = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+            Wallet::from_mnemonic(&phrase, self.version()?, self.ton_network()?)
+                .map_err(|e| invalid("chain.operator_mnemonic_env", e.to_string()))?
+        };
+        if wallet.address() != &self.operator_address()? {
+            return Err(invalid(
+                "chain.operator",
+                format!(
+                    "the configured key's {} wallet is {}, not the configured operator",
+                    self.wallet_version,
+                    wallet.address_friendly()
+                ),
+            ));
+        }
+        Ok(Some(wallet))
+    }
+
+    /// Client keys with their wallets.
+    pub fn client_bindings(&self) -> Result<Vec<([u8; 32], TonAddress)>, ConfigError> {
+        self.clients
+            .iter()
+            .map(|c| {
+                Ok((
+                    key_hex("chain.clients.key", &c.key)?,
+                    address("chain.clients.wallet", &c.wallet)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Worker keys with their owners' wallets.
+    pub fn worker_bindings(&self) -> Result<Vec<([u8; 32], TonAddress)>, ConfigError> {
+        self.workers
+            .iter()
+            .map(|w| {
+                Ok((
+                    key_hex("chain.workers.key", &w.key)?,
+                    address("chain.workers.owner", &w.owner)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Refresh interval of the chain view.
+    pub fn refresh(&self) -> Duration {
+        Duration::from_millis(self.refresh_ms)
+    }
+
+    /// Checks the section (no network access): addresses, keys, wallet settings, intervals.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if self.api_url.is_empty() {
+            return Err(invalid("chain.api_url", "must not be empty"));
+        }
+        self.root_address()?;
+        self.operator_address()?;
+        self.version()?;
+        self.ton_network()?;
+        let sources = [
+            &self.operator_mnemonic_env,
+            &self.operator_mnemonic_file,
+            &self.operator_key_file,
+        ]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .count();
+        if sources != 1 {
+            return Err(invalid(
+                "chain.operator_key_file",
+                "set exactly one of operator_mnemonic_env, operator_mnemonic_file, operator_key_file (settlements are sent from the operator's wallet)",
+            ));
+        }
+        if self.refresh_ms == 0
+            || self.allowlist_refresh_ms == 0
+            || self.allowlist_max_stale_ms < self.allowlist_refresh_ms
+            || self.settle_wait_ms == 0
+            || self.settle_attempts == 0
+        {
+            return Err(invalid(
+                "chain.refresh_ms",
+                "intervals and attempts must be positive, allowlist_max_stale_ms at least allowlist_refresh_ms",
+            ));
+        }
+        self.client_bindings()?;
+        self.worker_bindings()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn testnet_wallet(seed: u8) -> (tempfile::TempDir, String, Wallet) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("operator.key");
+        std::fs::write(&path, hex::encode([seed; 32])).unwrap();
+        let s = ChainSection {
+            root: "0:".to_owned() + &"11".repeat(32),
+            operator: "0:".to_owned() + &"22".repeat(32),
+            operator_key_file: path.display().to_string(),
+            network: "testnet".into(),
+            ..Default::default()
+        };
+        let err = s.operator_wallet().unwrap_err().to_string();
+        assert!(err.contains("not the configured operator"), "{err}");
+        let wallet = {
+            let mut s = s.clone();
+            s.operator = String::new();
+            // The wallet the key makes, whatever the configured address.
+            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+            let public = key.verifying_key().to_bytes().to_vec();
+            let mut secret = key.to_bytes().to_vec();
+            secret.extend_from_slice(&public);
+            Wallet::from_key_pair(
+                KeyPair {
+                    public_key: public,
+                    secret_key: secret,
+                },
+                WalletVersion::V4R2,
+                Network::Testnet,
+            )
+            .unwrap()
+        };
+        (dir, path.display().to_string(), wallet)
+    }
+
+    #[test]
+    fn operator_key_file_must_make_the_configured_wallet() {
+        let (_dir, path, wallet) = testnet_wallet(5);
+        let s = ChainSection {
+            root: "0:".to_owned() + &"11".repeat(32),
+            operator: wallet.address().to_hex(),
+            operator_key_file: path,
+            network: "testnet".into(),
+            ..Default::default()
+        };
+        s.validate().unwrap();
+        let got = s.operator_wallet().unwrap().unwrap();
+        assert_eq!(got.address(), wallet.address());
+    }
+
+    #[test]
+    fn validation_names_the_bad_key() {
+        let (_dir, path, wallet) = testnet_wallet(6);
+        let base = ChainSection {
+            root: "0:".to_owned() + &"11".repeat(32),
+            operator: wallet.address().to_hex(),
+            operator_key_file: path,
+            network: "testnet".into(),
+            ..Default::default()
+        };
+        let field = |s: &ChainSection| match s.validate() {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        };
+        let mut s = base.clone();
+        s.operator_mnemonic_env = "X".into();
+        assert_eq!(field(&s), "chain.operator_key_file");
+        let mut s = base.clone();
+        s.clients.push(ClientBinding {
+            key: "zz".into(),
+            wallet: wallet.address().to_hex(),
+        });
+        assert_eq!(field(&s), "chain.clients.key");
+        let mut s = base.clone();
+        s.workers.push(WorkerBinding {
+            key: "33".repeat(32),
+            owner: "nope".into(),
+        });
+        assert_eq!(field(&s), "chain.workers.owner");
+        let mut s = base.clone();
+        s.wallet_version = "v3".into();
+        assert_eq!(field(&s), "chain.wallet_version");
+        let mut s = base;
+        s.root = String::new();
+        assert!(s.validate().is_ok(), "no root: no chain, nothing to check");
+    }
+}
