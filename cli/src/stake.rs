@@ -119,7 +119,12 @@ pub(crate) fn run_worker(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
 /// Runs a `proxy` subcommand.
 pub(crate) fn run_proxy(global: &GlobalArgs, args: ProxyArgs) -> Result<()> {
     if let ProxyCommand::Run(run) = args.command {
-        return runtime::block_on_daemon(cocoon_proxy::run::run(run));
+        // With --keystore (or COCOON_KEYSTORE) the operator wallet comes from the CLI's keystore.
+        let operator = match &global.keystore {
+            Some(_) => Some(crate::wallet::unlock(global)?),
+            None => None,
+        };
+        return runtime::block_on_daemon(cocoon_proxy::run::run_with(run, operator));
     }
     let root = args.root.handle()?;
     match args.command {

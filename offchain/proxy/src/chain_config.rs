@@ -249,6 +249,13 @@ impl ChainSection {
         Duration::from_millis(self.refresh_ms)
     }
 
+    /// True when one of the operator key settings is set.
+    pub fn has_operator_key(&self) -> bool {
+        !(self.operator_mnemonic_env.is_empty()
+            && self.operator_mnemonic_file.is_empty()
+            && self.operator_key_file.is_empty())
+    }
+
     /// Checks the section (no network access): addresses, keys, wallet settings, intervals.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.enabled() {
@@ -269,10 +276,10 @@ impl ChainSection {
         .iter()
         .filter(|s| !s.is_empty())
         .count();
-        if sources != 1 {
+        if sources > 1 {
             return Err(invalid(
                 "chain.operator_key_file",
-                "set exactly one of operator_mnemonic_env, operator_mnemonic_file, operator_key_file (settlements are sent from the operator's wallet)",
+                "set at most one of operator_mnemonic_env, operator_mnemonic_file, operator_key_file (none: the CLI's keystore)",
             ));
         }
         if self.refresh_ms == 0

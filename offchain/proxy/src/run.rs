@@ -46,12 +46,15 @@ pub struct RunArgs {
 }
 
 /// What the command line adds to the config.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// `--insecure-dev-tls`.
     pub insecure_dev_tls: bool,
     /// `--dev-client-credit`.
     pub dev_client_credit: Option<u128>,
+    /// The operator wallet, already unlocked (the `cocoon` CLI's keystore); it must be `chain.operator`.
+    /// When `None` the `[chain]` key settings provide it.
+    pub operator_wallet: Option<cocoon_ton::Wallet>,
 }
 
 /// The chain side of a proxy built on a chain.
@@ -145,9 +148,24 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
         let client = chain_client(chain)?;
         let root = chain.root_address()?;
         let operator = chain.operator_address()?;
-        let wallet = chain
-            .operator_wallet()?
-            .context("[chain] the operator wallet's key is required to send settlements")?;
+        let wallet = match options.operator_wallet.clone() {
+            Some(w) => {
+                anyhow::ensure!(
+                    w.address() == &operator,
+                    "the unlocked wallet {} is not chain.operator",
+                    w.address_friendly()
+                );
+                anyhow::ensure!(
+                    !chain.has_operator_key(),
+                    "[chain] sets an operator key and a keystore wallet was given too: use one"
+                );
+                w
+            }
+            None => chain.operator_wallet()?.context(
+                "the operator wallet's key is required to send settlements: set chain.operator_key_file, \
+                 operator_mnemonic_file or operator_mnemonic_env, or run `cocoon proxy run --keystore PATH`",
+            )?,
+        };
         let allowlist = Arc::new(att::policy::CachingAllowlist::new(
             Arc::new(RootAllowlist::new(client.clone(), root.clone())),
             Duration::from_millis(chain.allowlist_refresh_ms),
@@ -294,12 +312,21 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
 
 /// Loads the configuration, builds the proxy ([`build`]), and runs until SIGINT/SIGTERM, then drains.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    run_with(args, None).await
+}
+
+/// As [`run`], with the operator wallet already unlocked (the `cocoon` CLI's keystore).
+pub async fn run_with(
+    args: RunArgs,
+    operator_wallet: Option<cocoon_ton::Wallet>,
+) -> anyhow::Result<()> {
     cocoon_daemon::init_tracing(args.json_logs);
     let sources = Sources::from_process(args.config.as_deref(), args.set);
     let config: ProxyConfig = load_unchecked(&sources).context("loading proxy configuration")?;
     let options = RunOptions {
         insecure_dev_tls: args.insecure_dev_tls,
         dev_client_credit: args.dev_client_credit,
+        operator_wallet,
     };
     let daemon = build(config, &options).await?;
     let identity = daemon.tls.identity();
@@ -361,6 +388,42 @@ mod tests {
         assert_eq!(tls.mode, TlsMode::Tdx, "secure by default");
     }
 
+    #[test]
+    fn the_binary_loads_tls_and_chain_sections_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("proxy.toml");
+        let root = format!("0:{}", "11".repeat(32));
+        let operator = format!("0:{}", "22".repeat(32));
+        std::fs::write(
+            &file,
+            format!(
+                "store_path = \"x.redb\"\n[tls]\nmode = \"simulated\"\nimage_label = \"img\"\n\
+                 [chain]\napi_url = \"http://127.0.0.1:1\"\nroot = \"{root}\"\noperator = \"{operator}\"\n\
+                 refresh_ms = 500\n[[chain.clients]]\nkey = \"{}\"\nwallet = \"{operator}\"\n",
+                "33".repeat(32)
+            ),
+        )
+        .unwrap();
+        let sources = Sources {
+            file: Some(file),
+            overrides: vec!["chain.settle_attempts=2".into()],
+            ..Default::default()
+        };
+        let c = load_unchecked(&sources).unwrap();
+        assert_eq!(c.tls.mode, TlsMode::Simulated);
+        assert_eq!(c.tls.image_label, "img");
+        assert_eq!(c.chain.refresh_ms, 500);
+        assert_eq!(c.chain.settle_attempts, 2);
+        assert_eq!(c.chain.client_bindings().unwrap()[0].0, [0x33; 32]);
+        // The default [tls] (tdx without collateral) is left to `build`, after --insecure-dev-tls.
+        assert!(load_unchecked(&Sources::default()).is_ok());
+        let bad = Sources {
+            overrides: vec!["chain.root=nope".into()],
+            ..Default::default()
+        };
+        assert!(load_unchecked(&bad).is_err());
+    }
+
     #[tokio::test]
     async fn without_a_chain_only_the_explicit_dev_mode_runs() {
         let dir = tempfile::tempdir().unwrap();
@@ -385,6 +448,7 @@ mod tests {
         let dev = RunOptions {
             insecure_dev_tls: true,
             dev_client_credit: Some(1000),
+            ..Default::default()
         };
         let daemon = build(config, &dev).await.unwrap();
         assert!(daemon.tls.identity().insecure);
