@@ -9,7 +9,6 @@
 //! `GET /cocoon/v1/bundle`), and strips every cocoon header before answering the app.
 
 pub mod bundle;
-mod bundle_evidence;
 mod bundle_verify;
 pub mod config;
 mod proxy_conn;

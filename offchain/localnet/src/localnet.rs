@@ -174,6 +174,16 @@ impl LocalNet {
         engine_choice: EngineChoice,
         funding: Funding,
     ) -> Result<LocalNet, LocalnetError> {
+        LocalNet::start_with(engine_choice, funding, |_| {}).await
+    }
+
+    /// As [`LocalNet::start`], letting `adjust` change the daemons' configs before they start (e.g.
+    /// settlement thresholds).
+    pub async fn start_with(
+        engine_choice: EngineChoice,
+        funding: Funding,
+        adjust: impl FnOnce(&mut daemons::Configs),
+    ) -> Result<LocalNet, LocalnetError> {
         let dir = tempfile::tempdir().map_err(daemon("temporary directory"))?;
         let devnet = Devnet::start(DevnetOptions::default())
             .await
@@ -274,7 +284,7 @@ impl LocalNet {
             .await
             .map_err(daemon("starting the engine"))?;
 
-        let configs = daemons::configs(
+        let mut configs = daemons::configs(
             dir.path(),
             &keys,
             devnet.url(),
@@ -284,6 +294,7 @@ impl LocalNet {
             &model,
             &hex::encode(model_hash),
         )?;
+        adjust(&mut configs);
         let proxy = cocoon_proxy::run::build(
             configs.proxy.clone(),
             &cocoon_proxy::run::RunOptions::default(),

@@ -1,7 +1,8 @@
 //! The network as its binaries build it: proxy, worker and gateway from their configs (the proxy's
 //! `[chain]` on the devnet, the gateway finding the proxy in the root), every hop RA-TLS with the
-//! simulated provider. One non-streamed and one streamed completion, then settlement: every balance
-//! moves exactly as the root's price parameters say.
+//! simulated provider. One non-streamed and one streamed completion; payouts settle by themselves
+//! (threshold 1 nanoTON), charges when forced: every balance moves exactly as the root's price
+//! parameters say, and the proxy signs every statement in the contracts' format itself.
 
 use cocoon_contracts::address::{escrow_address, vault_address};
 use cocoon_contracts::codec::account_id;
@@ -30,9 +31,11 @@ async fn chat(net: &LocalNet, stream: bool) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_priced() {
-    let net = LocalNet::start(EngineChoice::Fixed, Funding::default())
-        .await
-        .unwrap();
+    let net = LocalNet::start_with(EngineChoice::Fixed, Funding::default(), |c| {
+        c.proxy.payout_threshold_nano = 1;
+    })
+    .await
+    .unwrap();
     let c = net.chain.as_ref();
 
     // Built from config: simulated RA-TLS everywhere, the gateway found its proxy in the root.
@@ -106,6 +109,23 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         worker_total
     );
 
+    // Payouts went out by themselves (the proxy's lazy settlement, its own payout statements).
+    let worker_key = net.worker.state_key();
+    let mut paid_in_ledger = 0;
+    for _ in 0..600 {
+        paid_in_ledger = store.worker(&worker_key).unwrap().paid;
+        if paid_in_ledger == worker_total {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(paid_in_ledger, worker_total, "lazy payouts settled");
+    assert!(
+        net.settler.records().iter().any(|r| r.kind == "payout"),
+        "a payout went on chain before the forced settlement"
+    );
+    assert!(net.settler.records().iter().all(|r| r.kind != "charge"));
+
     net.settle().await.unwrap();
     let escrow_after: EscrowStorage = fetch_state(c, &escrow).await.unwrap().unwrap();
     assert_eq!(escrow_after.charged - escrow_before.charged, client_total);
@@ -122,11 +142,17 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         .get_address_balance(net.parties.gpu_owner.address())
         .await
         .unwrap();
-    // The owner receives the payout plus what is left of the claim message's attached value.
+    // The owner receives the payouts plus what is left of each claim message's attached value.
     let received = owner_after - owner_before;
+    let claims = net
+        .settler
+        .records()
+        .iter()
+        .filter(|r| r.kind == "payout")
+        .count() as u128;
     assert!(
-        received >= worker_total && received < worker_total + cocoon_onchain::CLAIM_VALUE,
-        "owner received {received}, earned {worker_total}"
+        received >= worker_total && received < worker_total + claims * cocoon_onchain::CLAIM_VALUE,
+        "owner received {received}, earned {worker_total} in {claims} payouts"
     );
     let b = net.balances().await.unwrap();
     assert_eq!(b.chain_proxy_kept, client_total - worker_total);

@@ -3,9 +3,10 @@
 //! - [`OnchainView`] answers what the proxy's synchronous `ChainView` needs from a cache it
 //!   refreshes in the background: network parameters and image allowlists from the root, escrow state
 //!   of known clients, stakes of known workers.
-//! - [`OnchainSettler`] signs the proxy's ledger vouchers in the contracts' format, submits them from
-//!   the proxy operator's wallet, waits for the transactions, retries, and treats an already-applied
-//!   voucher as success.
+//! - [`OnchainSettler`] submits the charge and payout statements the proxy signed in the contracts'
+//!   format from the proxy operator's wallet (checking each signature against the contract's key
+//!   first), waits for the transactions, retries, and treats an already-applied voucher as success.
+//!   It can also sign a ledger voucher itself with a key it is given (tests, tools).
 //! - [`allowlist::RootAllowlist`]: the root's image allowlist as an attestation allowlist source.
 //!
 //! `cocoon-proxy` implements its `ChainView` and `Settler` traits over these (its `onchain` module),

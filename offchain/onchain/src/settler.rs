@@ -6,7 +6,7 @@ use std::time::Duration;
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::messages::{EscrowSubmitCharge, StakeClaimPayout};
 use cocoon_contracts::state::{EscrowStorage, StakeStorage};
-use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher};
+use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher, SignedCharge, SignedPayout};
 use cocoon_protocol::voucher as pv;
 use cocoon_ton::{TonAddress, TonClient, TonHash, Wallet};
 use ed25519_dalek::SigningKey;
@@ -51,9 +51,10 @@ pub struct SettlementRecord {
     pub outcome: Outcome,
 }
 
-/// Submits settlements from the proxy operator's wallet. Vouchers arrive in the proxy ledger's format
-/// and are signed with the proxy key in the contracts' format (`cocoon-proxy` implements its `Settler`
-/// trait over this, checking the ledger's signature first).
+/// Submits settlements from the proxy operator's wallet: statements the proxy signed in the
+/// contracts' format ([`OnchainSettler::submit_charge_statement`]), or ledger vouchers it signs with
+/// the key it holds ([`OnchainSettler::charge`]). `cocoon-proxy` implements its `Settler` trait
+/// over this.
 pub struct OnchainSettler {
     view: Arc<OnchainView>,
     wallet: Wallet,
@@ -190,23 +191,31 @@ impl OnchainSettler {
         Err(last.unwrap_or_else(|| OnchainError::Unavailable("no attempt made".into())))
     }
 
-    /// Submits the cumulative charge of one escrow (idempotent).
-    pub async fn charge(&self, v: &pv::ChargeVoucher) -> Result<(), OnchainError> {
-        if v.network_id != self.view.network_id() {
-            return Err(OnchainError::Invalid(format!(
-                "voucher for network {}, chain is {}",
-                v.network_id,
-                self.view.network_id()
-            )));
-        }
-        let escrow = TonAddress::new(0, TonHash::from(v.escrow));
-        let seqno = u32::try_from(v.seqno)
-            .map_err(|_| OnchainError::Invalid("charge seqno exceeds u32".into()))?;
+    /// The escrow address of a client key's escrow with this proxy (where its charges go).
+    pub fn escrow_of(&self, client_key: &[u8; 32]) -> Option<TonAddress> {
+        let wallet = self.view.client_wallet(client_key)?;
+        self.view.escrow_address(&wallet).ok()
+    }
+
+    /// The vault and the payout wallet of a worker key (where its payouts come from and go to).
+    pub fn payout_of(&self, worker_key: &[u8; 32]) -> Option<(TonAddress, TonAddress)> {
+        Some((
+            self.view.vault().clone(),
+            self.view.worker_owner(worker_key)?,
+        ))
+    }
+
+    /// Submits a charge the proxy signed in the contracts' format (idempotent: an escrow that already
+    /// holds this cumulative charge is left alone). The signature is checked against the escrow's
+    /// proxy key before anything is sent.
+    pub async fn submit_charge_statement(&self, signed: &SignedCharge) -> Result<(), OnchainError> {
+        let escrow = signed.statement.escrow.clone();
+        let (seqno, charged) = (signed.statement.seqno, signed.statement.charged);
         let plan = || async {
             let st: EscrowStorage = fetch_state(self.client(), &escrow)
                 .await?
                 .ok_or_else(|| OnchainError::NotDeployed(escrow.to_hex()))?;
-            if st.charged >= v.cumulative_nano {
+            if st.charged >= charged {
                 return Ok(Step::Done);
             }
             if seqno <= st.seqno {
@@ -215,23 +224,81 @@ impl OnchainSettler {
                     st.seqno
                 )));
             }
-            let signed = ChargeVoucher {
-                escrow: escrow.clone(),
-                seqno,
-                charged: v.cumulative_nano,
-                is_final: false,
-            }
-            .sign(&self.key)?;
+            signed.verify_for(&st.proxy_key, &escrow).map_err(|e| {
+                OnchainError::Invalid(format!("charge voucher refused before sending: {e}"))
+            })?;
             Ok(Step::Send(message(
                 &escrow,
                 CHARGE_VALUE,
-                &EscrowSubmitCharge::new(0, signed),
+                &EscrowSubmitCharge::new(0, signed.clone()),
             )?))
         };
-        self.settle("charge", v.cumulative_nano, plan).await
+        self.settle("charge", charged, plan).await
     }
 
-    /// Pays the cumulative payout of one worker from the proxy's vault (idempotent).
+    /// Submits a payout the proxy signed in the contracts' format (idempotent: a vault that already
+    /// paid this cumulative amount to the worker is left alone).
+    pub async fn submit_payout_statement(&self, signed: &SignedPayout) -> Result<(), OnchainError> {
+        let vault = signed.statement.vault.clone();
+        if &vault != self.view.vault() {
+            return Err(OnchainError::Invalid(
+                "payout drawn on another vault".into(),
+            ));
+        }
+        let (seqno, paid) = (signed.statement.seqno, signed.statement.paid);
+        let worker_id = account_id(&signed.statement.worker);
+        let plan = || async {
+            let st: StakeStorage = fetch_state(self.client(), &vault)
+                .await?
+                .ok_or_else(|| OnchainError::NotDeployed(vault.to_hex()))?;
+            let (prev_seqno, prev_paid) = st
+                .payouts
+                .get(&worker_id)
+                .map_or((0, 0), |r| (r.seqno, r.paid));
+            if prev_paid >= paid {
+                return Ok(Step::Done);
+            }
+            if seqno <= prev_seqno {
+                return Err(OnchainError::Invalid(format!(
+                    "payout seqno {seqno} not above the vault's {prev_seqno}"
+                )));
+            }
+            signed.verify_for(&st.key, &vault).map_err(|e| {
+                OnchainError::Invalid(format!("payout voucher refused before sending: {e}"))
+            })?;
+            Ok(Step::Send(message(
+                &vault,
+                CLAIM_VALUE,
+                &StakeClaimPayout::new(0, signed.clone()),
+            )?))
+        };
+        self.settle("payout", paid, plan).await
+    }
+
+    /// Submits the cumulative charge of one escrow from a ledger voucher, signing it in the
+    /// contracts' format with the key this settler holds (idempotent).
+    pub async fn charge(&self, v: &pv::ChargeVoucher) -> Result<(), OnchainError> {
+        if v.network_id != self.view.network_id() {
+            return Err(OnchainError::Invalid(format!(
+                "voucher for network {}, chain is {}",
+                v.network_id,
+                self.view.network_id()
+            )));
+        }
+        let seqno = u32::try_from(v.seqno)
+            .map_err(|_| OnchainError::Invalid("charge seqno exceeds u32".into()))?;
+        let signed = ChargeVoucher {
+            escrow: TonAddress::new(0, TonHash::from(v.escrow)),
+            seqno,
+            charged: v.cumulative_nano,
+            is_final: false,
+        }
+        .sign(&self.key)?;
+        self.submit_charge_statement(&signed).await
+    }
+
+    /// Pays the cumulative payout of one worker from a ledger voucher, signing it in the contracts'
+    /// format with the key this settler holds (idempotent).
     pub async fn payout(&self, v: &pv::PayoutVoucher) -> Result<(), OnchainError> {
         let worker = self.view.worker_owner(&v.worker_key).ok_or_else(|| {
             OnchainError::Invalid(format!(
@@ -244,39 +311,15 @@ impl OnchainSettler {
                 "payout drawn on another vault".into(),
             ));
         }
-        let vault = self.view.vault().clone();
         let seqno = u32::try_from(v.seqno)
             .map_err(|_| OnchainError::Invalid("payout seqno exceeds u32".into()))?;
-        let worker_id = account_id(&worker);
-        let plan = || async {
-            let st: StakeStorage = fetch_state(self.client(), &vault)
-                .await?
-                .ok_or_else(|| OnchainError::NotDeployed(vault.to_hex()))?;
-            let (prev_seqno, prev_paid) = st
-                .payouts
-                .get(&worker_id)
-                .map_or((0, 0), |r| (r.seqno, r.paid));
-            if prev_paid >= v.cumulative_nano {
-                return Ok(Step::Done);
-            }
-            if seqno <= prev_seqno {
-                return Err(OnchainError::Invalid(format!(
-                    "payout seqno {seqno} not above the vault's {prev_seqno}"
-                )));
-            }
-            let signed = PayoutVoucher {
-                vault: vault.clone(),
-                worker: worker.clone(),
-                seqno,
-                paid: v.cumulative_nano,
-            }
-            .sign(&self.key)?;
-            Ok(Step::Send(message(
-                &vault,
-                CLAIM_VALUE,
-                &StakeClaimPayout::new(0, signed),
-            )?))
-        };
-        self.settle("payout", v.cumulative_nano, plan).await
+        let signed = PayoutVoucher {
+            vault: self.view.vault().clone(),
+            worker,
+            seqno,
+            paid: v.cumulative_nano,
+        }
+        .sign(&self.key)?;
+        self.submit_payout_statement(&signed).await
     }
 }

@@ -8,9 +8,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
+use cocoon_contracts::statements::{SignedCharge, SignedPayout};
 use cocoon_daemon::tls::PeerIdentity;
 use cocoon_protocol::PriceParams;
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
+use cocoon_ton::TonAddress;
 
 /// A boxed future (object-safe async trait methods without extra dependencies).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -67,6 +69,43 @@ pub trait Settler: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), SettleError>>;
     /// Commits the store's monotonic marker (detects a rolled-back store at the next start).
     fn commit_marker(&self, marker: u64) -> BoxFuture<'_, Result<(), SettleError>>;
+
+    /// Where this client's charges go in the contracts' format (its escrow), when this settler
+    /// takes vouchers the proxy signs in that format; `None`: the ledger's vouchers
+    /// ([`Settler::submit_charge`]).
+    fn charge_target(&self, _client_key: &[u8; 32]) -> Option<TonAddress> {
+        None
+    }
+
+    /// The vault and payout wallet of this worker, when this settler takes payout vouchers in the
+    /// contracts' format; `None`: the ledger's vouchers ([`Settler::submit_payout`]).
+    fn payout_target(&self, _worker_key: &[u8; 32]) -> Option<(TonAddress, TonAddress)> {
+        None
+    }
+
+    /// Submits a charge the proxy signed in the contracts' format (see [`Settler::charge_target`]).
+    fn submit_charge_statement(
+        &self,
+        _signed: SignedCharge,
+    ) -> BoxFuture<'_, Result<(), SettleError>> {
+        Box::pin(async {
+            Err(SettleError::Rejected(
+                "contract statements not supported".into(),
+            ))
+        })
+    }
+
+    /// Submits a payout the proxy signed in the contracts' format (see [`Settler::payout_target`]).
+    fn submit_payout_statement(
+        &self,
+        _signed: SignedPayout,
+    ) -> BoxFuture<'_, Result<(), SettleError>> {
+        Box::pin(async {
+            Err(SettleError::Rejected(
+                "contract statements not supported".into(),
+            ))
+        })
+    }
 }
 
 /// In-memory chain: escrows, allowed workers, and a log of every settlement.

@@ -1,11 +1,15 @@
 //! The proxy's [`ChainView`] and [`Settler`] over `cocoon-onchain` (the contracts on toncenter or the
-//! devnet), and [`settle_ledger`], which forces settlement of the whole ledger.
+//! devnet), and [`settle_ledger`], which forces settlement of the whole ledger. On a chain the proxy
+//! signs its charges and payouts itself in the contracts' format ([`charge_statement`],
+//! [`payout_statement`]); the settler only submits them.
 
-use cocoon_contracts::codec::account_id;
+use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher, SignedCharge, SignedPayout};
 use cocoon_daemon::tls::PeerIdentity;
 use cocoon_onchain::{OnchainError, OnchainSettler, OnchainView};
 use cocoon_protocol::PriceParams;
 use cocoon_protocol::voucher::{self as pv, SignedVoucher};
+use cocoon_ton::TonAddress;
+use ed25519_dalek::SigningKey;
 
 use crate::chain::{BoxFuture, ChainView, EscrowInfo, SettleError, Settler};
 use crate::{Proxy, store::StoreError};
@@ -85,56 +89,118 @@ impl Settler for OnchainSettler {
             Ok(())
         })
     }
+
+    fn charge_target(&self, client_key: &[u8; 32]) -> Option<TonAddress> {
+        self.escrow_of(client_key)
+    }
+
+    fn payout_target(&self, worker_key: &[u8; 32]) -> Option<(TonAddress, TonAddress)> {
+        self.payout_of(worker_key)
+    }
+
+    fn submit_charge_statement(
+        &self,
+        signed: SignedCharge,
+    ) -> BoxFuture<'_, Result<(), SettleError>> {
+        Box::pin(async move {
+            OnchainSettler::submit_charge_statement(self, &signed)
+                .await
+                .map_err(settle_error)
+        })
+    }
+
+    fn submit_payout_statement(
+        &self,
+        signed: SignedPayout,
+    ) -> BoxFuture<'_, Result<(), SettleError>> {
+        Box::pin(async move {
+            OnchainSettler::submit_payout_statement(self, &signed)
+                .await
+                .map_err(settle_error)
+        })
+    }
+}
+
+/// The proxy's charge statement in the contracts' format: the escrow, the ledger's seqno and
+/// cumulative charge, signed with the proxy key (the key the escrow checks).
+pub fn charge_statement(
+    escrow: TonAddress,
+    seqno: u64,
+    charged: u128,
+    key: &SigningKey,
+) -> Result<SignedCharge, OnchainError> {
+    let seqno = u32::try_from(seqno)
+        .map_err(|_| OnchainError::Invalid("charge seqno exceeds u32".into()))?;
+    Ok(ChargeVoucher {
+        escrow,
+        seqno,
+        charged,
+        is_final: false,
+    }
+    .sign(key)?)
+}
+
+/// The proxy's payout statement in the contracts' format: drawn on its vault to the worker's wallet,
+/// the ledger's seqno and cumulative earnings, signed with the proxy key (the vault's key).
+pub fn payout_statement(
+    vault: TonAddress,
+    worker: TonAddress,
+    seqno: u64,
+    paid: u128,
+    key: &SigningKey,
+) -> Result<SignedPayout, OnchainError> {
+    let seqno = u32::try_from(seqno)
+        .map_err(|_| OnchainError::Invalid("payout seqno exceeds u32".into()))?;
+    Ok(PayoutVoucher {
+        vault,
+        worker,
+        seqno,
+        paid,
+    }
+    .sign(key)?)
 }
 
 /// Forces settlement of everything in the proxy's ledger now: every listed client's unsettled
-/// charges and every worker's unpaid earnings, then records the results in the ledger.
+/// charges and every worker's unpaid earnings, signed by the proxy in the contracts' format, then
+/// records the results in the ledger.
 pub async fn settle_ledger(
     proxy: &Proxy,
     settler: &OnchainSettler,
     clients: &[[u8; 32]],
 ) -> Result<(), OnchainError> {
-    let view = settler.view();
+    let key = proxy.tls.signing_key();
     let store_err = |e: StoreError| OnchainError::Invalid(e.to_string());
-    for key in clients {
-        let account = proxy.store.client(key).map_err(store_err)?;
+    for client in clients {
+        let account = proxy.store.client(client).map_err(store_err)?;
         if account.charged <= account.settled {
             continue;
         }
-        let wallet = view
-            .client_wallet(key)
+        let escrow = settler
+            .escrow_of(client)
             .ok_or_else(|| OnchainError::Invalid("client without a wallet".into()))?;
-        let escrow = view.escrow_address(&wallet)?;
-        settler
-            .charge(&pv::ChargeVoucher {
-                network_id: view.network_id(),
-                escrow: account_id(&escrow),
-                seqno: account.seqno,
-                cumulative_nano: account.charged,
-            })
-            .await?;
+        let signed = charge_statement(escrow, account.seqno, account.charged, key)?;
+        settler.submit_charge_statement(&signed).await?;
         proxy
             .store
-            .mark_settled(*key, account.charged)
+            .mark_settled(*client, account.charged)
             .await
             .map_err(store_err)?;
     }
-    for (key, account) in proxy.store.workers().map_err(store_err)? {
+    for (worker, account) in proxy.store.workers().map_err(store_err)? {
         if account.earned <= account.paid {
             continue;
         }
-        settler
-            .payout(&pv::PayoutVoucher {
-                network_id: view.network_id(),
-                payer: view.payer(),
-                worker_key: key,
-                seqno: account.seqno,
-                cumulative_nano: account.earned,
-            })
-            .await?;
+        let (vault, wallet) = settler.payout_of(&worker).ok_or_else(|| {
+            OnchainError::Invalid(format!(
+                "worker {} has no payout wallet",
+                hex::encode(worker)
+            ))
+        })?;
+        let signed = payout_statement(vault, wallet, account.seqno, account.earned, key)?;
+        settler.submit_payout_statement(&signed).await?;
         proxy
             .store
-            .mark_paid(key, account.earned)
+            .mark_paid(worker, account.earned)
             .await
             .map_err(store_err)?;
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
 
 use crate::Proxy;
+use crate::chain::SettleError;
 use crate::store::ChargeOutcome;
 
 /// Starts settlement tasks for whatever this charge pushed over a threshold (off the request path).
@@ -63,8 +64,22 @@ async fn settle_client(proxy: Arc<Proxy>, client: [u8; 32]) {
     loop {
         if let Some(voucher) = charge_due(&proxy, &client) {
             let cumulative = voucher.cumulative_nano;
-            let signed = SignedVoucher::sign(voucher, proxy.tls.signing_key());
-            match proxy.settler.submit_charge(signed).await {
+            let key = proxy.tls.signing_key();
+            // A chain that takes the contracts' format gets the proxy's own statement; otherwise
+            // the ledger's voucher.
+            let submitted = match proxy.settler.charge_target(&client) {
+                Some(escrow) => {
+                    match crate::onchain::charge_statement(escrow, voucher.seqno, cumulative, key) {
+                        Ok(signed) => proxy.settler.submit_charge_statement(signed).await,
+                        Err(e) => Err(SettleError::Rejected(e.to_string())),
+                    }
+                }
+                None => {
+                    let signed = SignedVoucher::sign(voucher, key);
+                    proxy.settler.submit_charge(signed).await
+                }
+            };
+            match submitted {
                 Ok(()) => {
                     if let Err(e) = proxy.store.mark_settled(client, cumulative).await {
                         tracing::error!(error = %e, "recording settlement failed");
@@ -96,8 +111,26 @@ async fn settle_worker(proxy: Arc<Proxy>, worker: [u8; 32]) {
     loop {
         if let Some(voucher) = payout_due(&proxy, &worker) {
             let cumulative = voucher.cumulative_nano;
-            let signed = SignedVoucher::sign(voucher, proxy.tls.signing_key());
-            match proxy.settler.submit_payout(signed).await {
+            let key = proxy.tls.signing_key();
+            let submitted = match proxy.settler.payout_target(&worker) {
+                Some((vault, wallet)) => {
+                    match crate::onchain::payout_statement(
+                        vault,
+                        wallet,
+                        voucher.seqno,
+                        cumulative,
+                        key,
+                    ) {
+                        Ok(signed) => proxy.settler.submit_payout_statement(signed).await,
+                        Err(e) => Err(SettleError::Rejected(e.to_string())),
+                    }
+                }
+                None => {
+                    let signed = SignedVoucher::sign(voucher, key);
+                    proxy.settler.submit_payout(signed).await
+                }
+            };
+            match submitted {
                 Ok(()) => {
                     if let Err(e) = proxy.store.mark_paid(worker, cumulative).await {
                         tracing::error!(error = %e, "recording payout failed");
