@@ -366,6 +366,71 @@ mod tests {
         assert!(label_in_dev.validate().is_err());
     }
 
+    /// A mutual handshake of `client` to `server` over an in-memory pipe; the server's view of the
+    /// client on success.
+    async fn handshake(
+        server: &Arc<dyn HopTls>,
+        client: &Arc<dyn HopTls>,
+    ) -> Result<crate::tls::PeerIdentity, String> {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.server_config());
+        let connector = tokio_rustls::TlsConnector::from(client.client_config());
+        let name = rustls::pki_types::ServerName::try_from("peer.cocoon.invalid").unwrap();
+        let (accepted, connected) = tokio::join!(acceptor.accept(a), connector.connect(name, b));
+        let accepted = accepted.map_err(|e| e.to_string())?;
+        connected.map_err(|e| e.to_string())?;
+        server
+            .peer_identity(accepted.get_ref().1)
+            .ok_or_else(|| "no peer identity".to_owned())
+    }
+
+    #[tokio::test]
+    async fn peers_must_run_an_allowed_image_and_simulated_is_refused_outside_simulated_mode() {
+        let sim = |label: &str| TlsSection {
+            mode: TlsMode::Simulated,
+            image_label: label.into(),
+            ..Default::default()
+        };
+        let list = att::InMemoryAllowlist::new();
+        list.allow(att::Role::Worker, sim("good").simulated_image_hash());
+        list.allow(att::Role::Proxy, sim("proxy").simulated_image_hash());
+        let list: Arc<dyn att::ImageAllowlist> = Arc::new(list);
+        let proxy = build_hop_tls(Role::Proxy, &sim("proxy"), list.clone()).unwrap();
+
+        let good = build_hop_tls(Role::Worker, &sim("good"), list.clone()).unwrap();
+        let seen = handshake(&proxy, &good).await.unwrap();
+        assert_eq!(seen.role, Some(Role::Worker));
+        assert_eq!(seen.tee, "simulated");
+        assert!(seen.insecure);
+        assert_eq!(seen.image_hash, sim("good").simulated_image_hash());
+
+        let other = build_hop_tls(Role::Worker, &sim("other"), list.clone()).unwrap();
+        assert!(
+            handshake(&proxy, &other).await.is_err(),
+            "an image not on the allowlist is refused"
+        );
+
+        // A client gateway has no TEE: its unattested certificate is accepted by the proxy.
+        let client = build_hop_tls(Role::Client, &sim(""), list.clone()).unwrap();
+        let seen = handshake(&proxy, &client).await.unwrap();
+        assert_eq!(seen.role, Some(Role::Client));
+
+        // In tdx mode the same simulated proxy is refused.
+        let strict = TlsSection {
+            mode: TlsMode::Tdx,
+            collateral_file: att::fixtures_dir()
+                .join("cocoon-tdx-quote.collateral.json")
+                .display()
+                .to_string(),
+            ..Default::default()
+        };
+        let strict_client = build_hop_tls(Role::Client, &strict, list).unwrap();
+        assert!(
+            handshake(&proxy, &strict_client).await.is_err(),
+            "simulated quotes are accepted only in simulated mode"
+        );
+    }
+
     #[test]
     fn mode_names_round_trip_through_toml() {
         for mode in [TlsMode::Tdx, TlsMode::Simulated, TlsMode::DevInsecure] {
