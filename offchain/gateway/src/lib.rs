@@ -9,12 +9,14 @@
 //! `GET /cocoon/v1/bundle`), and strips every cocoon header before answering the app.
 
 pub mod bundle;
+mod bundle_evidence;
 mod bundle_verify;
 pub mod config;
 mod proxy_conn;
 pub mod receipts;
 pub mod run;
 mod service;
+mod sse_filter;
 mod verify;
 
 use std::collections::HashSet;

@@ -194,7 +194,8 @@ async fn infer(
     let (parsed, mut obj) = parse_request(endpoint, &body, &limits)?;
     // Usage must come back for the charge to be checkable: ask for it, and then we are "the client"
     // whose bytes the receipt covers.
-    let body = if parsed.stream && !parsed.include_usage {
+    let added_usage = parsed.stream && !parsed.include_usage;
+    let body = if added_usage {
         let opts = obj
             .entry("stream_options")
             .or_insert_with(|| serde_json::json!({}));
@@ -257,6 +258,7 @@ async fn infer(
             kept: Some(Vec::new()),
             kept_len: 0,
             done: false,
+            hide_usage: added_usage.then(crate::sse_filter::HideUsage::default),
             _in_flight: in_flight,
         };
         return out.body(body.boxed_unsync()).map_err(build_err);

@@ -109,6 +109,8 @@ pub(crate) struct VerifyBody {
     pub(crate) kept: Option<Vec<Bytes>>,
     pub(crate) kept_len: usize,
     pub(crate) done: bool,
+    /// Set when the gateway added `include_usage` itself: the usage event is not forwarded.
+    pub(crate) hide_usage: Option<crate::sse_filter::HideUsage>,
     pub(crate) _in_flight: InFlight,
 }
 
@@ -132,6 +134,14 @@ impl VerifyBody {
         let kept = check(trailers, &self.exchange, response, &response_sha256);
         self.gateway.record(kept);
     }
+
+    /// Bytes the usage filter still holds when the stream ends.
+    fn leftover(&mut self) -> Option<Bytes> {
+        self.hide_usage
+            .as_mut()
+            .map(crate::sse_filter::HideUsage::finish)
+            .filter(|b| !b.is_empty())
+    }
 }
 
 impl hyper::body::Body for VerifyBody {
@@ -152,18 +162,33 @@ impl hyper::body::Body for VerifyBody {
                     Ok(data) => {
                         this.hasher.update(&data);
                         this.keep(&data);
+                        let data = match this.hide_usage.as_mut() {
+                            Some(filter) => filter.push(&data),
+                            None => data,
+                        };
+                        if data.is_empty() {
+                            continue;
+                        }
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     Err(frame) => {
                         let trailers = frame.into_trailers().ok();
                         this.finish(trailers.as_ref());
+                        if let Some(rest) = this.leftover() {
+                            return Poll::Ready(Some(Ok(Frame::data(rest))));
+                        }
                     }
                 },
                 Some(Err(e)) => {
                     this.finish(None);
                     return Poll::Ready(Some(Err(Box::new(e))));
                 }
-                None => this.finish(None),
+                None => {
+                    this.finish(None);
+                    if let Some(rest) = this.leftover() {
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
+                }
             }
         }
     }
