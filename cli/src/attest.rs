@@ -60,33 +60,59 @@ enum AttestCommand {
     },
     /// Connect to HOST:PORT, run the attested TLS 1.3 handshake and report what was verified.
     Endpoint {
-        /// The endpoint, HOST:PORT.
-        addr: String,
-        /// Roles the endpoint may have; repeatable (default: proxy and worker).
-        #[arg(long = "role")]
-        roles: Vec<String>,
-        /// Allowed image hashes (hex); repeatable. Without any, the image hash is shown, not checked.
-        #[arg(long = "allow-image")]
-        allow_images: Vec<String>,
-        /// Accept simulated attestation (INSECURE: development only).
-        #[arg(long)]
-        insecure: bool,
-        /// Collateral file for the endpoint's quote.
-        #[arg(long, conflicts_with = "pccs")]
-        collateral: Option<PathBuf>,
-        /// Your PCCS base URL, to fetch collateral for the endpoint's quote.
-        #[arg(long)]
-        pccs: Option<String>,
-        /// Where PCCS collateral is cached.
-        #[arg(long, default_value = ".cache/pccs")]
-        pccs_cache: PathBuf,
-        /// TCB statuses accepted besides UpToDate; repeatable.
-        #[arg(long = "tcb-allow")]
-        tcb_allow: Vec<String>,
+        #[command(flatten)]
+        args: EndpointArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `attest endpoint` and `audit endpoint` check a live endpoint against.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EndpointArgs {
+    /// The endpoint, HOST:PORT.
+    addr: String,
+    /// Roles the endpoint may have; repeatable (default: proxy and worker).
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Allowed image hashes (hex); repeatable. Without any, the image hash is shown, not checked.
+    #[arg(long = "allow-image")]
+    allow_images: Vec<String>,
+    /// Accept simulated attestation (INSECURE: development only).
+    #[arg(long)]
+    insecure: bool,
+    /// Collateral file for the endpoint's quote.
+    #[arg(long, conflicts_with = "pccs")]
+    collateral: Option<PathBuf>,
+    /// Your PCCS base URL, to fetch collateral for the endpoint's quote.
+    #[arg(long)]
+    pccs: Option<String>,
+    /// Where PCCS collateral is cached.
+    #[arg(long, default_value = ".cache/pccs")]
+    pccs_cache: PathBuf,
+    /// TCB statuses accepted besides UpToDate; repeatable.
+    #[arg(long = "tcb-allow")]
+    tcb_allow: Vec<String>,
+}
+
+/// Checks a live endpoint (`attest endpoint`, `audit endpoint`).
+pub(crate) fn run_endpoint(args: EndpointArgs, json: bool) -> Result<()> {
+    let opts = EndpointOpts {
+        roles: args.roles,
+        allow_images: args.allow_images,
+        insecure: args.insecure,
+        collateral: args.collateral,
+        pccs: args.pccs,
+        pccs_cache: args.pccs_cache,
+        tcb_allow: args.tcb_allow,
+        json,
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(endpoint(&args.addr, opts))
 }
 
 pub(crate) fn run(args: AttestArgs) -> Result<()> {
@@ -99,37 +125,11 @@ pub(crate) fn run(args: AttestArgs) -> Result<()> {
             json,
         } => verify(&quote, &collateral, at.as_deref(), &tcb_allow, json),
         AttestCommand::Cert { file, json } => cert(&file, json),
-        AttestCommand::Endpoint {
-            addr,
-            roles,
-            allow_images,
-            insecure,
-            collateral,
-            pccs,
-            pccs_cache,
-            tcb_allow,
-            json,
-        } => {
-            let opts = EndpointOpts {
-                roles,
-                allow_images,
-                insecure,
-                collateral,
-                pccs,
-                pccs_cache,
-                tcb_allow,
-                json,
-            };
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?
-                .block_on(endpoint(&addr, opts))
-        }
+        AttestCommand::Endpoint { args, json } => run_endpoint(args, json),
     }
 }
 
-fn parse_time(at: Option<&str>) -> Result<i64> {
+pub(crate) fn parse_time(at: Option<&str>) -> Result<i64> {
     match at {
         None => Ok(cocoon_attestation::Clock::now_unix(&SystemClock)),
         Some(s) => Ok(time::OffsetDateTime::parse(
@@ -141,7 +141,7 @@ fn parse_time(at: Option<&str>) -> Result<i64> {
     }
 }
 
-fn tcb_policy(allow: &[String]) -> Result<TcbPolicy> {
+pub(crate) fn tcb_policy(allow: &[String]) -> Result<TcbPolicy> {
     let mut p = TcbPolicy::strict();
     for name in allow {
         let status: TcbStatus = serde_json::from_value(json!(name))

@@ -13,7 +13,7 @@ use crate::exit::{ExitKind, fail};
 use crate::global::GlobalArgs;
 use crate::output::{Fields, OutputArgs};
 use crate::wallet::parse_addr;
-use crate::{client, ops, runtime, stake};
+use crate::{attest, client, ops, receipt, runtime, stake};
 
 /// Audit: deployed code versus this repository, decoded state, the network's registry.
 #[derive(Debug, Args)]
@@ -41,12 +41,24 @@ enum AuditCommand {
     },
     /// The network as the root defines it: owner, parameters, image hashes, models, proxies.
     Network,
+    /// Verify a proof bundle offline and list every check (the same verification as `cocoon
+    /// receipt verify`). Exit 9 if anything fails, 10 if the attestation is simulated or absent
+    /// (unless --allow-insecure). Needs no chain.
+    Receipt(receipt::VerifyArgs),
+    /// Run the attested TLS 1.3 handshake with HOST:PORT and report what was verified (the same
+    /// check as `cocoon attest endpoint`). Needs no chain.
+    Endpoint(attest::EndpointArgs),
 }
 
 /// Runs an `audit` subcommand.
 pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
-    let root = args.root.handle()?;
     let json = args.out.json;
+    match args.command {
+        AuditCommand::Receipt(a) => return receipt::verify(&a, json, receipt::Style::Audit),
+        AuditCommand::Endpoint(a) => return attest::run_endpoint(a, json),
+        AuditCommand::Network | AuditCommand::Contracts { .. } => {}
+    }
+    let root = args.root.handle()?;
     runtime::block_on(async move {
         let client = global.client()?;
         let network = global.network.ton_network();
@@ -56,6 +68,7 @@ pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
             AuditCommand::Contracts { stakes, escrows } => {
                 contracts(&client, &root, &storage, &stakes, &escrows, network, json).await
             }
+            AuditCommand::Receipt(_) | AuditCommand::Endpoint(_) => Ok(()),
         }
     })
 }

@@ -20,7 +20,9 @@ Exit codes:
   5  chain: the API is unreachable or refused the request, or a transaction did not appear in time
   6  refused by a contract: the transaction ran and failed (e.g. not the owner)
   7  keystore: wrong passphrase or a damaged keystore file
-  8  not yet available in this build";
+  8  not yet available in this build
+  9  a receipt or proof bundle does not verify (the output names each failed check)
+  10 a proof bundle verifies only under simulated or absent attestation (INSECURE); see --allow-insecure";
 
 /// What kind of failure ended the command; each kind has one exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,10 @@ pub(crate) enum ExitKind {
     /// 8: the command exists but is not implemented yet.
     #[allow(dead_code)]
     NotYetAvailable,
+    /// 9: a receipt or proof bundle failed verification.
+    NotVerified,
+    /// 10: a proof bundle verified, but its attestation is simulated or absent.
+    Insecure,
 }
 
 impl ExitKind {
@@ -56,6 +62,8 @@ impl ExitKind {
             ExitKind::Refused => 6,
             ExitKind::Keystore => 7,
             ExitKind::NotYetAvailable => 8,
+            ExitKind::NotVerified => 9,
+            ExitKind::Insecure => 10,
         }
     }
 }
@@ -138,12 +146,14 @@ mod tests {
             ExitKind::Refused,
             ExitKind::Keystore,
             ExitKind::NotYetAvailable,
+            ExitKind::NotVerified,
+            ExitKind::Insecure,
         ];
         let codes: std::collections::BTreeSet<u8> = kinds.iter().map(|k| k.code()).collect();
         assert_eq!(codes.len(), kinds.len());
         for code in codes {
             assert!(
-                EXIT_CODES_HELP.contains(&format!("\n  {code}  ")),
+                EXIT_CODES_HELP.contains(&format!("\n  {code:<2} ")),
                 "exit code {code} is not documented"
             );
         }

@@ -23,6 +23,7 @@ mod keystore;
 mod mnemonic;
 mod ops;
 mod output;
+mod receipt;
 mod runtime;
 mod stake;
 mod tx;
@@ -69,6 +70,8 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// The whole network on a local devnet: one real request, settlement, a summary (INSECURE dev mode).
     Demo(demo::DemoArgs),
+    /// Proof bundles: export receipts from a client gateway, verify them offline.
+    Receipt(receipt::ReceiptArgs),
     /// Benchmarks into one JSON file (partial: request-path figures not measured yet).
     Bench(bench::BenchArgs),
 }
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Devnet(args) => devnet::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Receipt(args) => receipt::run(args),
     };
     exit::report(result)
 }

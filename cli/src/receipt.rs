@@ -1,0 +1,503 @@
+//! `cocoon receipt`: export proof bundles from a running client gateway and verify them offline.
+//! `cocoon audit receipt` runs the same verification with an auditor's checklist as output.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use cocoon_attestation::collateral::{PccsClient, load_collateral_file};
+use cocoon_attestation::provider::EvidenceKind;
+use cocoon_gateway::bundle::{
+    BUNDLE_FORMAT, BundleReport, CheckResult, ProofBundle, Verdict, VerifyOptions, verify_bundle,
+};
+use serde_json::json;
+
+use crate::attest::{parse_time, tcb_policy};
+use crate::exit::{ExitKind, fail};
+
+/// Proof bundles: export from a client gateway, verify offline.
+#[derive(Debug, Args)]
+pub(crate) struct ReceiptArgs {
+    #[command(subcommand)]
+    command: ReceiptCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReceiptCommand {
+    /// Verify a proof bundle offline: receipt signatures, body hashes, the worker's quote (DCAP
+    /// against the bundled collateral), key binding, image and model hashes. Exit 9 if anything
+    /// fails, 10 if the attestation is simulated or absent (unless --allow-insecure).
+    Verify {
+        #[command(flatten)]
+        args: VerifyArgs,
+        /// Print one JSON object instead of text (stable field names, see docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a proof bundle from a running client gateway (its `GET /cocoon/v1/bundle`).
+    Export(ExportArgs),
+}
+
+/// What a bundle is verified against (shared by `receipt verify` and `audit receipt`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct VerifyArgs {
+    /// The proof bundle (JSON, as `cocoon receipt export` writes it).
+    bundle: PathBuf,
+    /// Accept simulated or absent attestation (exit 0 instead of 10; the output still says INSECURE).
+    #[arg(long)]
+    allow_insecure: bool,
+    /// Verify quotes and collateral at this time (RFC 3339) instead of each receipt's timestamp.
+    #[arg(long)]
+    at: Option<String>,
+    /// An allowed worker image hash (hex; e.g. from `cocoon audit network`); repeatable.
+    #[arg(long = "image", value_name = "HEX")]
+    images: Vec<String>,
+    /// An allowed model hash (hex); repeatable.
+    #[arg(long = "model-hash", value_name = "HEX")]
+    model_hashes: Vec<String>,
+    /// TCB statuses accepted besides UpToDate (e.g. SWHardeningNeeded); repeatable.
+    #[arg(long = "tcb-allow", value_name = "STATUS")]
+    tcb_allow: Vec<String>,
+    /// Collateral (dcap-qvl QuoteCollateralV3 JSON) for DCAP quotes the bundle carries none for.
+    #[arg(long, value_name = "FILE")]
+    collateral: Option<PathBuf>,
+}
+
+/// Which records to export and how.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The gateway's base URL (plain HTTP on loopback).
+    #[arg(
+        long,
+        env = "COCOON_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    gateway: String,
+    /// The gateway's bearer token, if it has one.
+    #[arg(long, env = "COCOON_GATEWAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// One record id (ids are in `GET /cocoon/v1/receipts`).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    id: Option<u64>,
+    /// Lowest record id.
+    #[arg(long)]
+    from: Option<u64>,
+    /// Highest record id.
+    #[arg(long)]
+    to: Option<u64>,
+    /// Only the last N records (of the range).
+    #[arg(long)]
+    last: Option<u64>,
+    /// Leave the request and response bytes out (hashes only; the prompts stay private).
+    #[arg(long)]
+    hashes_only: bool,
+    /// Bundle this collateral file for DCAP quotes.
+    #[arg(long, value_name = "FILE", conflicts_with = "pccs")]
+    collateral: Option<PathBuf>,
+    /// Fetch each DCAP quote's collateral from your PCCS and bundle it.
+    #[arg(long, value_name = "URL")]
+    pccs: Option<String>,
+    /// Where PCCS collateral is cached.
+    #[arg(long, default_value = ".cache/pccs")]
+    pccs_cache: PathBuf,
+    /// Where to write the bundle.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+pub(crate) fn run(args: ReceiptArgs) -> Result<()> {
+    match args.command {
+        ReceiptCommand::Verify { args, json } => verify(&args, json, Style::Receipt),
+        ReceiptCommand::Export(args) => crate::runtime::block_on(export(args)),
+    }
+}
+
+/// How the result is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// One line per response.
+    Receipt,
+    /// Every check, PASS/FAIL, findings.
+    Audit,
+}
+
+fn hex32(s: &str, what: &str) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|_| {
+        fail(
+            ExitKind::Usage,
+            format!("{what} {s:?} is not 32 bytes of hex"),
+        )
+    })?;
+    Ok(out)
+}
+
+fn load_bundle(path: &Path) -> Result<ProofBundle> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            ExitKind::NotFound
+        } else {
+            ExitKind::Error
+        };
+        fail(kind, format!("cannot read {}: {e}", path.display()))
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        fail(
+            ExitKind::Usage,
+            format!("{} is not JSON: {e}", path.display()),
+        )
+    })?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(BUNDLE_FORMAT) {
+        return Err(fail(
+            ExitKind::Usage,
+            format!("{} is not a {BUNDLE_FORMAT}", path.display()),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        fail(
+            ExitKind::Usage,
+            format!("{} is a malformed proof bundle: {e}", path.display()),
+        )
+    })
+}
+
+fn options(a: &VerifyArgs) -> Result<VerifyOptions> {
+    let at = match &a.at {
+        None => None,
+        Some(s) => Some(u64::try_from(parse_time(Some(s))?).context("--at before 1970")?),
+    };
+    Ok(VerifyOptions {
+        at,
+        allowed_images: a
+            .images
+            .iter()
+            .map(|h| hex32(h, "--image"))
+            .collect::<Result<_>>()?,
+        allowed_models: a
+            .model_hashes
+            .iter()
+            .map(|h| hex32(h, "--model-hash"))
+            .collect::<Result<_>>()?,
+        tcb: tcb_policy(&a.tcb_allow)?,
+        collateral: a
+            .collateral
+            .as_deref()
+            .map(load_collateral_file)
+            .transpose()?,
+    })
+}
+
+/// What INSECURE means for this report: `simulated TEE` or `no TEE evidence`.
+fn insecure_reason(report: &BundleReport) -> Option<&'static str> {
+    if report.verdict != Verdict::Insecure {
+        return None;
+    }
+    let simulated = report
+        .responses
+        .iter()
+        .any(|r| r.tee.as_deref() == Some("simulated"));
+    Some(if simulated {
+        "simulated TEE"
+    } else {
+        "no TEE evidence"
+    })
+}
+
+fn verdict_text(report: &BundleReport) -> String {
+    match (report.verdict, insecure_reason(report)) {
+        (Verdict::Verified, _) => "VERIFIED".to_owned(),
+        (Verdict::Insecure, Some(why)) => format!("INSECURE ({why})"),
+        (Verdict::Insecure, None) => "INSECURE".to_owned(),
+        (Verdict::Failed, _) => "FAILED".to_owned(),
+    }
+}
+
+/// Verifies a bundle, prints the result, and maps the verdict to the documented exit codes.
+pub(crate) fn verify(a: &VerifyArgs, json: bool, style: Style) -> Result<()> {
+    let bundle = load_bundle(&a.bundle)?;
+    let report = verify_bundle(&bundle, &options(a)?);
+    let accepted = match report.verdict {
+        Verdict::Verified => true,
+        Verdict::Insecure => a.allow_insecure,
+        Verdict::Failed => false,
+    };
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("file".into(), json!(a.bundle.display().to_string()));
+            obj.insert("accepted".into(), json!(accepted));
+            obj.insert("insecure_reason".into(), json!(insecure_reason(&report)));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let text = match style {
+            Style::Receipt => render_receipt(&report),
+            Style::Audit => render_audit(&report, &a.bundle),
+        };
+        print!("{text}");
+    }
+    match report.verdict {
+        Verdict::Failed => Err(fail(
+            ExitKind::NotVerified,
+            format!(
+                "the bundle does not verify: {}",
+                report.failures.first().map_or("", String::as_str)
+            ),
+        )),
+        Verdict::Insecure if !accepted => Err(fail(
+            ExitKind::Insecure,
+            format!(
+                "{}: the receipts are consistent, but nothing attests the worker's code; \
+                 pass --allow-insecure to accept development bundles",
+                verdict_text(&report)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+const BANNER: &str = "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
+
+fn insecure_banner(report: &BundleReport) -> String {
+    match insecure_reason(report) {
+        None => String::new(),
+        Some(why) => format!(
+            "{BANNER}\n!! INSECURE ({why}): these receipts are signed and consistent, but no\n\
+             !! hardware attests the worker's code. Development bundles only.\n{BANNER}\n"
+        ),
+    }
+}
+
+fn render_receipt(report: &BundleReport) -> String {
+    let mut out = insecure_banner(report);
+    out.push_str(&format!("verdict      {}\n", verdict_text(report)));
+    out.push_str(&format!(
+        "bundle       {} v{}, {} responses\n",
+        report.format, report.version, report.responses_checked
+    ));
+    for r in &report.responses {
+        out.push_str(&format!(
+            "response {:<3} {:<8} {} model {} worker {} tee {} cost {} nanoTON\n",
+            r.id,
+            format!("{:?}", r.verdict).to_lowercase(),
+            r.endpoint,
+            r.model.as_deref().unwrap_or("-"),
+            r.worker_key.as_deref().unwrap_or("-"),
+            r.tee.as_deref().unwrap_or("-"),
+            r.cost_nano.as_deref().unwrap_or("-"),
+        ));
+    }
+    for f in &report.failures {
+        out.push_str(&format!("FAILED       {f}\n"));
+    }
+    out
+}
+
+fn render_audit(report: &BundleReport, file: &Path) -> String {
+    let mut out = insecure_banner(report);
+    out.push_str(&format!(
+        "Audit of {} ({} v{}, {} responses)\n",
+        file.display(),
+        report.format,
+        report.version,
+        report.responses_checked
+    ));
+    for r in &report.responses {
+        out.push_str(&format!(
+            "\nResponse {}  {}  receipt time {}\n",
+            r.id,
+            r.endpoint,
+            r.receipt_timestamp
+                .map_or_else(|| "-".to_owned(), |t| t.to_string())
+        ));
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        out.push_str(&format!(
+            "  model      {} (hash {})\n",
+            dash(&r.model),
+            dash(&r.model_hash)
+        ));
+        out.push_str(&format!("  worker     {}\n", dash(&r.worker_key)));
+        out.push_str(&format!(
+            "  TEE        {} image {}\n",
+            dash(&r.tee),
+            dash(&r.image_hash)
+        ));
+        out.push_str(&format!("  cost       {} nanoTON\n", dash(&r.cost_nano)));
+        for c in &r.checks {
+            let tag = match c.result {
+                CheckResult::Pass => "PASS",
+                CheckResult::Fail => "FAIL",
+                CheckResult::Insecure => "INSECURE",
+                CheckResult::Skipped => "SKIP",
+            };
+            out.push_str(&format!("  [{tag:<8}] {:<17} {}\n", c.name, c.detail));
+        }
+    }
+    out.push_str("\nFindings:\n");
+    if report.failures.is_empty() {
+        out.push_str("  none\n");
+    }
+    for f in &report.failures {
+        out.push_str(&format!("  - {f}\n"));
+    }
+    out.push_str(&format!("Verdict: {}\n", verdict_text(report)));
+    out
+}
+
+/// A plain HTTP/1.1 GET (the gateway listens on loopback without TLS); returns status and body.
+async fn http_get(url: &str, path: &str, token: Option<&str>) -> Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| {
+            fail(
+                ExitKind::Usage,
+                format!("--gateway {url:?} must be http://HOST:PORT"),
+            )
+        })?
+        .trim_end_matches('/');
+    let mut tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to the gateway at {authority} (is it running?)"))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Accept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).await?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("the gateway's answer has no HTTP header")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .context("the gateway's answer has no status")?;
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body).context("bad chunked body from the gateway")?;
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+async fn export(a: ExportArgs) -> Result<()> {
+    let mut query = Vec::new();
+    if let Some(id) = a.id {
+        query.push(format!("id={id}"));
+    }
+    for (k, v) in [("from", a.from), ("to", a.to), ("last", a.last)] {
+        if let Some(v) = v {
+            query.push(format!("{k}={v}"));
+        }
+    }
+    if a.hashes_only {
+        query.push("bodies=0".into());
+    }
+    let path = format!("/cocoon/v1/bundle?{}", query.join("&"));
+    let (status, body) = http_get(&a.gateway, &path, a.token.as_deref()).await?;
+    if status != 200 {
+        let kind = if status == 401 {
+            ExitKind::Usage
+        } else {
+            ExitKind::Error
+        };
+        return Err(fail(
+            kind,
+            format!(
+                "the gateway answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ),
+        ));
+    }
+    let mut bundle: ProofBundle =
+        serde_json::from_slice(&body).context("the gateway's bundle does not parse")?;
+    let fixed = a
+        .collateral
+        .as_deref()
+        .map(load_collateral_file)
+        .transpose()?;
+    let pccs = a
+        .pccs
+        .as_deref()
+        .map(|url| PccsClient::new(url, a.pccs_cache.clone()))
+        .transpose()?;
+    let now = cocoon_attestation::Clock::now_unix(&cocoon_attestation::SystemClock);
+    let mut dcap_without = 0;
+    for w in &mut bundle.workers {
+        let Some((EvidenceKind::Dcap, quote)) = w.quote() else {
+            continue;
+        };
+        let collateral = match (&fixed, &pccs) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(p)) => Some(p.collateral_for(&quote, now).await?.1),
+            (None, None) => None,
+        };
+        match collateral {
+            Some(c) => w.set_collateral(&c).map_err(anyhow::Error::msg)?,
+            None => dcap_without += 1,
+        }
+    }
+    let text = serde_json::to_string_pretty(&bundle)?;
+    std::fs::write(&a.out, format!("{text}\n"))
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let missing = bundle
+        .workers
+        .iter()
+        .filter(|w| w.certificate.is_none())
+        .count();
+    println!(
+        "wrote {} ({} responses, {} workers)",
+        a.out.display(),
+        bundle.responses.len(),
+        bundle.workers.len()
+    );
+    if missing > 0 {
+        crate::output::note(format!(
+            "warning: {missing} worker certificate(s) missing (the worker left the proxy); those receipts will not verify"
+        ));
+    }
+    if dcap_without > 0 {
+        crate::output::note(format!(
+            "warning: {dcap_without} DCAP quote(s) without collateral: pass --collateral or --pccs, or give the verifier --collateral"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        assert_eq!(
+            dechunk(b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n").as_deref(),
+            Some(&b"hello world"[..])
+        );
+        assert_eq!(dechunk(b"zz\r\n"), None);
+        assert_eq!(dechunk(b"5\r\nhel"), None);
+    }
+}

@@ -1,0 +1,420 @@
+//! `cocoon receipt` and `cocoon audit receipt|endpoint` end to end: a network runs in this process over
+//! RA-TLS with simulated quotes (engine → worker → proxy → gateway on 127.0.0.1:0), real requests go
+//! through it, `cocoon receipt export` takes the bundle from the gateway, and the `cocoon` binary
+//! verifies it offline. Help texts and outputs are insta snapshots with volatile fields redacted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_attestation as att;
+use cocoon_attestation::provider::simulated::SimulatedProvider;
+use cocoon_daemon::metrics::Registry;
+use cocoon_daemon::ra_tls::RaTls;
+use cocoon_daemon::tls::{HopTls, Role};
+use cocoon_gateway::{GatewayConfig, GatewayHandle};
+use cocoon_protocol::PriceParams;
+use cocoon_proxy::{MemoryChain, ProxyConfig, ProxyHandle};
+use cocoon_worker::fake_engine::FakeEngine;
+use cocoon_worker::{WorkerConfig, WorkerHandle};
+use ed25519_dalek::SigningKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MODEL: &str = "fake-model";
+const WORKER_LABEL: &str = "cocoon-worker-cli-test";
+
+fn cocoon(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cocoon"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("COCOON_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args).output().expect("run cocoon")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Replaces what changes from run to run: 64-hex keys and hashes, unix times, the temp path.
+fn redact(text: &str, dir: &Path) -> String {
+    let text = text.replace(&dir.display().to_string(), "<dir>");
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() == 64 && run.chars().all(|c| c.is_ascii_hexdigit()) {
+            out.push_str("<hex>");
+        } else if run.len() == 10 && run.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str("<time>");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// [`redact`] on every string of a JSON value; unix times (10-digit numbers) become `"<time>"`.
+fn redact_json(v: serde_json::Value, dir: &Path) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redact(&s, dir)),
+        Value::Number(n) if n.as_u64().is_some_and(|n| n.to_string().len() == 10) => {
+            Value::String("<time>".into())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| redact_json(x, dir)).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, x)| (k, redact_json(x, dir)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+struct Net {
+    _engine: FakeEngine,
+    proxy: ProxyHandle,
+    worker: WorkerHandle,
+    gateway: GatewayHandle,
+    _dir: tempfile::TempDir,
+}
+
+fn key() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+async fn start_net() -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::start().await.unwrap();
+    let proxy_image = SimulatedProvider::new("cocoon-proxy-cli-test");
+    let allow = Arc::new(att::InMemoryAllowlist::new());
+    allow.allow(att::Role::Proxy, proxy_image.image_hash());
+    allow.allow(
+        att::Role::Worker,
+        SimulatedProvider::new(WORKER_LABEL).image_hash(),
+    );
+    let list: Arc<dyn att::ImageAllowlist> = allow;
+    let proxy_policy = att::Policy::strict(&[att::Role::Client, att::Role::Worker], list.clone())
+        .insecure_dev()
+        .accept_unattested(att::Role::Client);
+    let to_proxy = att::Policy::strict(&[att::Role::Proxy], list).insecure_dev();
+    let proxy_tls: Arc<dyn HopTls> = Arc::new(
+        RaTls::new(
+            Role::Proxy,
+            key(),
+            Some(Arc::new(proxy_image)),
+            proxy_policy,
+        )
+        .unwrap(),
+    );
+    let chain = Arc::new(MemoryChain::new(
+        PriceParams::default(),
+        proxy_tls.identity().public_key,
+    ));
+    let proxy = cocoon_proxy::start(
+        ProxyConfig {
+            client_listen: "127.0.0.1:0".into(),
+            worker_listen: "127.0.0.1:0".into(),
+            store_path: dir.path().join("ledger.redb").display().to_string(),
+            announce_poll_ms: 50,
+            ..Default::default()
+        },
+        proxy_tls.clone(),
+        chain.clone(),
+        chain.clone(),
+        Registry::new(),
+    )
+    .await
+    .unwrap();
+    let worker_tls: Arc<dyn HopTls> = Arc::new(
+        RaTls::new(
+            Role::Worker,
+            key(),
+            Some(Arc::new(SimulatedProvider::new(WORKER_LABEL))),
+            to_proxy.clone(),
+        )
+        .unwrap(),
+    );
+    let worker = cocoon_worker::start(
+        WorkerConfig {
+            proxies: vec![proxy.worker_addr.to_string()],
+            engine_url: engine.url(),
+            model: MODEL.into(),
+            coefficient: 1000,
+            reconnect_ms: 20,
+            ..Default::default()
+        },
+        worker_tls,
+        PriceParams::default(),
+        Registry::new(),
+    )
+    .unwrap();
+    let gateway_tls: Arc<dyn HopTls> =
+        Arc::new(RaTls::new(Role::Client, key(), None, to_proxy).unwrap());
+    chain.open_escrow(gateway_tls.identity().public_key, 1_000_000_000_000);
+    let gateway = cocoon_gateway::start(
+        GatewayConfig {
+            listen: "127.0.0.1:0".into(),
+            proxy: proxy.client_addr.to_string(),
+            proxy_key: hex::encode(proxy_tls.identity().public_key),
+            ..Default::default()
+        },
+        gateway_tls,
+        Registry::new(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..500 {
+        if proxy.proxy.workers.all().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(proxy.proxy.workers.all().len(), 1, "worker did not connect");
+    Net {
+        _engine: engine,
+        proxy,
+        worker,
+        gateway,
+        _dir: dir,
+    }
+}
+
+/// One POST over plain HTTP/1.1, as an app would send it; returns status line and body.
+async fn post(addr: std::net::SocketAddr, body: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).await.unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+fn chat(stream: bool) -> String {
+    serde_json::json!({"model": MODEL, "stream": stream, "max_tokens": 4,
+        "messages": [{"role": "user", "content": "audit me"}]})
+    .to_string()
+}
+
+async fn run(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        cocoon(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_bundles_verify_offline_through_the_binary() {
+    let net = start_net().await;
+    for stream in [false, true] {
+        let resp = post(net.gateway.addr, &chat(stream)).await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    }
+    let worker_key = net.worker.state_key();
+    for _ in 0..500 {
+        if net
+            .gateway
+            .gateway
+            .worker_certificate(&worker_key)
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    let bundle_s = bundle.display().to_string();
+    let gateway = format!("http://{}", net.gateway.addr);
+
+    let o = run(args(&[
+        "receipt",
+        "export",
+        "--gateway",
+        &gateway,
+        "--out",
+        &bundle_s,
+    ]))
+    .await;
+    assert!(o.status.success(), "{}", err(&o));
+    insta::assert_snapshot!("export", redact(&out(&o), dir.path()));
+
+    // Simulated TEE: verifies, says INSECURE loudly, and exits 10 unless allowed.
+    let o = run(args(&["receipt", "verify", &bundle_s])).await;
+    assert_eq!(o.status.code(), Some(10), "{}", err(&o));
+    assert!(out(&o).contains("INSECURE (simulated TEE)"));
+    assert!(err(&o).contains("--allow-insecure"));
+    insta::assert_snapshot!("verify_text", redact(&out(&o), dir.path()));
+    let o = run(args(&["receipt", "verify", &bundle_s, "--allow-insecure"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+
+    let o = run(args(&[
+        "receipt",
+        "verify",
+        &bundle_s,
+        "--allow-insecure",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verdict"], "insecure");
+    assert_eq!(v["accepted"], true);
+    assert_eq!(v["responses"][0]["worker_key"], hex::encode(worker_key));
+    assert_eq!(v["insecure_reason"], "simulated TEE");
+    let redacted = redact_json(v, dir.path());
+    insta::with_settings!({sort_maps => true}, {
+        insta::assert_json_snapshot!("verify_json", redacted);
+    });
+
+    let o = run(args(&["audit", "receipt", &bundle_s, "--allow-insecure"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    insta::assert_snapshot!("audit_receipt_text", redact(&out(&o), dir.path()));
+
+    // The image the worker really runs is allowed; another image or model is a failure (exit 9).
+    let image = hex::encode(SimulatedProvider::new(WORKER_LABEL).image_hash());
+    let o = run(args(&[
+        "receipt",
+        "verify",
+        &bundle_s,
+        "--allow-insecure",
+        "--image",
+        &image,
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = run(args(&[
+        "receipt",
+        "verify",
+        &bundle_s,
+        "--model-hash",
+        &"11".repeat(32),
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(9));
+    assert!(err(&o).contains("model_hash"), "{}", err(&o));
+
+    // One flipped byte of the response bytes: exit 9 naming the check.
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let b64 = doc["responses"][1]["response"]["bytes"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bytes = base64_decode(&b64);
+    bytes[5] ^= 0x01;
+    doc["responses"][1]["response"]["bytes"] = base64_encode(&bytes).into();
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let t = tampered.display().to_string();
+    let o = run(args(&["audit", "receipt", &t, "--allow-insecure"])).await;
+    assert_eq!(o.status.code(), Some(9));
+    assert!(out(&o).contains("[FAIL    ] response_hash"), "{}", out(&o));
+    assert!(err(&o).contains("response 2: response_hash: the "));
+
+    // Hashes only: the prompts stay out, the bundle still verifies.
+    let hashes = dir.path().join("hashes.json").display().to_string();
+    let o = run(args(&[
+        "receipt",
+        "export",
+        "--gateway",
+        &gateway,
+        "--id",
+        "1",
+        "--hashes-only",
+        "--out",
+        &hashes,
+    ]))
+    .await;
+    assert!(o.status.success(), "{}", err(&o));
+    let text = std::fs::read_to_string(&hashes).unwrap();
+    assert!(!text.contains(&base64_encode(chat(false).as_bytes())));
+    let o = run(args(&["receipt", "verify", &hashes, "--allow-insecure"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).contains("1 responses"));
+
+    // `audit endpoint` is `attest endpoint`: the proxy's simulated attestation is reported.
+    let proxy = net.proxy.client_addr.to_string();
+    let o = run(args(&["audit", "endpoint", &proxy, "--insecure"])).await;
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("role         proxy"), "{}", out(&o));
+    assert!(out(&o).contains("SIMULATED: INSECURE"));
+    let o = run(args(&["audit", "endpoint", &proxy])).await;
+    assert!(!o.status.success());
+    net.gateway.shutdown(Duration::from_secs(1)).await;
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[test]
+fn unreadable_bundles_are_input_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.json").display().to_string();
+    assert_eq!(
+        cocoon(&["receipt", "verify", &missing]).status.code(),
+        Some(3)
+    );
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"format\": \"something-else\"}").unwrap();
+    let o = cocoon(&["receipt", "verify", &junk.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("is not a cocoon-proof-bundle"));
+    let o = cocoon(&["receipt", "export", "--gateway", "ftp://x", "--out", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn help_texts_are_stable() {
+    for path in [
+        "receipt",
+        "receipt verify",
+        "receipt export",
+        "audit receipt",
+        "audit endpoint",
+    ] {
+        let mut a: Vec<&str> = path.split(' ').collect();
+        a.push("--help");
+        let o = cocoon(&a);
+        assert!(o.status.success(), "{path}: {}", err(&o));
+        insta::assert_snapshot!(format!("help_{}", path.replace(' ', "_")), out(&o));
+    }
+    let top = out(&cocoon(&["--help"]));
+    assert!(top.contains("\n  9  a receipt or proof bundle does not verify"));
+    assert!(top.contains("\n  10 a proof bundle verifies only under simulated"));
+}
