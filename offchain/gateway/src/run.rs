@@ -279,6 +279,27 @@ mod tests {
         assert!(choose_proxy(&config, &[]).is_err());
     }
 
+    #[tokio::test]
+    async fn without_a_chain_only_dev_insecure_tls_runs() {
+        let config = GatewayConfig {
+            listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
+            proxy: "127.0.0.1:9".into(),
+            tls: TlsSection::with_mode(TlsMode::Simulated),
+            ..Default::default()
+        };
+        let err = build(config.clone(), false).await.unwrap_err();
+        assert!(format!("{err:#}").contains("dev-insecure"), "{err:#}");
+        let mut no_proxy = config.clone();
+        no_proxy.proxy = String::new();
+        let err = build(no_proxy, true).await.unwrap_err();
+        assert!(format!("{err:#}").contains("chain.root"), "{err:#}");
+        let daemon = build(config, true).await.unwrap();
+        assert!(daemon.tls.identity().insecure);
+        assert_eq!(daemon.proxy, ("127.0.0.1:9".to_owned(), None));
+        daemon.shutdown(Duration::from_secs(1)).await;
+    }
+
     #[test]
     fn dev_flag_and_top_level_key_reach_the_tls_section() {
         let config = GatewayConfig {
