@@ -4,7 +4,8 @@
 #
 # Usage: run.sh COCOON_BIN PYTHON [extra `cocoon demo` args, e.g. --fixed-engine]
 # Env:   COCOON_SDK_READY_TIMEOUT  seconds to wait for the gateway line (default 300)
-#        COCOON_SDK_STRICT=1       known gaps count as failures
+#        COCOON_SDK_STRICT=0       report known gaps as skipped instead of failing (default 1:
+#                                  both gaps found so far, the extra usage chunk and the lost 413, are fixed)
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -16,6 +17,7 @@ bin=$1
 python=$2
 shift 2
 ready_timeout=${COCOON_SDK_READY_TIMEOUT:-300}
+export COCOON_SDK_STRICT=${COCOON_SDK_STRICT:-1}
 
 [ -x "$bin" ] || { echo "sdk-compat: no cocoon binary at $bin" >&2; exit 2; }
 [ -x "$python" ] || { echo "sdk-compat: no python at $python (run make setup)" >&2; exit 2; }
