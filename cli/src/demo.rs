@@ -79,10 +79,8 @@ async fn demo(args: DemoArgs) -> Result<()> {
         println!("gateway: {}", net.gateway_url());
         println!("tee: {}", cocoon_localnet::localnet::TEE_NOTICE);
         eprintln!("{INSECURE}");
-        eprintln!("serving until Ctrl-C (model `{}`)", net.model);
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        eprintln!("serving until Ctrl-C or SIGTERM (model `{}`)", net.model);
+        cocoon_daemon::shutdown::os_signal().await;
         eprintln!("shutting down: draining streams, stopping daemons and the devnet");
     }
     net.shutdown().await.context("shutting down")?;
