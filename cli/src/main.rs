@@ -72,7 +72,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Proof bundles: export receipts from a client gateway, verify them offline.
     Receipt(receipt::ReceiptArgs),
-    /// Benchmarks into one JSON file (partial: request-path figures not measured yet).
+    /// Benchmarks (BRIEF §8): request path, proxy memory, settlement, gas, attestation, engine.
     Bench(bench::BenchArgs),
 }
 

@@ -1,7 +1,9 @@
-//! Request-path benchmark (BRIEF §8): added latency, throughput ratio and time to first streamed byte
-//! of gateway → proxy → worker (mutual TLS 1.3, receipts, ledger commits) over calling the zero-latency
-//! fake engine directly. Run in release: `cargo run --release -p cocoon-gateway --example path_bench
-//! [out.json]`. Figures go to stdout and, when given, to the JSON file.
+//! Quick in-process request-path check (BRIEF §8): added latency, throughput ratio and time to first
+//! streamed byte of gateway → proxy → worker (mutual TLS 1.3, receipts, ledger commits) over calling the
+//! zero-latency fake engine directly. The load generator shares this process, so the figures are only
+//! indicative; the reference figures come from `make bench` (`cocoon bench`, load from a separate
+//! process, medians over repeated runs). Run in release: `cargo run --release -p cocoon-gateway
+//! --example path_bench [out.json]`. Figures go to stdout and, when given, to the JSON file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
