@@ -1,0 +1,468 @@
+//! The kill -9 proxy drill against the chain (`make drills`; ignored by `cargo test`: it needs the
+//! `cocoon-proxy` binary built first, a devnet, and takes tens of seconds).
+//!
+//! A devnet (`cocoon_devnet`) is bootstrapped as `cocoon-localnet` does it (root, simulated image and
+//! model allowed, proxy and worker stakes, proxy registered in the root, client escrow), with the
+//! daemons' configs from `cocoon_localnet::daemons::configs`. The proxy is the real `cocoon-proxy`
+//! binary in its own OS process, with `[chain]` on the devnet and `[tls] mode = "simulated"` (RA-TLS
+//! with software quotes: its key comes from a key file, so it keeps its registered identity across
+//! restarts). Worker and gateway run in this process, built from their configs (the gateway finds
+//! the proxy in the root and pins its key). Load tasks send streamed and non-streamed completions
+//! while the proxy is SIGKILLed and restarted on the same ledger and ports; thresholds are low, so
+//! charges settle and payouts go on chain all along, and kills land in the middle of settlements.
+//!
+//! At the end the proxy is stopped, built once more in this process on the same ledger (as its binary
+//! builds it) and everything left is settled (`cocoon_proxy::onchain::settle_ledger`). Then:
+//!
+//! - escrow `charged` on chain == charges in the proxy's ledger == verified receipts at the client +
+//!   responses cut by a kill (charged, receipt never delivered), at most one per in-flight request
+//!   per kill; every charge of the same amount (identical requests), so nothing counted twice;
+//! - the worker's payout on chain (vault record and `paid_out`) == its earnings in the ledger.
+//!
+//! Environment: `COCOON_PROXY_BIN` (default: `cocoon-proxy` next to this test's `deps/` directory),
+//! `COCOON_KILLS` (default 5).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // drill harness: a failed step should panic
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use cocoon_contracts::address::{escrow_address, vault_address};
+use cocoon_contracts::codec::account_id;
+use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
+use cocoon_daemon::http::{Body, full};
+use cocoon_devnet::{Devnet, DevnetOptions};
+use cocoon_localnet::daemons::{self, Keys};
+use cocoon_localnet::localnet::{DEVNET_NETWORK_ID, Parties};
+use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
+use cocoon_onchain::tx::fetch_state;
+use cocoon_proxy::ProxyConfig;
+use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig};
+use ed25519_dalek::SigningKey;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+
+const TON: u128 = 1_000_000_000;
+const CONCURRENCY: usize = 6;
+/// Settle a client's charges once they reach 1 bp of its 3 TON credit (300,000 nanoTON).
+const CHARGE_THRESHOLD_BPS: u32 = 1;
+/// Pay the worker once it is owed this much.
+const PAYOUT_THRESHOLD: u64 = 100_000;
+
+fn proxy_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("COCOON_PROXY_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    dir.join("cocoon-proxy")
+}
+
+struct ProxyProcess {
+    child: Child,
+}
+
+/// Starts the proxy binary on `config` (chain mode, no development flags); returns once it printed
+/// its bound addresses and identity.
+fn spawn_proxy(config: &Path) -> (ProxyProcess, serde_json::Value) {
+    let bin = proxy_bin();
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first (cargo build -p cocoon-proxy --bin cocoon-proxy) or set COCOON_PROXY_BIN",
+        bin.display()
+    );
+    let mut child = Command::new(&bin)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cocoon-proxy");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read proxy stdout");
+    let addrs: serde_json::Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("proxy did not print its addresses ({e}): {line:?}"));
+    (ProxyProcess { child }, addrs)
+}
+
+impl ProxyProcess {
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "SIGTERM {pid}");
+        let exit = self.child.wait().expect("reap");
+        assert!(exit.success(), "proxy exited with {exit}");
+    }
+}
+
+fn write_config(path: &Path, config: &ProxyConfig) {
+    std::fs::write(path, toml::to_string(config).expect("proxy config as TOML")).unwrap();
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+async fn load(
+    gateway: String,
+    model: String,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+    stream: bool,
+) {
+    let http: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
+    let body = serde_json::json!({"model": model, "stream": stream, "max_tokens": 8,
+        "messages": [{"role": "user", "content": "one two three four five six"}]})
+    .to_string();
+    while !stop.load(Ordering::Relaxed) {
+        let req = hyper::Request::post(format!("{gateway}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(full(body.clone()))
+            .unwrap();
+        let done = match http.request(req).await {
+            Ok(resp) if resp.status() == 200 => resp.into_body().collect().await.is_ok(),
+            Ok(resp) => {
+                let _ = resp.into_body().collect().await;
+                false
+            }
+            Err(_) => false,
+        };
+        let counter = if done { &tally.ok } else { &tally.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if !done {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits until `target` requests have completed (or about 60 s passed).
+async fn await_ok(tally: &Tally, target: u64) -> bool {
+    for _ in 0..3000 {
+        if tally.ok.load(Ordering::Relaxed) >= target {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+struct Chain {
+    devnet: Devnet,
+    client: Arc<dyn TonClient>,
+    parties: Parties,
+    keys: Keys,
+    root: Root,
+}
+
+/// Devnet, wallets, root, allowlists and both stakes (before the proxy runs).
+async fn bootstrap(model: &str) -> Chain {
+    let devnet = Devnet::start(DevnetOptions::default())
+        .await
+        .expect("devnet (make setup installs the sandbox)");
+    let mut cfg = TonClientConfig::new(devnet.url());
+    cfg.poll_interval = Duration::from_millis(50);
+    cfg.max_retries = 2;
+    let client: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(cfg).unwrap());
+    let c = client.as_ref();
+    let mut rng = rand::rngs::OsRng;
+    let keys = Keys {
+        proxy: SigningKey::generate(&mut rng),
+        worker: SigningKey::generate(&mut rng),
+        client: SigningKey::generate(&mut rng),
+        operator: SigningKey::generate(&mut rng),
+    };
+    let wallet = |key: &SigningKey| wallet_for_key(key, Network::Testnet).unwrap();
+    let parties = Parties {
+        governance: wallet(&SigningKey::generate(&mut rng)),
+        proxy_operator: wallet(&keys.operator),
+        gpu_owner: wallet(&SigningKey::generate(&mut rng)),
+        client: wallet(&SigningKey::generate(&mut rng)),
+    };
+    for w in [
+        &parties.governance,
+        &parties.proxy_operator,
+        &parties.gpu_owner,
+        &parties.client,
+    ] {
+        devnet.fund(w.address_friendly(), 100 * TON).await.unwrap();
+    }
+    let gov = &parties.governance;
+    let (root, _) = Root::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
+        .await
+        .unwrap();
+    let image = daemons::simulated_tls().simulated_image_hash();
+    for role in [ROLE_WORKER, ROLE_PROXY] {
+        root.allow_image(c, gov, role, image).await.unwrap();
+    }
+    let model_hash: [u8; 32] = Sha256::digest(model.as_bytes()).into();
+    root.allow_model(c, gov, model_hash, model).await.unwrap();
+    let proxy_pub = keys.proxy.verifying_key().to_bytes();
+    root.open_stake(c, &parties.proxy_operator, ROLE_PROXY, proxy_pub, 2 * TON)
+        .await
+        .unwrap();
+    let worker_pub = keys.worker.verifying_key().to_bytes();
+    root.open_stake(c, &parties.gpu_owner, ROLE_WORKER, worker_pub, 2 * TON)
+        .await
+        .unwrap();
+    Chain {
+        devnet,
+        client,
+        parties,
+        keys,
+        root,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the cocoon-proxy binary and the devnet; run with `make drills`"]
+async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
+    let kills: usize = std::env::var("COCOON_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let model = cocoon_engine::FIXED_MODEL_ID.to_owned();
+    let chain = bootstrap(&model).await;
+    let c = chain.client.as_ref();
+    let engine = cocoon_engine::start(cocoon_engine::EngineConfig::fixed())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model_hash = hex::encode(Sha256::digest(model.as_bytes()));
+    let mut configs = daemons::configs(
+        dir.path(),
+        &chain.keys,
+        chain.devnet.url(),
+        &chain.root.address,
+        &chain.parties,
+        &engine.url(),
+        &model,
+        &model_hash,
+    )
+    .unwrap();
+    let proxy_config = &mut configs.proxy;
+    proxy_config.charge_threshold_bps = CHARGE_THRESHOLD_BPS;
+    proxy_config.payout_threshold_nano = PAYOUT_THRESHOLD;
+    proxy_config.announce_poll_ms = 50;
+    proxy_config.chain.refresh_ms = 300;
+    proxy_config.chain.settle_wait_ms = 20_000;
+    let config_file = dir.path().join("proxy.toml");
+    write_config(&config_file, proxy_config);
+    let (mut proxy, addrs) = spawn_proxy(&config_file);
+    assert_eq!(addrs["tee"], "simulated");
+    let proxy_key = hex::encode(chain.keys.proxy.verifying_key().to_bytes());
+    assert_eq!(addrs["key"], proxy_key.as_str(), "the key file's identity");
+    let client_addr = addrs["client_addr"].as_str().unwrap().to_owned();
+    let worker_addr = addrs["worker_addr"].as_str().unwrap().to_owned();
+    // Restarts take the same ports, so the worker and the gateway find the proxy again.
+    proxy_config.client_listen = client_addr.clone();
+    proxy_config.worker_listen = worker_addr.clone();
+    write_config(&config_file, proxy_config);
+
+    // Register the proxy where it listens, then open the client's escrow with it.
+    let (gov, parties) = (&chain.parties.governance, &chain.parties);
+    chain
+        .root
+        .register_proxy(
+            c,
+            gov,
+            parties.proxy_operator.address(),
+            chain.keys.proxy.verifying_key().to_bytes(),
+            &client_addr,
+        )
+        .await
+        .unwrap();
+    chain
+        .root
+        .open_escrow(
+            c,
+            &parties.client,
+            parties.proxy_operator.address(),
+            3 * TON,
+            20 * TON,
+        )
+        .await
+        .unwrap();
+    let escrow = escrow_address(
+        &chain.root.address,
+        parties.client.address(),
+        parties.proxy_operator.address(),
+    )
+    .unwrap();
+    let vault = vault_address(&chain.root.address, parties.proxy_operator.address()).unwrap();
+
+    let mut worker_config = configs.worker.clone();
+    worker_config.proxies = vec![worker_addr.clone()];
+    let worker = daemons::start_worker(worker_config).await.unwrap();
+    let worker_key = worker.state_key();
+    let mut gateway_config = configs.gateway.clone();
+    gateway_config.receipts_kept = 1_000_000;
+    let gateway = cocoon_gateway::run::build(gateway_config, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        gateway.proxy.0, client_addr,
+        "the gateway found the proxy in the root"
+    );
+    let client_key = chain.keys.client.verifying_key().to_bytes();
+    let base = format!("http://{}", gateway.handle.addr);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let mut tasks = Vec::new();
+    for i in 0..CONCURRENCY {
+        tasks.push(tokio::spawn(load(
+            base.clone(),
+            model.clone(),
+            stop.clone(),
+            tally.clone(),
+            i % 2 == 1,
+        )));
+    }
+    for round in 0..kills {
+        // Let load run until some requests have completed since the last restart.
+        let before = tally.ok.load(Ordering::Relaxed);
+        assert!(
+            await_ok(&tally, before + 20 + 7 * round as u64).await,
+            "no progress before kill {round}"
+        );
+        proxy.kill9();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        proxy = spawn_proxy(&config_file).0;
+    }
+    // Recovery: requests succeed again after the last restart.
+    let after_last = tally.ok.load(Ordering::Relaxed);
+    let recovered = await_ok(&tally, after_last + 20).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(recovered, "no recovery after the last restart");
+    proxy.terminate();
+
+    // What the chain saw while the proxy was being killed.
+    let escrow_mid: EscrowStorage = fetch_state(c, &escrow).await.unwrap().unwrap();
+    let vault_mid: StakeStorage = fetch_state(c, &vault).await.unwrap().unwrap();
+
+    // Settle what is left: the proxy built once more on the same ledger, as its binary builds it.
+    let mut final_config = configs.proxy.clone();
+    final_config.client_listen = "127.0.0.1:0".into();
+    final_config.worker_listen = "127.0.0.1:0".into();
+    let last = cocoon_proxy::run::build(final_config, &cocoon_proxy::run::RunOptions::default())
+        .await
+        .unwrap();
+    let parts = last.chain.clone().expect("chain mode");
+    cocoon_proxy::onchain::settle_ledger(&last.handle.proxy, &parts.settler, &[client_key])
+        .await
+        .unwrap();
+    let store = &last.handle.proxy.store;
+    let client = store.client(&client_key).unwrap();
+    let earned = store.worker(&worker_key).unwrap();
+    last.shutdown(Duration::from_secs(5)).await;
+
+    let escrow_end: EscrowStorage = fetch_state(c, &escrow).await.unwrap().unwrap();
+    let vault_end: StakeStorage = fetch_state(c, &vault).await.unwrap().unwrap();
+    let paid_onchain = vault_end
+        .payouts
+        .get(&account_id(parties.gpu_owner.address()))
+        .map_or(0, |r| r.paid);
+
+    let receipts = gateway.handle.gateway.receipts();
+    let verified: Vec<_> = receipts
+        .iter()
+        .filter(|r| r.status == "verified")
+        .filter_map(|r| r.receipt.as_ref())
+        .collect();
+    let held = verified.len() as u64;
+    let held_sum: u128 = verified.iter().map(|r| r.receipt.cost_nano).sum();
+    let amount = verified
+        .first()
+        .map(|r| r.receipt.cost_nano)
+        .expect("some receipts");
+    eprintln!(
+        "kill -9 drill on the chain: {kills} kills, {} ok / {} failed requests, {held} verified \
+         receipts ({held_sum} nanoTON); ledger: {} charges, {} nanoTON charged, worker earned {}; \
+         chain before the final settlement: escrow charged {}, worker paid {}; after: escrow \
+         charged {}, worker paid {} (vault paid_out {})",
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+        client.seqno,
+        client.charged,
+        earned.earned,
+        escrow_mid.charged,
+        vault_mid.paid_out,
+        escrow_end.charged,
+        paid_onchain,
+        vault_end.paid_out,
+    );
+    assert!(
+        verified.iter().all(|r| r.receipt.cost_nano == amount),
+        "identical requests, identical costs"
+    );
+    // The chain holds exactly the ledger: nothing lost, nothing counted twice.
+    assert_eq!(
+        escrow_end.charged, client.charged,
+        "escrow charged vs ledger"
+    );
+    assert_eq!(client.settled, client.charged);
+    assert_eq!(
+        paid_onchain, earned.earned,
+        "vault payout vs ledger earnings"
+    );
+    assert_eq!(vault_end.paid_out, earned.earned);
+    assert_eq!(earned.paid, earned.earned);
+    // Every charge is one response of the same amount.
+    assert_eq!(
+        client.charged,
+        amount * u128::from(client.seqno),
+        "a charge of another amount"
+    );
+    assert_eq!(earned.seqno, client.seqno);
+    // The ledger holds every receipt the client holds; the rest were cut by a kill.
+    assert!(
+        client.seqno >= held,
+        "{} charges, {held} receipts",
+        client.seqno
+    );
+    let unreceipted = client.seqno - held;
+    assert!(
+        unreceipted <= (kills * CONCURRENCY) as u64,
+        "{unreceipted} charges without receipts after {kills} kills"
+    );
+    assert_eq!(client.charged, held_sum + u128::from(unreceipted) * amount);
+    // Settlement ran across the kills, never beyond what was recorded.
+    assert!(
+        escrow_mid.charged > 0,
+        "nothing settled while the proxy was being killed"
+    );
+    assert!(
+        vault_mid.paid_out > 0,
+        "nothing paid while the proxy was being killed"
+    );
+    assert!(escrow_mid.charged <= client.charged);
+    assert!(vault_mid.paid_out <= earned.earned);
+
+    gateway.shutdown(Duration::from_secs(2)).await;
+    worker.shutdown(Duration::from_secs(2)).await;
+    engine.shutdown().await;
+    chain.devnet.stop().await.unwrap();
+}
