@@ -67,9 +67,17 @@ pub struct TlsSection {
     pub image_label: String,
     /// `tdx` mode: the configfs-tsm report directory (default `/sys/kernel/config/tsm/report`).
     pub tsm_dir: String,
-    /// `tdx` mode: Intel collateral (JSON, as the operator's PCCS serves it) used to verify peers'
-    /// DCAP quotes. Required in `tdx` mode.
+    /// `tdx` mode: Intel collateral (dcap-qvl's `QuoteCollateralV3` JSON) used to verify peers' DCAP
+    /// quotes; with `pccs_url` too, used for platforms the PCCS cannot serve. `tdx` mode needs this
+    /// or `pccs_url`.
     pub collateral_file: String,
+    /// `tdx` mode: the operator's PCCS (Intel's v4 API), e.g. `https://pccs.internal:8081`. Collateral
+    /// for each peer platform is fetched on first contact, cached on disk and refetched before its
+    /// `nextUpdate`.
+    pub pccs_url: String,
+    /// `tdx` mode with `pccs_url`: where fetched collateral is cached (default
+    /// `$XDG_CACHE_HOME/cocoon/collateral`, else `$HOME/.cache/cocoon/collateral`).
+    pub collateral_cache_dir: String,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
@@ -145,18 +153,34 @@ impl TlsSection {
                 .map_err(|e| invalid("tls.key_file", e.to_string()))?;
         }
         if self.mode == TlsMode::Tdx {
-            if self.collateral_file.is_empty() {
+            if self.collateral_file.is_empty() && self.pccs_url.is_empty() {
                 return Err(invalid(
                     "tls.collateral_file",
-                    "tdx mode verifies peers' DCAP quotes and needs Intel collateral (a JSON file from the operator's PCCS)",
+                    "tdx mode verifies peers' DCAP quotes and needs Intel collateral: set pccs_url \
+                     (the operator's PCCS) or collateral_file (a JSON file of collateral)",
                 ));
             }
-            att::collateral::load_collateral_file(Path::new(&self.collateral_file))
-                .map_err(|e| invalid("tls.collateral_file", e.to_string()))?;
-        } else if !self.collateral_file.is_empty() || !self.tsm_dir.is_empty() {
+            if !self.collateral_file.is_empty() {
+                att::collateral::load_collateral_file(Path::new(&self.collateral_file))
+                    .map_err(|e| invalid("tls.collateral_file", e.to_string()))?;
+            }
+            if !self.pccs_url.is_empty() {
+                att::collateral::PccsClient::new(&self.pccs_url, self.cache_dir()?)
+                    .map_err(|e| invalid("tls.pccs_url", e.to_string()))?;
+            } else if !self.collateral_cache_dir.is_empty() {
+                return Err(invalid(
+                    "tls.collateral_cache_dir",
+                    "collateral_cache_dir applies with pccs_url only",
+                ));
+            }
+        } else if !self.collateral_file.is_empty()
+            || !self.tsm_dir.is_empty()
+            || !self.pccs_url.is_empty()
+            || !self.collateral_cache_dir.is_empty()
+        {
             return Err(invalid(
                 "tls.collateral_file",
-                "collateral_file and tsm_dir apply to tdx mode only",
+                "collateral_file, pccs_url, collateral_cache_dir and tsm_dir apply to tdx mode only",
             ));
         }
         if self.mode != TlsMode::Simulated && !self.image_label.is_empty() {
@@ -166,6 +190,28 @@ impl TlsSection {
             ));
         }
         Ok(())
+    }
+
+    /// Where PCCS collateral is cached: `collateral_cache_dir`, or the user's cache directory.
+    pub fn cache_dir(&self) -> Result<PathBuf, ConfigError> {
+        if !self.collateral_cache_dir.is_empty() {
+            return Ok(PathBuf::from(&self.collateral_cache_dir));
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "tls.collateral_cache_dir",
+                    "neither XDG_CACHE_HOME nor HOME is set: set collateral_cache_dir",
+                )
+            })?;
+        Ok(base.join("cocoon").join("collateral"))
     }
 
     /// This daemon's key: from `key_file`, `dev_key`, or fresh.
@@ -199,17 +245,45 @@ pub fn peer_policy(
     };
     match section.mode {
         TlsMode::Simulated => policy = policy.insecure_dev(),
-        TlsMode::Tdx => {
-            let collateral =
-                att::collateral::load_collateral_file(Path::new(&section.collateral_file))
-                    .map_err(attest)?;
-            policy = policy.with_collateral(Arc::new(att::collateral::CollateralStore::fixed(
-                collateral,
-            )));
-        }
+        TlsMode::Tdx => policy = policy.with_collateral(collateral_source(section)?),
         TlsMode::DevInsecure => {}
     }
     Ok(policy)
+}
+
+/// Where a `tdx` daemon gets the collateral for its peers' quotes: the operator's PCCS (with the file,
+/// if any, for platforms the PCCS cannot serve) or the file alone.
+fn collateral_source(
+    section: &TlsSection,
+) -> Result<Arc<dyn att::collateral::CollateralSource>, TlsError> {
+    let file = if section.collateral_file.is_empty() {
+        None
+    } else {
+        Some(
+            att::collateral::load_collateral_file(Path::new(&section.collateral_file))
+                .map_err(attest)?,
+        )
+    };
+    if section.pccs_url.is_empty() {
+        let Some(file) = file else {
+            return Err(TlsError::Certificate(
+                "tdx mode needs tls.pccs_url or tls.collateral_file".into(),
+            ));
+        };
+        return Ok(Arc::new(att::collateral::CollateralStore::fixed(file)));
+    }
+    let cache = section
+        .cache_dir()
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let client = att::collateral::PccsClient::new(&section.pccs_url, cache).map_err(attest)?;
+    let source = att::pccs_source::PccsCollateral::start(
+        client,
+        file,
+        Arc::new(att::SystemClock),
+        att::pccs_source::PccsOptions::default(),
+    )
+    .map_err(attest)?;
+    Ok(Arc::new(source))
 }
 
 /// Builds the TLS of a daemon of `role` from its `[tls]` section, verifying peers against `allowlist`.
@@ -358,6 +432,44 @@ mod tests {
             [0x22; 32],
             "key file read with trailing newline"
         );
+        let pccs_only = TlsSection {
+            mode: TlsMode::Tdx,
+            pccs_url: "https://pccs.example:8081".into(),
+            collateral_cache_dir: "/tmp/cocoon-collateral-test".into(),
+            ..Default::default()
+        };
+        assert!(pccs_only.validate().is_ok(), "a PCCS alone is enough");
+        let bad_url = TlsSection {
+            pccs_url: "ftp://pccs".into(),
+            ..pccs_only.clone()
+        };
+        assert!(matches!(
+            bad_url.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.pccs_url",
+                ..
+            })
+        ));
+        let pccs_in_simulated = TlsSection {
+            mode: TlsMode::Simulated,
+            ..pccs_only.clone()
+        };
+        assert!(pccs_in_simulated.validate().is_err());
+        let cache_without_pccs = TlsSection {
+            pccs_url: String::new(),
+            collateral_file: att::fixtures_dir()
+                .join("cocoon-tdx-quote.collateral.json")
+                .display()
+                .to_string(),
+            ..pccs_only
+        };
+        assert!(matches!(
+            cache_without_pccs.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.collateral_cache_dir",
+                ..
+            })
+        ));
         let label_in_dev = TlsSection {
             mode: TlsMode::DevInsecure,
             image_label: "x".into(),
@@ -429,6 +541,37 @@ mod tests {
             handshake(&proxy, &strict_client).await.is_err(),
             "simulated quotes are accepted only in simulated mode"
         );
+    }
+
+    #[test]
+    fn tdx_peers_are_checked_with_collateral_from_the_pccs_cache() {
+        let quote = std::fs::read(att::fixtures_dir().join("cocoon-tdx-quote.bin")).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        // Nobody listens on port 9 here: only what the cache holds can answer.
+        let section = TlsSection {
+            mode: TlsMode::Tdx,
+            pccs_url: "http://127.0.0.1:9".into(),
+            collateral_cache_dir: cache.path().display().to_string(),
+            ..Default::default()
+        };
+        section.validate().unwrap();
+        let policy = peer_policy(Role::Client, &section, empty()).unwrap();
+        assert!(
+            matches!(
+                policy.collateral.collateral_for(&quote),
+                Err(att::AttestError::CollateralUnavailable { .. })
+            ),
+            "no PCCS and an empty cache: nothing to verify with"
+        );
+        std::fs::copy(
+            att::fixtures_dir().join("cocoon-tdx-quote.collateral.json"),
+            cache.path().join("tdx-90c06f000000-platform.json"),
+        )
+        .unwrap();
+        let policy = peer_policy(Role::Client, &section, empty()).unwrap();
+        let collateral = policy.collateral.collateral_for(&quote).unwrap();
+        let at = 1_772_323_200; // 2026-03-01, inside the fixture collateral's window
+        att::dcap::verify_quote(&quote, &collateral, at).unwrap();
     }
 
     #[test]

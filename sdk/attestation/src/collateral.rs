@@ -75,6 +75,32 @@ impl PlatformKey {
     fn file_name(&self) -> String {
         format!("{}-{}-{}.json", self.tee, self.fmspc, self.ca)
     }
+
+    /// The key a cache file was written under (`tdx-90c06f000000-platform.json`), if it is one.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let stem = name.strip_suffix(".json")?;
+        let mut parts = stem.splitn(3, '-');
+        let tee = match parts.next()? {
+            "tdx" => "tdx",
+            "sgx" => "sgx",
+            _ => return None,
+        };
+        let fmspc = parts.next()?;
+        let ca = match parts.next()? {
+            "processor" => "processor",
+            "platform" => "platform",
+            _ => return None,
+        };
+        let hex_ok = fmspc.len() == 12
+            && fmspc
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        hex_ok.then(|| PlatformKey {
+            tee,
+            fmspc: fmspc.to_owned(),
+            ca,
+        })
+    }
 }
 
 /// Supplies collateral for a quote during peer verification (synchronously: TLS verifiers are sync).
@@ -210,13 +236,35 @@ impl PccsClient {
         now_unix: i64,
     ) -> Result<(PlatformKey, QuoteCollateralV3)> {
         let key = PlatformKey::of_quote(quote)?;
+        let collateral = self.collateral_for_platform(&key, now_unix).await?;
+        Ok((key, collateral))
+    }
+
+    /// The cache directory.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Collateral for a platform: from the disk cache if it is still valid at `now_unix`, otherwise
+    /// from the PCCS (then written to the cache).
+    pub async fn collateral_for_platform(
+        &self,
+        key: &PlatformKey,
+        now_unix: i64,
+    ) -> Result<QuoteCollateralV3> {
         let path = self.cache_dir.join(key.file_name());
         if let Ok(cached) = load_collateral_file(&path)
             && collateral_next_update(&cached).is_ok_and(|next| next > now_unix)
         {
-            return Ok((key, cached));
+            return Ok(cached);
         }
-        let fresh = self.fetch(&key).await?;
+        self.refresh_platform(key).await
+    }
+
+    /// Collateral for a platform from the PCCS, whatever the cache holds (then written to the cache).
+    pub async fn refresh_platform(&self, key: &PlatformKey) -> Result<QuoteCollateralV3> {
+        let path = self.cache_dir.join(key.file_name());
+        let fresh = self.fetch(key).await?;
         let json = serde_json::to_vec(&fresh)
             .map_err(|e| AttestError::Collateral(format!("serialising: {e}")))?;
         std::fs::create_dir_all(&self.cache_dir).map_err(|e| {
@@ -226,7 +274,7 @@ impl PccsClient {
         std::fs::write(&tmp, json)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| AttestError::Collateral(format!("writing {}: {e}", path.display())))?;
-        Ok((key, fresh))
+        Ok(fresh)
     }
 
     async fn get(&self, url: &str) -> Result<reqwest::Response> {

@@ -18,6 +18,7 @@ pub mod claims;
 pub mod collateral;
 pub mod dcap;
 mod error;
+pub mod pccs_source;
 pub mod policy;
 pub mod provider;
 pub mod tls;

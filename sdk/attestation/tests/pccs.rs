@@ -153,3 +153,187 @@ async fn pccs_errors_name_the_url() {
         .expect_err("nobody listening");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+mod refreshing_source {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use cocoon_attestation::AttestError;
+    use cocoon_attestation::collateral::{CollateralSource, PccsClient, load_collateral_file};
+    use cocoon_attestation::dcap::verify_quote;
+    use cocoon_attestation::fixtures_dir;
+    use cocoon_attestation::pccs_source::{PccsCollateral, PccsOptions};
+    use cocoon_attestation::policy::FixedClock;
+
+    fn fixture() -> (cocoon_attestation::dcap::QuoteCollateralV3, Vec<u8>) {
+        (
+            load_collateral_file(&fixtures_dir().join("cocoon-tdx-quote.collateral.json"))
+                .expect("collateral"),
+            std::fs::read(fixtures_dir().join("cocoon-tdx-quote.bin")).expect("quote"),
+        )
+    }
+
+    fn options() -> PccsOptions {
+        PccsOptions {
+            first_fetch_wait: Duration::from_secs(10),
+            retry_after: Duration::from_secs(60),
+            refresh_margin: Duration::from_secs(3600),
+            check_every: Duration::from_secs(3600),
+            max_platforms: 4,
+        }
+    }
+
+    async fn dead_url() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        format!("http://{addr}")
+    }
+
+    // The source blocks the calling thread (a TLS verifier is synchronous), so it is called from a
+    // blocking task here, as a multi-threaded daemon runtime would.
+    async fn ask(
+        source: &Arc<PccsCollateral>,
+        quote: &[u8],
+    ) -> Result<Arc<cocoon_attestation::dcap::QuoteCollateralV3>, AttestError> {
+        let source = Arc::clone(source);
+        let quote = quote.to_vec();
+        tokio::task::spawn_blocking(move || source.collateral_for(&quote))
+            .await
+            .expect("join")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fetches_on_first_contact_serves_from_memory_then_refreshes_before_next_update() {
+        let (collateral, quote) = fixture();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let addr = super::serve(collateral.clone(), hits.clone()).await;
+        let cache = tempfile::tempdir().expect("tempdir");
+        let at = time::macros::datetime!(2026-03-01 00:00 UTC).unix_timestamp();
+        let clock = Arc::new(FixedClock::new(at));
+        let client =
+            PccsClient::new(&format!("http://{addr}"), cache.path().to_path_buf()).expect("client");
+        let source =
+            Arc::new(PccsCollateral::start(client, None, clock.clone(), options()).expect("start"));
+
+        let got = ask(&source, &quote)
+            .await
+            .expect("fetched on first contact");
+        assert_eq!(hits.load(Ordering::SeqCst), 4, "four PCCS routes");
+        verify_quote(&quote, &got, u64::try_from(at).expect("positive")).expect("verifies");
+        assert_eq!(source.platforms().len(), 1);
+
+        ask(&source, &quote).await.expect("from memory");
+        assert_eq!(hits.load(Ordering::SeqCst), 4, "no second fetch");
+
+        // Past nextUpdate minus the margin: the held collateral is still answered at once, and a
+        // refetch runs in the background.
+        clock.set(time::macros::datetime!(2026-03-20 10:30 UTC).unix_timestamp());
+        let started = Instant::now();
+        ask(&source, &quote).await.expect("held collateral");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "did not wait for the refresh"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hits.load(Ordering::SeqCst) < 8 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            8,
+            "refetched before nextUpdate"
+        );
+        // The PCCS serves the same (now due) collateral: it is not asked again before the back-off.
+        ask(&source, &quote).await.expect("held collateral");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            8,
+            "backs off from a stale PCCS"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_uses_the_disk_cache_without_the_pccs() {
+        let (collateral, quote) = fixture();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let addr = super::serve(collateral.clone(), hits.clone()).await;
+        let cache = tempfile::tempdir().expect("tempdir");
+        let at = time::macros::datetime!(2026-03-01 00:00 UTC).unix_timestamp();
+        let first = Arc::new(
+            PccsCollateral::start(
+                PccsClient::new(&format!("http://{addr}"), cache.path().to_path_buf())
+                    .expect("client"),
+                None,
+                Arc::new(FixedClock::new(at)),
+                options(),
+            )
+            .expect("start"),
+        );
+        ask(&first, &quote).await.expect("fetched");
+        drop(first);
+
+        let restarted = Arc::new(
+            PccsCollateral::start(
+                PccsClient::new(&dead_url().await, cache.path().to_path_buf()).expect("client"),
+                None,
+                Arc::new(FixedClock::new(at)),
+                options(),
+            )
+            .expect("start"),
+        );
+        assert_eq!(restarted.platforms().len(), 1, "loaded from the cache");
+        let got = ask(&restarted, &quote).await.expect("from the cache");
+        assert_eq!(*got, collateral);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_pccs_is_a_named_error_backs_off_and_falls_back_to_the_file() {
+        let (collateral, quote) = fixture();
+        let cache = tempfile::tempdir().expect("tempdir");
+        let url = dead_url().await;
+        let at = time::macros::datetime!(2026-03-01 00:00 UTC).unix_timestamp();
+        let start = |fallback| {
+            PccsCollateral::start(
+                PccsClient::new(&url, cache.path().to_path_buf()).expect("client"),
+                fallback,
+                Arc::new(FixedClock::new(at)),
+                options(),
+            )
+            .map(Arc::new)
+            .expect("start")
+        };
+        let bare = start(None);
+        let err = ask(&bare, &quote)
+            .await
+            .expect_err("nothing to verify with");
+        assert!(
+            matches!(&err, AttestError::CollateralUnavailable { fmspc } if fmspc == "90c06f000000"),
+            "{err}"
+        );
+        let key = cocoon_attestation::collateral::PlatformKey::of_quote(&quote).expect("key");
+        let reason = bare.last_error(&key).expect("recorded");
+        assert!(
+            reason.contains(url.trim_start_matches("http://")),
+            "{reason}"
+        );
+        // Within the back-off the next handshake does not wait for another attempt.
+        let started = Instant::now();
+        ask(&bare, &quote).await.expect_err("still nothing");
+        assert!(started.elapsed() < Duration::from_secs(1));
+
+        let with_file = start(Some(collateral.clone()));
+        let got = ask(&with_file, &quote)
+            .await
+            .expect("the file's collateral");
+        assert_eq!(*got, collateral);
+        assert!(
+            ask(&with_file, b"not a quote").await.is_ok(),
+            "fallback for any quote"
+        );
+    }
+}
