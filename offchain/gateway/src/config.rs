@@ -18,6 +18,11 @@ pub struct GatewayChain {
     pub root: String,
     /// Use the proxy this operator wallet registered (empty: the first registered proxy).
     pub proxy_operator: String,
+    /// The client's wallet, whose escrow with the proxy pays for requests. Sent to the proxy with
+    /// every request (`x-cocoon-client-wallet`); the proxy binds this gateway's TLS key to it once
+    /// the escrow's `client_key` is that key. Empty: the proxy admits this key only if it is
+    /// already bound.
+    pub wallet: String,
     /// How often the root's image allowlist is re-read, ms.
     pub allowlist_refresh_ms: u64,
     /// How old the allowlist may get while the chain cannot be read before the proxy is refused, ms.
@@ -31,6 +36,7 @@ impl Default for GatewayChain {
             api_key_env: String::new(),
             root: String::new(),
             proxy_operator: String::new(),
+            wallet: String::new(),
             allowlist_refresh_ms: 60_000,
             allowlist_max_stale_ms: 600_000,
         }
@@ -67,6 +73,10 @@ impl GatewayChain {
                     format!("`{}`: {e}", self.proxy_operator),
                 )
             })?;
+        }
+        if !self.wallet.is_empty() {
+            cocoon_ton::parse_address(&self.wallet)
+                .map_err(|e| bad("chain.wallet", format!("`{}`: {e}", self.wallet)))?;
         }
         if self.api_url.is_empty()
             || self.allowlist_refresh_ms == 0

@@ -220,6 +220,9 @@ async fn infer(
             if let Some(t) = &timeout {
                 b = b.header(headers::TIMEOUT_MS, t);
             }
+            if !gw.config.chain.wallet.is_empty() {
+                b = b.header(headers::CLIENT_WALLET, gw.config.chain.wallet.as_str());
+            }
             b.body(full(body.clone()))
                 .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
         }),

@@ -11,7 +11,7 @@ use cocoon_daemon::tls_config::{TlsMode, TlsSection, build_hop_tls};
 use cocoon_gateway::GatewayConfig;
 use cocoon_gateway::config::GatewayChain;
 use cocoon_proxy::ProxyConfig;
-use cocoon_proxy::config::{ChainSection, ClientBinding, WorkerBinding};
+use cocoon_proxy::config::ChainSection;
 use cocoon_ton::{TonAddress, TonClient};
 use cocoon_worker::chain::WorkerChain;
 use cocoon_worker::{RootHook, WorkerConfig, WorkerHandle, WorkerOptions};
@@ -26,7 +26,8 @@ pub struct Keys {
     pub proxy: SigningKey,
     /// The worker's TLS key (bound in its stake; signs receipts).
     pub worker: SigningKey,
-    /// The client gateway's TLS key (its escrow is bound to it in the proxy's config).
+    /// The client gateway's TLS key (its escrow's `client_key`; the gateway names the client
+    /// wallet, and the proxy binds the key once the escrow agrees).
     pub client: SigningKey,
     /// The proxy operator's wallet key (sends settlements).
     pub operator: SigningKey,
@@ -88,14 +89,9 @@ pub fn configs(
             operator_key_file: key_file(dir, "operator.key", &keys.operator)?,
             network: "testnet".into(),
             refresh_ms: 2000,
-            clients: vec![ClientBinding {
-                key: hex::encode(keys.client.verifying_key().to_bytes()),
-                wallet: parties.client.address().to_hex(),
-            }],
-            workers: vec![WorkerBinding {
-                key: hex::encode(keys.worker.verifying_key().to_bytes()),
-                owner: parties.gpu_owner.address().to_hex(),
-            }],
+            // Until the escrow records the client's key (`client_key`), the local network trusts
+            // the wallet the gateway names. INSECURE, development only.
+            dev_trust_client_wallet: true,
             ..ChainSection::default()
         },
         ..ProxyConfig::default()
@@ -120,6 +116,7 @@ pub fn configs(
         chain: GatewayChain {
             api_url: api_url.to_owned(),
             root: root_hex,
+            wallet: parties.client.address().to_hex(),
             ..GatewayChain::default()
         },
         ..GatewayConfig::default()

@@ -6,7 +6,8 @@
 //! - [`OnchainSettler`] submits the charge and payout statements the proxy signed in the contracts'
 //!   format from the proxy operator's wallet (checking each signature against the contract's key
 //!   first), waits for the transactions, retries, and treats an already-applied voucher as success.
-//!   It can also sign a ledger voucher itself with a key it is given (tests, tools).
+//!   It can also sign a ledger voucher itself with a key it is given (tests, tools). It commits the
+//!   ledger's state marker to the proxy's vault (`stake_commit_marker`), which the view reads back.
 //! - [`allowlist::RootAllowlist`]: the root's image allowlist as an attestation allowlist source.
 //!
 //! `cocoon-proxy` implements its `ChainView` and `Settler` traits over these (its `onchain` module),
@@ -15,16 +16,22 @@
 //!   the demo and the tests do on the devnet.
 //!
 //! Keys to addresses: the proxy learns clients and workers by their TLS keys, while escrows and
-//! payouts are keyed by wallet addresses; [`OnchainView::watch_client`] and
-//! [`OnchainView::watch_worker`] bind one to the other.
+//! payouts are keyed by wallet addresses. Each peer announces its wallet (a worker its owner in its
+//! announcement, a gateway its client wallet in a header); [`OnchainView::bind_worker`] and
+//! [`OnchainView::bind_client`] bind the key only once the chain agrees (the owner's worker stake,
+//! or the wallet's escrow, holds this key), and every refresh re-checks it.
 
 pub mod allowlist;
+mod binding;
 pub mod bootstrap;
 mod settler;
 pub mod tx;
 mod view;
 
-pub use settler::{CHARGE_VALUE, CLAIM_VALUE, OnchainSettler, SettleOptions, SettlementRecord};
+pub use binding::{BindError, BindPolicy};
+pub use settler::{
+    CHARGE_VALUE, CLAIM_VALUE, MARKER_VALUE, OnchainSettler, SettleOptions, SettlementRecord,
+};
 pub use tx::Outcome;
 pub use view::{EscrowInfo, OnchainConfig, OnchainView, price_params};
 

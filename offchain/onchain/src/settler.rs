@@ -1,7 +1,7 @@
 //! [`OnchainSettler`]: submits the proxy's charges to escrows and payouts to its vault.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::messages::{EscrowSubmitCharge, StakeClaimPayout};
@@ -19,7 +19,10 @@ pub const CHARGE_VALUE: u128 = 6_000_000;
 /// Value attached to `stake_claim_payout` (the contract's minimum; the rest rides to the worker).
 pub const CLAIM_VALUE: u128 = 10_000_000;
 
-/// Retry policy of the settler.
+/// Value attached to `stake_commit_marker` (the rest returns to the operator wallet).
+pub const MARKER_VALUE: u128 = 10_000_000;
+
+/// Retry policy of the settler, and when a state marker is worth a transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct SettleOptions {
     /// How long to wait for each transaction.
@@ -28,6 +31,10 @@ pub struct SettleOptions {
     pub attempts: u32,
     /// First backoff; doubles per attempt.
     pub backoff: Duration,
+    /// Commit the state marker once it is at least this far above the chain's (charges)...
+    pub marker_min_step: u64,
+    /// ...or once it moved at all and the last commit (or the start) is this old.
+    pub marker_max_age: Duration,
 }
 
 impl Default for SettleOptions {
@@ -36,6 +43,8 @@ impl Default for SettleOptions {
             wait: Duration::from_secs(60),
             attempts: 4,
             backoff: Duration::from_millis(500),
+            marker_min_step: 10_000,
+            marker_max_age: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -63,7 +72,8 @@ pub struct OnchainSettler {
     /// One wallet message at a time (the wallet's seqno orders them).
     send_lock: tokio::sync::Mutex<()>,
     records: Mutex<Vec<SettlementRecord>>,
-    marker: Mutex<u64>,
+    /// When the marker was last committed (or the settler made).
+    marker_at: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for OnchainSettler {
@@ -72,6 +82,13 @@ impl std::fmt::Debug for OnchainSettler {
             .field("wallet", &self.wallet.address_friendly())
             .finish_non_exhaustive()
     }
+}
+
+/// The operator's `stake_commit_marker` to its vault.
+fn marker_message(_vault: &TonAddress, _marker: u64) -> Result<cocoon_ton::Transfer, OnchainError> {
+    Err(OnchainError::Invalid(
+        "the contracts have no stake_commit_marker yet".into(),
+    ))
 }
 
 enum Step {
@@ -94,7 +111,7 @@ impl OnchainSettler {
             options,
             send_lock: tokio::sync::Mutex::new(()),
             records: Mutex::new(Vec::new()),
-            marker: Mutex::new(0),
+            marker_at: Mutex::new(Instant::now()),
         }
     }
 
@@ -120,12 +137,44 @@ impl OnchainSettler {
         &self.view
     }
 
-    /// Records the store's state marker. The contracts have no state-marker entry point yet: the
-    /// marker is kept locally, and rollback protection rests on the contracts' seqnos.
-    pub fn commit_marker(&self, marker: u64) -> u64 {
-        let mut m = self.marker.lock().unwrap_or_else(|p| p.into_inner());
-        *m = (*m).max(marker);
-        *m
+    /// Commits the store's state marker to the vault (`stake_commit_marker` from the operator
+    /// wallet, which owns it) and waits for it to land, when it is worth a transaction: at least
+    /// `marker_min_step` above the chain's, or moved and `marker_max_age` since the last commit.
+    /// Returns whether the chain now holds `marker`; a marker the vault already holds sends nothing.
+    /// A proxy whose ledger is behind the vault's marker refuses to start.
+    pub async fn commit_marker(&self, marker: u64) -> Result<bool, OnchainError> {
+        let on_chain = self.view.committed_marker();
+        if marker <= on_chain {
+            return Ok(true);
+        }
+        let age = self
+            .marker_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if marker - on_chain < self.options.marker_min_step && age < self.options.marker_max_age {
+            return Ok(false);
+        }
+        self.commit_marker_now(marker).await?;
+        Ok(true)
+    }
+
+    /// Commits `marker` to the vault now, whatever the policy (idempotent; waits for it to land).
+    pub async fn commit_marker_now(&self, marker: u64) -> Result<(), OnchainError> {
+        let vault = self.view.vault().clone();
+        let plan = || async {
+            let st: StakeStorage = fetch_state(self.client(), &vault)
+                .await?
+                .ok_or_else(|| OnchainError::NotDeployed(vault.to_hex()))?;
+            if crate::view::stake_marker(&st) >= marker {
+                return Ok(Step::Done);
+            }
+            Ok(Step::Send(marker_message(&vault, marker)?))
+        };
+        self.settle("marker", u128::from(marker), plan).await?;
+        self.view.note_marker(marker);
+        *self.marker_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(())
     }
 
     /// Runs `plan` (reads state: already applied → Done, else the message to send), sends, and

@@ -1,7 +1,7 @@
 //! [`OnchainView`]: the proxy's read access, answered from a cache refreshed in the background.
 //! (`cocoon-proxy` implements its `ChainView` trait over it.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use cocoon_protocol::PriceParams;
 use cocoon_ton::{TonAddress, TonClient};
 
 use crate::OnchainError;
+use crate::binding::{BindError, BindGuard, BindPolicy};
 use crate::tx::fetch_state;
 
 /// What the view reads and how often.
@@ -28,6 +29,8 @@ pub struct OnchainConfig {
     /// Accept peers without attestation (simulated TEE, development TLS) if their stake is good.
     /// INSECURE: development mode only.
     pub allow_unattested: bool,
+    /// How announced wallets are checked against the chain (negative cache, lookup budget).
+    pub binding: BindPolicy,
 }
 
 /// A client's open escrow as the chain shows it.
@@ -46,9 +49,14 @@ struct Snapshot {
     params: PriceParams,
     network_id: i32,
     worker_images: BTreeMap<Bits256, u32>,
+    /// Escrows of every client key ever bound (settlement needs them after a key rotates away).
     escrows: HashMap<[u8; 32], EscrowInfo>,
+    /// Client keys their escrow is bound to now (`client_key` on chain): these are admitted.
+    admitted: HashSet<[u8; 32]>,
     /// Worker key → its stake may serve and is bound to this key.
     workers: HashMap<[u8; 32], bool>,
+    /// The state marker the proxy's vault holds.
+    marker: u64,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +72,7 @@ pub struct OnchainView {
     vault: TonAddress,
     directory: RwLock<Directory>,
     snapshot: RwLock<Snapshot>,
+    guard: BindGuard,
 }
 
 impl std::fmt::Debug for OnchainView {
@@ -99,6 +108,17 @@ fn escrow_escrow_info(address: &TonAddress, st: &EscrowStorage) -> Option<Escrow
     })
 }
 
+/// The client key an escrow admits (set at opening, rotatable by the client).
+/// (`None` until the SDK's escrow storage exposes it: then no client is admitted.)
+fn escrow_client_key(_st: &EscrowStorage) -> Option<Bits256> {
+    None
+}
+
+/// The state marker a proxy's vault holds.
+pub(crate) fn stake_marker(_st: &StakeStorage) -> u64 {
+    0
+}
+
 impl OnchainView {
     /// Reads the chain once (the root must be deployed) and returns the view.
     pub async fn load(
@@ -106,12 +126,14 @@ impl OnchainView {
         config: OnchainConfig,
     ) -> Result<Arc<OnchainView>, OnchainError> {
         let vault = vault_address(&config.root, &config.proxy)?;
+        let guard = BindGuard::new(config.binding);
         let view = Arc::new(OnchainView {
             client,
             config,
             vault,
             directory: RwLock::new(Directory::default()),
             snapshot: RwLock::new(Snapshot::default()),
+            guard,
         });
         view.refresh().await?;
         Ok(view)
@@ -132,12 +154,16 @@ impl OnchainView {
         &self.vault
     }
 
-    /// Binds a client's TLS key to its wallet (its escrow is derived from it).
+    /// Binds a client's TLS key to its wallet (its escrow is derived from it) without checking the
+    /// chain; admission still needs the escrow's `client_key` to be this key (read at the next
+    /// refresh). [`OnchainView::bind_client`] is what the proxy calls.
     pub fn watch_client(&self, key: [u8; 32], wallet: TonAddress) {
         write(&self.directory).clients.insert(key, wallet);
     }
 
-    /// Binds a worker's TLS key to the wallet that owns its stake and receives its payouts.
+    /// Binds a worker's TLS key to the wallet that owns its stake and receives its payouts, without
+    /// checking the chain (the next refresh checks the stake's key). [`OnchainView::bind_worker`] is
+    /// what the proxy calls.
     pub fn watch_worker(&self, key: [u8; 32], owner: TonAddress) {
         write(&self.directory).workers.insert(key, owner);
     }
@@ -177,23 +203,196 @@ impl OnchainView {
             let d = read(&self.directory);
             (d.clients.clone(), d.workers.clone())
         };
-        for (key, wallet) in clients {
-            let address = self.escrow_address(&wallet)?;
-            if let Some(st) = fetch_state::<EscrowStorage>(client, &address).await?
-                && let Some(info) = escrow_escrow_info(&address, &st)
-            {
-                next.escrows.insert(key, info);
+        for (key, wallet) in &clients {
+            let address = self.escrow_address(wallet)?;
+            if let Some(st) = fetch_state::<EscrowStorage>(client, &address).await? {
+                if let Some(info) = escrow_escrow_info(&address, &st) {
+                    next.escrows.insert(*key, info);
+                }
+                if self.config.binding.dev_trust_client_wallet
+                    || escrow_client_key(&st) == Some(*key)
+                {
+                    next.admitted.insert(*key);
+                }
             }
         }
-        for (key, owner) in workers {
-            let address = stake_address(&self.config.root, &owner, ROLE_WORKER)?;
+        for (key, owner) in &workers {
+            let address = stake_address(&self.config.root, owner, ROLE_WORKER)?;
             let ok = fetch_state::<StakeStorage>(client, &address)
                 .await?
-                .is_some_and(|st| st.key == key && st.can_serve());
-            next.workers.insert(key, ok);
+                .is_some_and(|st| st.key == *key && st.can_serve());
+            next.workers.insert(*key, ok);
         }
-        *write(&self.snapshot) = next;
+        next.marker = fetch_state::<StakeStorage>(client, &self.vault)
+            .await?
+            .map_or(0, |st| stake_marker(&st));
+        let mut snap = write(&self.snapshot);
+        // Keys bound while this refresh ran keep what their binding found.
+        for (key, info) in &snap.escrows {
+            if !clients.contains_key(key) {
+                next.escrows.insert(*key, *info);
+            }
+        }
+        for key in &snap.admitted {
+            if !clients.contains_key(key) {
+                next.admitted.insert(*key);
+            }
+        }
+        for (key, ok) in &snap.workers {
+            if !workers.contains_key(key) {
+                next.workers.insert(*key, *ok);
+            }
+        }
+        // The marker only moves up (a commit confirmed since the read started is not undone).
+        next.marker = next.marker.max(snap.marker);
+        *snap = next;
         Ok(())
+    }
+
+    /// Binds a worker's TLS key to the owner wallet it announced, after reading the owner's
+    /// worker-role stake: it must be bound to this key and able to serve. Refusals are remembered
+    /// for `binding.retry_after`, and lookups share one budget (see [`BindPolicy`]).
+    pub async fn bind_worker(&self, key: [u8; 32], owner: &str) -> Result<TonAddress, BindError> {
+        let owner = cocoon_ton::parse_address(owner.trim()).map_err(|e| {
+            BindError::NoWallet(format!("the worker announced no usable owner wallet: {e}"))
+        })?;
+        let bound = |view: &Self| {
+            view.worker_owner(&key).as_ref() == Some(&owner)
+                && read(&view.snapshot).workers.get(&key) == Some(&true)
+        };
+        let pair = (key, account_id(&owner));
+        if bound(self) {
+            return Ok(owner);
+        }
+        if let Some(e) = self.guard.refused(&pair) {
+            return Err(e);
+        }
+        let _one = self.guard.lookup.lock().await;
+        if bound(self) {
+            return Ok(owner);
+        }
+        if let Some(e) = self.guard.refused(&pair) {
+            return Err(e);
+        }
+        if !self.guard.take() {
+            return Err(BindError::Busy);
+        }
+        let address = stake_address(&self.config.root, &owner, ROLE_WORKER)
+            .map_err(|e| BindError::NoWallet(e.to_string()))?;
+        let st = fetch_state::<StakeStorage>(self.client.as_ref(), &address)
+            .await
+            .map_err(|e| BindError::Unavailable(e.to_string()))?;
+        let shown = owner.to_hex();
+        let refused = match st {
+            None => Some(format!("{shown} has no worker stake")),
+            Some(st) if st.key != key => Some(format!(
+                "the worker stake of {shown} is bound to another key"
+            )),
+            Some(st) if !st.can_serve() => Some(format!(
+                "the worker stake of {shown} may not serve (inactive or below the minimum)"
+            )),
+            Some(_) => None,
+        };
+        if let Some(reason) = refused {
+            let e = BindError::Refused(reason);
+            self.guard.remember(pair, e.clone());
+            return Err(e);
+        }
+        self.watch_worker(key, owner.clone());
+        write(&self.snapshot).workers.insert(key, true);
+        self.guard.forget(&pair);
+        Ok(owner)
+    }
+
+    /// Admits a client's TLS key: at once when its escrow is bound to it; otherwise, with the
+    /// wallet the client announced, reads that wallet's escrow with this proxy and binds the key
+    /// when the escrow's `client_key` is this key. Refusals are remembered for
+    /// `binding.retry_after`, and lookups share one budget (see [`BindPolicy`]): no request reads the
+    /// chain for a key already admitted or recently refused.
+    pub async fn bind_client(&self, key: [u8; 32], wallet: Option<&str>) -> Result<(), BindError> {
+        if self.client_admitted(&key) {
+            return Ok(());
+        }
+        if let Some(bound) = self.client_wallet(&key) {
+            return Err(BindError::Refused(format!(
+                "the escrow of {} is no longer bound to this client key",
+                bound.to_hex()
+            )));
+        }
+        let wallet = wallet.filter(|w| !w.trim().is_empty()).ok_or_else(|| {
+            BindError::NoWallet(
+                "this client key is not bound yet: send the client wallet (x-cocoon-client-wallet)"
+                    .into(),
+            )
+        })?;
+        let wallet = cocoon_ton::parse_address(wallet.trim()).map_err(|e| {
+            BindError::NoWallet(format!("x-cocoon-client-wallet is not an address: {e}"))
+        })?;
+        let pair = (key, account_id(&wallet));
+        if let Some(e) = self.guard.refused(&pair) {
+            return Err(e);
+        }
+        let _one = self.guard.lookup.lock().await;
+        if self.client_admitted(&key) {
+            return Ok(());
+        }
+        if let Some(e) = self.guard.refused(&pair) {
+            return Err(e);
+        }
+        if !self.guard.take() {
+            return Err(BindError::Busy);
+        }
+        let address = self
+            .escrow_address(&wallet)
+            .map_err(|e| BindError::NoWallet(e.to_string()))?;
+        let st = fetch_state::<EscrowStorage>(self.client.as_ref(), &address)
+            .await
+            .map_err(|e| BindError::Unavailable(e.to_string()))?;
+        let shown = wallet.to_hex();
+        let trusted = self.config.binding.dev_trust_client_wallet;
+        if trusted {
+            tracing::warn!(wallet = %wallet.to_hex(), "INSECURE development mode: binding a client key to the wallet it names without checking the escrow's client key");
+        }
+        let st = match st {
+            Some(st) if trusted || escrow_client_key(&st) == Some(key) => st,
+            other => {
+                let e = BindError::Refused(match other {
+                    None => format!("{shown} has no escrow with this proxy"),
+                    Some(st) if escrow_client_key(&st).is_none() => format!(
+                        "the escrow of {shown} records no client key (contracts without client_key)"
+                    ),
+                    Some(_) => format!("the escrow of {shown} is bound to another client key"),
+                });
+                self.guard.remember(pair, e.clone());
+                return Err(e);
+            }
+        };
+        self.watch_client(key, wallet);
+        {
+            let mut snap = write(&self.snapshot);
+            if let Some(info) = escrow_escrow_info(&address, &st) {
+                snap.escrows.insert(key, info);
+            }
+            snap.admitted.insert(key);
+        }
+        self.guard.forget(&pair);
+        Ok(())
+    }
+
+    /// Whether this client key's escrow is bound to it (as of the last read).
+    pub fn client_admitted(&self, key: &[u8; 32]) -> bool {
+        read(&self.snapshot).admitted.contains(key)
+    }
+
+    /// The state marker the proxy's vault holds (as of the last read or confirmed commit).
+    pub fn committed_marker(&self) -> u64 {
+        read(&self.snapshot).marker
+    }
+
+    /// Records a marker commit the settler saw land on chain.
+    pub(crate) fn note_marker(&self, marker: u64) {
+        let mut snap = write(&self.snapshot);
+        snap.marker = snap.marker.max(marker);
     }
 
     /// Refreshes every `config.refresh` until the view is dropped; failures keep the last snapshot.

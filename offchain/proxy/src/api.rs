@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::Proxy;
+use crate::chain::BindError;
 use crate::charge_body::{ChargeBody, ChargeContext};
 use crate::registry::NoWorker;
 
@@ -198,6 +199,34 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
     })
 }
 
+/// Admits the client key before anything is read or reserved: bound already (no chain read), or
+/// bound now to the wallet the gateway names, when that wallet's escrow holds this key.
+async fn admit(
+    proxy: &Proxy,
+    client: &PeerIdentity,
+    req: &Request<hyper::body::Incoming>,
+) -> Result<(), ApiError> {
+    let wallet = req
+        .headers()
+        .get(headers::CLIENT_WALLET)
+        .and_then(|v| v.to_str().ok());
+    proxy
+        .chain
+        .bind_client(client.public_key, wallet)
+        .await
+        .map_err(|e| {
+            let code = match &e {
+                BindError::NoWallet(_) => ErrorCode::UnknownClient,
+                BindError::Refused(_) => ErrorCode::ClientKeyMismatch,
+                BindError::Busy | BindError::Unavailable(_) => ErrorCode::ChainUnavailable,
+            };
+            if matches!(e, BindError::Unavailable(_)) {
+                tracing::warn!(error = %e, "cannot read the client's escrow");
+            }
+            ApiError::new(code, e.to_string())
+        })
+}
+
 fn header_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Result<Option<u64>, ()> {
     match req.headers().get(name) {
         None => Ok(None),
@@ -223,6 +252,7 @@ async fn infer(
         ));
     }
     let in_flight = proxy.shutdown.track();
+    admit(proxy, client, &req).await?;
     let cap = match header_u64(&req, headers::MAX_COEFFICIENT) {
         Ok(Some(c)) => u32::try_from(c).unwrap_or(u32::MAX),
         Ok(None) => proxy.config.default_max_coefficient,

@@ -28,7 +28,11 @@ pub struct EscrowInfo {
     pub settled: u128,
 }
 
-/// Read access to chain state. Implementations answer from a cache they refresh; calls must be cheap.
+/// Why a peer's key could not be bound to the wallet it announced.
+pub use cocoon_onchain::BindError;
+
+/// Read access to chain state. Implementations answer from a cache they refresh; calls must be cheap
+/// (the `bind_*` calls read the chain only for a key not yet bound, and never per request).
 pub trait ChainView: Send + Sync + 'static {
     /// Current network price parameters.
     fn params(&self) -> PriceParams;
@@ -42,6 +46,26 @@ pub trait ChainView: Send + Sync + 'static {
     fn committed_marker(&self) -> u64;
     /// Account id of the contract that pays workers.
     fn payer(&self) -> [u8; 32];
+
+    /// Binds a worker's key to the owner wallet it announced, once the chain shows that owner's
+    /// worker stake bound to this key (a chain without wallets: nothing to bind).
+    fn bind_worker<'a>(
+        &'a self,
+        _worker_key: [u8; 32],
+        _owner: &'a str,
+    ) -> BoxFuture<'a, Result<(), BindError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Admits a client key: bound already, or bound now to the wallet it announced once that
+    /// wallet's escrow holds this key (a chain without wallets: nothing to bind).
+    fn bind_client<'a>(
+        &'a self,
+        _client_key: [u8; 32],
+        _wallet: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), BindError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Settlement failures.

@@ -1,31 +1,13 @@
 //! The proxy's `[chain]` config section: where the chain is, which root governs the network, the
-//! operator's wallet (it sends settlements), and which client and worker keys belong to which wallets.
+//! operator's wallet (it sends settlements), and how announced wallets are checked. Which wallet a
+//! client or worker key belongs to is not configured: each peer announces its wallet and the proxy
+//! binds the key only once the chain agrees (see `cocoon_onchain::OnchainView::bind_client`).
 
 use std::time::Duration;
 
 use cocoon_daemon::config::ConfigError;
 use cocoon_ton::{KeyPair, Network, TonAddress, Wallet, WalletVersion};
 use serde::{Deserialize, Serialize};
-
-/// A client gateway's TLS key and the wallet whose escrow with this proxy it spends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientBinding {
-    /// The gateway's Ed25519 key, 64 hex digits.
-    pub key: String,
-    /// The client's wallet (its escrow derives from it).
-    pub wallet: String,
-}
-
-/// A worker's attested key and the wallet that owns its stake and receives its payouts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerBinding {
-    /// The worker's Ed25519 key, 64 hex digits (its stake must be bound to it).
-    pub key: String,
-    /// The GPU owner's wallet.
-    pub owner: String,
-}
 
 /// `[chain]`. An empty `root` means no chain: the binary then requires `--dev-client-credit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,13 +42,23 @@ pub struct ChainSection {
     pub settle_wait_ms: u64,
     /// Attempts per settlement while the chain is unavailable.
     pub settle_attempts: u32,
-    /// Client keys and their wallets.
-    pub clients: Vec<ClientBinding>,
-    /// Worker keys and their owners' wallets.
-    pub workers: Vec<WorkerBinding>,
+    /// Commit the ledger's state marker to the vault once it is this many charges above the
+    /// chain's (checked every `marker_interval_ms`).
+    pub marker_min_charges: u64,
+    /// ...or once it moved at all and the last commit is this old, ms.
+    pub marker_max_age_ms: u64,
+    /// How long a key whose announced wallet the chain does not confirm is refused from memory
+    /// before the chain is read for it again, ms.
+    pub bind_retry_ms: u64,
+    /// Chain lookups for new (unbound) client and worker keys per second, across all peers.
+    pub bind_lookups_per_sec: u32,
     /// Accept workers without attestation (zero image hash) if their stake is good. INSECURE:
     /// development TLS only.
     pub allow_unattested: bool,
+    /// INSECURE, development only (refused with `tls.mode = "tdx"`): admit a client key for the
+    /// wallet its gateway names once that wallet's escrow exists, without checking the escrow's
+    /// `client_key` (for contracts whose escrows do not record it).
+    pub dev_trust_client_wallet: bool,
 }
 
 impl Default for ChainSection {
@@ -86,9 +78,12 @@ impl Default for ChainSection {
             allowlist_max_stale_ms: 600_000,
             settle_wait_ms: 60_000,
             settle_attempts: 4,
-            clients: Vec::new(),
-            workers: Vec::new(),
+            marker_min_charges: 10_000,
+            marker_max_age_ms: 6 * 3600 * 1000,
+            bind_retry_ms: 30_000,
+            bind_lookups_per_sec: 5,
             allow_unattested: false,
+            dev_trust_client_wallet: false,
         }
     }
 }
@@ -218,30 +213,15 @@ impl ChainSection {
         Ok(Some(wallet))
     }
 
-    /// Client keys with their wallets.
-    pub fn client_bindings(&self) -> Result<Vec<([u8; 32], TonAddress)>, ConfigError> {
-        self.clients
-            .iter()
-            .map(|c| {
-                Ok((
-                    key_hex("chain.clients.key", &c.key)?,
-                    address("chain.clients.wallet", &c.wallet)?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Worker keys with their owners' wallets.
-    pub fn worker_bindings(&self) -> Result<Vec<([u8; 32], TonAddress)>, ConfigError> {
-        self.workers
-            .iter()
-            .map(|w| {
-                Ok((
-                    key_hex("chain.workers.key", &w.key)?,
-                    address("chain.workers.owner", &w.owner)?,
-                ))
-            })
-            .collect()
+    /// How announced wallets are checked (negative cache, lookup budget).
+    pub fn bind_policy(&self) -> cocoon_onchain::BindPolicy {
+        cocoon_onchain::BindPolicy {
+            retry_after: Duration::from_millis(self.bind_retry_ms),
+            lookups_per_sec: self.bind_lookups_per_sec,
+            burst: self.bind_lookups_per_sec.saturating_mul(4).max(1),
+            dev_trust_client_wallet: self.dev_trust_client_wallet,
+            ..cocoon_onchain::BindPolicy::default()
+        }
     }
 
     /// Refresh interval of the chain view.
@@ -287,14 +267,13 @@ impl ChainSection {
             || self.allowlist_max_stale_ms < self.allowlist_refresh_ms
             || self.settle_wait_ms == 0
             || self.settle_attempts == 0
+            || self.bind_lookups_per_sec == 0
         {
             return Err(invalid(
                 "chain.refresh_ms",
-                "intervals and attempts must be positive, allowlist_max_stale_ms at least allowlist_refresh_ms",
+                "intervals, attempts and bind_lookups_per_sec must be positive, allowlist_max_stale_ms at least allowlist_refresh_ms",
             ));
         }
-        self.client_bindings()?;
-        self.worker_bindings()?;
         Ok(())
     }
 }
@@ -370,17 +349,8 @@ mod tests {
         s.operator_mnemonic_env = "X".into();
         assert_eq!(field(&s), "chain.operator_key_file");
         let mut s = base.clone();
-        s.clients.push(ClientBinding {
-            key: "zz".into(),
-            wallet: wallet.address().to_hex(),
-        });
-        assert_eq!(field(&s), "chain.clients.key");
-        let mut s = base.clone();
-        s.workers.push(WorkerBinding {
-            key: "33".repeat(32),
-            owner: "nope".into(),
-        });
-        assert_eq!(field(&s), "chain.workers.owner");
+        s.bind_lookups_per_sec = 0;
+        assert_eq!(field(&s), "chain.refresh_ms");
         let mut s = base.clone();
         s.wallet_version = "v3".into();
         assert_eq!(field(&s), "chain.wallet_version");

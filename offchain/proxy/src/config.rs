@@ -5,7 +5,7 @@ use cocoon_daemon::tls_config::TlsSection;
 use cocoon_protocol::RequestLimits;
 use serde::{Deserialize, Serialize};
 
-pub use crate::chain_config::{ChainSection, ClientBinding, WorkerBinding};
+pub use crate::chain_config::ChainSection;
 
 /// Everything a proxy needs (file + `COCOON_*` + `--set`, see `cocoon_daemon::config`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub struct ProxyConfig {
     pub dev_key: String,
     /// TLS and attestation (`cocoon_daemon::tls_config`).
     pub tls: TlsSection,
-    /// The chain: root, operator wallet, client and worker bindings.
+    /// The chain: root, operator wallet, refresh and binding policy.
     pub chain: ChainSection,
 }
 

@@ -11,7 +11,7 @@ use cocoon_protocol::voucher::{self as pv, SignedVoucher};
 use cocoon_ton::TonAddress;
 use ed25519_dalek::SigningKey;
 
-use crate::chain::{BoxFuture, ChainView, EscrowInfo, SettleError, Settler};
+use crate::chain::{BindError, BoxFuture, ChainView, EscrowInfo, SettleError, Settler};
 use crate::{Proxy, store::StoreError};
 
 impl ChainView for OnchainView {
@@ -41,13 +41,31 @@ impl ChainView for OnchainView {
     }
 
     fn committed_marker(&self) -> u64 {
-        // The contracts keep no proxy state marker; rollback detection relies on the escrows'
-        // and vault's monotonic seqnos instead (a rolled-back ledger signs stale seqnos, refused).
-        0
+        OnchainView::committed_marker(self)
     }
 
     fn payer(&self) -> [u8; 32] {
         OnchainView::payer(self)
+    }
+
+    fn bind_worker<'a>(
+        &'a self,
+        worker_key: [u8; 32],
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<(), BindError>> {
+        Box::pin(async move {
+            OnchainView::bind_worker(self, worker_key, owner)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn bind_client<'a>(
+        &'a self,
+        client_key: [u8; 32],
+        wallet: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), BindError>> {
+        Box::pin(OnchainView::bind_client(self, client_key, wallet))
     }
 }
 
@@ -85,8 +103,10 @@ impl Settler for OnchainSettler {
 
     fn commit_marker(&self, marker: u64) -> BoxFuture<'_, Result<(), SettleError>> {
         Box::pin(async move {
-            OnchainSettler::commit_marker(self, marker);
-            Ok(())
+            OnchainSettler::commit_marker(self, marker)
+                .await
+                .map(|_| ())
+                .map_err(settle_error)
         })
     }
 

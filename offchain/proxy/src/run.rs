@@ -178,6 +178,15 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
         let tls = build_hop_tls(Role::Proxy, &tls_section, allowlist.clone())
             .context("building the proxy's TLS")?;
         let key = tls.identity().public_key;
+        if chain.dev_trust_client_wallet {
+            anyhow::ensure!(
+                tls_section.mode != TlsMode::Tdx,
+                "chain.dev_trust_client_wallet is a development mode: it is refused with tls.mode = \"tdx\""
+            );
+            tracing::warn!(
+                "INSECURE: chain.dev_trust_client_wallet admits a client for any wallet it names whose escrow exists"
+            );
+        }
         if chain.allow_unattested {
             tracing::warn!(
                 "INSECURE: chain.allow_unattested admits workers without attestation if staked"
@@ -190,19 +199,11 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
                 proxy: operator.clone(),
                 refresh: chain.refresh(),
                 allow_unattested: chain.allow_unattested,
+                binding: chain.bind_policy(),
             },
         )
         .await
         .context("reading the root contract")?;
-        for (k, w) in chain.client_bindings()? {
-            view.watch_client(k, w);
-        }
-        for (k, w) in chain.worker_bindings()? {
-            view.watch_worker(k, w);
-        }
-        view.refresh()
-            .await
-            .context("reading escrows and worker stakes")?;
         match registered_proxies(client.as_ref(), &root)
             .await
             .context("reading the registered proxies")?
@@ -227,6 +228,8 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
             SettleOptions {
                 wait: Duration::from_millis(chain.settle_wait_ms),
                 attempts: chain.settle_attempts,
+                marker_min_step: chain.marker_min_charges,
+                marker_max_age: Duration::from_millis(chain.marker_max_age_ms),
                 ..SettleOptions::default()
             },
         ));
@@ -399,8 +402,7 @@ mod tests {
             format!(
                 "store_path = \"x.redb\"\n[tls]\nmode = \"simulated\"\nimage_label = \"img\"\n\
                  [chain]\napi_url = \"http://127.0.0.1:1\"\nroot = \"{root}\"\noperator = \"{operator}\"\n\
-                 refresh_ms = 500\n[[chain.clients]]\nkey = \"{}\"\nwallet = \"{operator}\"\n",
-                "33".repeat(32)
+                 refresh_ms = 500\nbind_retry_ms = 1000\n"
             ),
         )
         .unwrap();
@@ -414,7 +416,7 @@ mod tests {
         assert_eq!(c.tls.image_label, "img");
         assert_eq!(c.chain.refresh_ms, 500);
         assert_eq!(c.chain.settle_attempts, 2);
-        assert_eq!(c.chain.client_bindings().unwrap()[0].0, [0x33; 32]);
+        assert_eq!(c.chain.bind_policy().retry_after, Duration::from_secs(1));
         // The default [tls] (tdx without collateral) is left to `build`, after --insecure-dev-tls.
         assert!(load_unchecked(&Sources::default()).is_ok());
         let bad = Sources {

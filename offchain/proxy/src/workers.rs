@@ -77,21 +77,6 @@ async fn serve_worker(
     if identity.role.is_some_and(|r| r != Role::Worker) {
         return Err(format!("peer on the worker port has role {:?}", identity.role).into());
     }
-    if !proxy.chain.worker_allowed(&identity) {
-        proxy
-            .metrics
-            .counter(
-                "cocoon_proxy_workers_refused_total",
-                "Workers refused at connect.",
-                &[],
-            )
-            .inc();
-        return Err(format!(
-            "worker {} is not allowed to serve",
-            hex::encode(identity.public_key)
-        )
-        .into());
-    }
     if identity.insecure {
         tracing::warn!(worker = %hex::encode(identity.public_key), "accepting an INSECURE (unattested) worker");
     }
@@ -107,6 +92,26 @@ async fn serve_worker(
         conn_closed.notify_one();
     }));
     let a = announcement(&mut sender).await?;
+    // The worker names the wallet that owns its stake; the chain must bind that stake to this key.
+    let bound = proxy.chain.bind_worker(identity.public_key, &a.owner).await;
+    if let Err(e) = &bound {
+        tracing::warn!(worker = %hex::encode(identity.public_key), owner = %a.owner, error = %e, "worker refused: its announced owner does not stake for this key");
+    }
+    if bound.is_err() || !proxy.chain.worker_allowed(&identity) {
+        proxy
+            .metrics
+            .counter(
+                "cocoon_proxy_workers_refused_total",
+                "Workers refused at connect.",
+                &[],
+            )
+            .inc();
+        return Err(format!(
+            "worker {} is not allowed to serve",
+            hex::encode(identity.public_key)
+        )
+        .into());
+    }
     let id = proxy.next_id.fetch_add(1, Ordering::Relaxed);
     let entry = Arc::new(WorkerEntry {
         id,

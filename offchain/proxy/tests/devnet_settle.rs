@@ -12,7 +12,9 @@ use cocoon_daemon::tls::{PeerIdentity, Role};
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
 use cocoon_onchain::tx::fetch_state;
-use cocoon_onchain::{OnchainConfig, OnchainSettler, OnchainView, SettleOptions};
+use cocoon_onchain::{
+    BindError, BindPolicy, OnchainConfig, OnchainSettler, OnchainView, SettleOptions,
+};
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
 use cocoon_proxy::{ChainView, Settler};
 use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig};
@@ -80,12 +82,51 @@ async fn charge_and_payout_settle_exactly_and_idempotently() {
             proxy: proxy_op.address().clone(),
             refresh: Duration::from_secs(3600),
             allow_unattested: false,
+            binding: BindPolicy::default(),
         },
     )
     .await
     .unwrap();
     view.watch_client(client_tls_key, user.address().clone());
-    view.watch_worker(worker_key.verifying_key().to_bytes(), gpu.address().clone());
+    // A worker binds to the owner it announces only when that owner's worker stake holds its key:
+    // a key naming someone else's wallet (whose stake holds another key) is refused, and so is a
+    // wallet without a worker stake; the refusal is remembered.
+    let impostor = [9u8; 32];
+    let gpu_hex = gpu.address().to_hex();
+    let err = view.bind_worker(impostor, &gpu_hex).await.unwrap_err();
+    assert!(
+        matches!(&err, BindError::Refused(m) if m.contains("another key")),
+        "{err:?}"
+    );
+    assert_eq!(view.bind_worker(impostor, &gpu_hex).await.unwrap_err(), err);
+    assert_eq!(view.worker_owner(&impostor), None);
+    let err = view
+        .bind_worker(
+            worker_key.verifying_key().to_bytes(),
+            &user.address().to_hex(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BindError::Refused(m) if m.contains("no worker stake")),
+        "{err:?}"
+    );
+    let err = view
+        .bind_worker([8; 32], "not an address")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BindError::NoWallet(_)), "{err:?}");
+    // The real worker names its owner: bound, and its stake counts at once.
+    let bound = view
+        .bind_worker(worker_key.verifying_key().to_bytes(), &gpu_hex)
+        .await
+        .unwrap();
+    assert_eq!(&bound, gpu.address());
+    assert_eq!(
+        view.worker_owner(&worker_key.verifying_key().to_bytes())
+            .as_ref(),
+        Some(gpu.address())
+    );
     assert_eq!(view.escrow(&client_tls_key), None, "not refreshed yet");
     view.refresh().await.unwrap();
 

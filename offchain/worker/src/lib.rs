@@ -87,6 +87,10 @@ pub struct Announcement {
     pub capacity: u32,
     /// Requests in flight now.
     pub in_flight: u32,
+    /// The GPU owner's wallet (`chain.owner`): the proxy binds this worker's key to it once the
+    /// owner's worker stake on chain holds this key, and pays it. Empty without a chain.
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// Live state shared by the worker's connections.

@@ -85,6 +85,7 @@ impl WorkerService {
             coefficient: self.state.coefficient(),
             capacity: self.state.announced_capacity(),
             in_flight: self.state.in_flight(),
+            owner: self.state.config.chain.owner.clone(),
         };
         json_response(200, serde_json::to_vec(&a).unwrap_or_default())
     }

@@ -241,6 +241,10 @@ pub enum ErrorCode {
     Unauthorized,
     /// The client has no escrow this proxy accepts.
     UnknownClient,
+    /// The escrow of the wallet the client named is not bound to the client's TLS key.
+    ClientKeyMismatch,
+    /// The proxy cannot check a new client on chain right now (chain down or too many new clients).
+    ChainUnavailable,
     /// The client's credit cannot cover the worst-case cost.
     InsufficientCredit,
     /// No worker serves the model.
@@ -273,6 +277,8 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::UnknownClient => "unknown_client",
+            ErrorCode::ClientKeyMismatch => "client_key_mismatch",
+            ErrorCode::ChainUnavailable => "chain_unavailable",
             ErrorCode::InsufficientCredit => "insufficient_credit",
             ErrorCode::ModelNotFound => "model_not_found",
             ErrorCode::NoWorkerAvailable => "no_worker_available",
@@ -295,10 +301,13 @@ impl ErrorCode {
             | ErrorCode::InvalidPriceCap => 400,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::Unauthorized | ErrorCode::UnknownClient => 401,
+            ErrorCode::ClientKeyMismatch => 403,
             ErrorCode::InsufficientCredit => 402,
             ErrorCode::ModelNotFound | ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::NoWorkerAvailable | ErrorCode::ShuttingDown => 503,
+            ErrorCode::NoWorkerAvailable
+            | ErrorCode::ShuttingDown
+            | ErrorCode::ChainUnavailable => 503,
             ErrorCode::UpstreamFailed => 502,
             ErrorCode::Timeout => 504,
             ErrorCode::InternalError => 500,
@@ -309,6 +318,7 @@ impl ErrorCode {
         match self.status() {
             401 => "authentication_error",
             402 => "insufficient_quota",
+            403 => "permission_error",
             404 => "not_found_error",
             400 | 405 | 413 => "invalid_request_error",
             _ => "server_error",

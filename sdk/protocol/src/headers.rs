@@ -6,6 +6,10 @@
 pub const MAX_COEFFICIENT: &str = "x-cocoon-max-coefficient";
 /// Request header (app → gateway → proxy): a per-request timeout in milliseconds, capped by the proxy.
 pub const TIMEOUT_MS: &str = "x-cocoon-timeout-ms";
+/// Request header (gateway → proxy): the client's wallet, whose escrow with this proxy pays. The proxy
+/// binds the gateway's TLS key to it once that escrow's `client_key` is this key (read from chain
+/// once, then kept current by its refresh), and refuses the request otherwise.
+pub const CLIENT_WALLET: &str = "x-cocoon-client-wallet";
 /// Request header (proxy → worker): the proxy's request id, echoed in logs on both sides.
 pub const REQUEST_ID: &str = "x-cocoon-request-id";
 /// Trailer (worker → proxy → gateway): the worker's signed receipt, see [`crate::receipt`].
