@@ -45,6 +45,13 @@ enum ClientCommand {
         /// Part of the deposit kept as the credit line the proxy may charge against.
         #[arg(long, default_value = "0")]
         stake: String,
+        #[command(flatten)]
+        key: ClientKeyArgs,
+    },
+    /// Name the key that may spend the escrow's credit at the proxy (your gateway's TLS key).
+    SetKey {
+        #[command(flatten)]
+        key: ClientKeyArgs,
     },
     /// Deposit more TON into the escrow.
     TopUp {
@@ -74,6 +81,39 @@ enum ClientCommand {
         #[arg(long)]
         client: Option<String>,
     },
+}
+
+/// The key the proxy admits for this escrow: the client gateway's TLS identity.
+#[derive(Debug, Args)]
+struct ClientKeyArgs {
+    /// The gateway's Ed25519 public key, 64 hex characters.
+    #[arg(long, value_name = "HEX", conflicts_with = "client_key_file")]
+    client_key: Option<String>,
+    /// The gateway's key file (its `[tls] key_file`); the public key is derived from it.
+    #[arg(long, value_name = "PATH")]
+    client_key_file: Option<std::path::PathBuf>,
+}
+
+impl ClientKeyArgs {
+    /// The public key named, if any.
+    fn key(&self) -> Result<Option<[u8; 32]>> {
+        if let Some(text) = &self.client_key {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut key).map_err(|e| {
+                fail(
+                    ExitKind::Usage,
+                    format!("--client-key must be 64 hex characters: {e}"),
+                )
+            })?;
+            return Ok(Some(key));
+        }
+        if let Some(path) = &self.client_key_file {
+            let signing = cocoon_daemon::tls_config::read_key_file(path)
+                .map_err(|e| fail(ExitKind::Usage, format!("--client-key-file: {e}")))?;
+            return Ok(Some(signing.verifying_key().to_bytes()));
+        }
+        Ok(None)
+    }
 }
 
 /// Runs a `client` subcommand.
@@ -112,7 +152,8 @@ pub(crate) fn run(global: &GlobalArgs, args: ClientArgs) -> Result<()> {
                     .await?
                     .print(json)
             }
-            ClientCommand::Open { amount, stake } => {
+            ClientCommand::Open { amount, stake, key } => {
+                let client_key = key.key()?;
                 let deposit = parse_amount(&amount, "--amount")?;
                 let stake = parse_amount(&stake, "--stake")?;
                 if stake > deposit {
@@ -129,7 +170,20 @@ pub(crate) fn run(global: &GlobalArgs, args: ClientArgs) -> Result<()> {
                 let value = deposit
                     .checked_add(ROOT_OPEN_VALUE + ESCROW_DEPOSIT_FEE)
                     .ok_or_else(|| fail(ExitKind::Usage, "--amount is too large"))?;
-                let f = root.open_escrow(&client, &wallet, &proxy, stake, value);
+                if client_key.is_none() {
+                    eprintln!(
+                        "note: no --client-key or --client-key-file: the escrow keeps the key it has (a new one has none, \
+                         and the proxy admits no gateway until `cocoon client set-key` names one)"
+                    );
+                }
+                let f = root.open_escrow(
+                    &client,
+                    &wallet,
+                    &proxy,
+                    stake,
+                    client_key.unwrap_or([0; 32]),
+                    value,
+                );
                 let outcome = ops::op(global, &client, &wallet, value, "open escrow", f).await?;
                 let (escrow, storage) =
                     read_escrow(&client, &root, wallet.address(), &proxy, network).await?;
@@ -152,6 +206,16 @@ pub(crate) fn run(global: &GlobalArgs, args: ClientArgs) -> Result<()> {
                             "top up",
                             Box::pin(escrow.deposit(&client, &wallet, v)) as Op<'_>,
                         )
+                    }
+                    ClientCommand::SetKey { key } => {
+                        let Some(k) = key.key()? else {
+                            return Err(fail(
+                                ExitKind::Usage,
+                                "set-key needs --client-key HEX or --client-key-file PATH",
+                            ));
+                        };
+                        let f: Op<'_> = Box::pin(escrow.set_client_key(&client, &wallet, k));
+                        (ESCROW_CLIENT_OP_VALUE, "set client key", f)
                     }
                     ClientCommand::Withdraw { amount } => {
                         let a = parse_amount(&amount, "--amount")?;
@@ -266,6 +330,7 @@ pub(crate) fn escrow_state_fields(s: &EscrowStorage, network: Network) -> Fields
         .add("closing_at", s.closing_at)
         .add("close_delay", s.close_delay)
         .add("proxy_key", hex::encode(s.proxy_key))
+        .add("client_key", s.client_key().map(hex::encode))
         .add(
             "vault",
             s.vault.as_ref().map(|v| friendly_raw(&v.to_hex(), network)),

@@ -262,6 +262,52 @@ async fn walkthrough_deploy_govern_stake_escrow_claim_audit() {
     assert_eq!(e["state"], "open");
     assert_eq!(e["stake"], "1");
     assert_eq!(e["proxy_key"], proxy_key_hex.as_str());
+    assert_eq!(e["client_key"], serde_json::Value::Null, "no key named yet");
+    // the gateway's key: named from its key file, then rotated to another by hex
+    let gateway_key = env.dir.path().join("gateway.key");
+    std::fs::write(&gateway_key, "44".repeat(32)).expect("key file");
+    let gateway_pub = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[0x44; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let k = env.json(
+        "client",
+        &[
+            "client",
+            "--proxy",
+            &proxy,
+            "set-key",
+            "--client-key-file",
+            gateway_key.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(k["client_key"], gateway_pub.as_str());
+    let rotated = "ab".repeat(32);
+    let k = env.json(
+        "client",
+        &[
+            "client",
+            "--proxy",
+            &proxy,
+            "set-key",
+            "--client-key",
+            &rotated,
+        ],
+    );
+    assert_eq!(k["client_key"], rotated.as_str());
+    env.fails(
+        "client",
+        &[
+            "client",
+            "--proxy",
+            &proxy,
+            "set-key",
+            "--client-key",
+            "xyz",
+        ],
+        2,
+    );
     let escrow = e["escrow"].as_str().expect("escrow").to_string();
     let before = nano(&e, "deposit_balance");
     let t = env.json(

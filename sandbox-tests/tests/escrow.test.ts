@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toNano } from '@ton/core';
 import * as C from '../wrappers/cocoon.js';
-import { standardNet, expectError, Net } from '../wrappers/network.js';
+import { standardNet, expectError, Net, escrowData, pub } from '../wrappers/network.js';
 
 test('open: escrow derives its address from root+client+proxy and learns key, vault, delay', async () => {
     const { net, proxy, client, escrow, vault } = await standardNet();
@@ -180,4 +180,28 @@ test('init: only the root may initialise; unknown opcodes refused', async () => 
     const { beginCell } = await import('@ton/core');
     expectError(net, await net.send(stranger.address, escrow, toNano('1'), beginCell().storeUint(0x12345678, 32).endCell()), 'UNKNOWN_OP');
     void proxy;
+});
+
+test('client key: named at open, kept by a top-up naming none, rotated by the client only', async () => {
+    const { net, proxy, client, stranger, escrow } = await standardNet();
+    const clientKey = async () => (await net.get(escrow, 'get_escrow_client_key')).readBigNumber();
+    assert.equal(await clientKey(), pub(client.key), 'standardNet opens with the client key');
+    assert.equal((await escrowData(net, escrow)).clientKey, pub(client.key), 'storage decodes the same key');
+    // a top-up through the root naming no key keeps it; naming one replaces it
+    net.expectOk(await net.send(client.address, net.root, toNano('1'), C.rootMsg.openEscrow(proxy.address, 0n)));
+    assert.equal(await clientKey(), pub(client.key));
+    net.expectOk(await net.send(client.address, net.root, toNano('1'), C.rootMsg.openEscrow(proxy.address, 0n, 0n, 0xabcn)));
+    assert.equal(await clientKey(), 0xabcn);
+    // only the client rotates it, with enough value, while open
+    expectError(net, await net.send(stranger.address, escrow, C.Fees.escrowClientOp, C.escrowMsg.setClientKey(0x5157n)), 'NOT_CLIENT');
+    expectError(net, await net.send(proxy.address, escrow, C.Fees.escrowClientOp, C.escrowMsg.setClientKey(0x5157n)), 'NOT_CLIENT');
+    expectError(net, await net.send(client.address, escrow, C.Fees.escrowClientOp - 1n, C.escrowMsg.setClientKey(0x5157n)), 'LOW_VALUE');
+    assert.equal(await clientKey(), 0xabcn, 'refused rotations change nothing');
+    net.expectOk(await net.send(client.address, escrow, C.Fees.escrowClientOp, C.escrowMsg.setClientKey(0xdefn)));
+    assert.equal(await clientKey(), 0xdefn);
+    net.expectOk(await net.send(client.address, escrow, C.Fees.escrowClientOp, C.escrowMsg.setClientKey(0n)));
+    assert.equal(await clientKey(), 0n, 'zero names no key');
+    assert.equal((await escrowData(net, escrow)).clientKey, 0n);
+    net.expectOk(await net.send(client.address, escrow, C.Fees.escrowClientOp, C.escrowMsg.requestClose()));
+    expectError(net, await net.send(client.address, escrow, C.Fees.escrowClientOp, C.escrowMsg.setClientKey(1n)), 'ESCROW_NOT_OPEN');
 });

@@ -42,7 +42,9 @@ async function measure(): Promise<Record<string, Entry>> {
     record('earnings_withdraw', net, await net.send(proxy.address, vault, C.Fees.stakeOwnerOp, C.stakeMsg.withdrawEarnings(toNano('0.05'))));
     const c2 = await net.actor('gas-client-2');
     net.escrowAddress(c2.address, proxy.address);
-    record('open_escrow', net, await net.send(c2.address, net.root, toNano('1'), C.rootMsg.openEscrow(proxy.address, 0n)));
+    record('open_escrow', net, await net.send(c2.address, net.root, toNano('1'), C.rootMsg.openEscrow(proxy.address, 0n, 0n, 0xc11e47n)));
+    record('escrow_set_client_key', net, await net.send(client.address, escrow, C.Fees.escrowClientOp, C.escrowMsg.setClientKey(0xbeefn)));
+    record('commit_marker', net, await net.send(proxy.address, vault, C.Fees.stakeOwnerOp, C.stakeMsg.commitMarker(1_000_000n)));
     const w2 = await net.actor('gas-worker-new');
     net.stakeAddress(w2.address, C.ROLE_WORKER);
     record('open_stake', net, await net.send(w2.address, net.root, toNano('1'), C.rootMsg.openStake(C.ROLE_WORKER, 1n)));

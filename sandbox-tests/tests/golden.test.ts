@@ -16,6 +16,7 @@ const addr = (n: number) => new Address(0, Buffer.alloc(32, n));
 const A = { client: addr(0x11), proxy: addr(0x22), worker: addr(0x33), reporter: addr(0x44), owner: addr(0x55) };
 const proxyKey = keyFromSeed('golden-proxy');
 const workerKey = keyFromSeed('golden-worker');
+const clientKey = keyFromSeed('golden-client');
 
 type Vector = { name: string; fields: Record<string, unknown>; boc: string; hash: string; [k: string]: unknown };
 const norm = (v: unknown): unknown =>
@@ -74,7 +75,7 @@ function build() {
             C.rootMsg.setCodes(C.codesCell(codes.stake.code, codes.escrow.code), 7n)),
         vec('root_withdraw_kept', { query_id: 8n, amount: toNano('1') }, C.rootMsg.withdrawKept(toNano('1'), 8n)),
         vec('root_open_stake', { query_id: 9n, role: 1, key: pub(proxyKey) }, C.rootMsg.openStake(1, pub(proxyKey), 9n)),
-        vec('root_open_escrow', { query_id: 10n, proxy: A.proxy, stake: toNano('2') }, C.rootMsg.openEscrow(A.proxy, toNano('2'), 10n)),
+        vec('root_open_escrow', { query_id: 10n, proxy: A.proxy, stake: toNano('2'), client_key: pub(clientKey) }, C.rootMsg.openEscrow(A.proxy, toNano('2'), 10n, pub(clientKey))),
         vec('root_report_equivocation', { query_id: 11n, proxy: A.proxy, a: evA, b: evB }, C.rootMsg.reportEquivocation(A.proxy, evA, evB, 11n)),
         vec('root_report_revoked', { query_id: 12n, worker: A.worker, statement: servingCell }, C.rootMsg.reportRevoked(A.worker, C.signCell(servingCell, workerKey.secretKey), servingCell, 12n)),
         vec('root_report_fault', { query_id: 13n, report: faultCell }, C.rootMsg.reportFault(C.signCell(faultCell, proxyKey.secretKey), faultCell, 13n)),
@@ -90,8 +91,12 @@ function build() {
         vec('stake_withdraw_earnings', { query_id: 27n, amount: toNano('0.1') }, C.stakeMsg.withdrawEarnings(toNano('0.1'), 27n)),
         vec('stake_slash', { query_id: 28n, kind: 2, evidence_hash: BigInt('0x' + servingCell.hash().toString('hex')), reporter: A.reporter, terms, evidence: revokedEvidence },
             C.stakeMsg.slash(2, BigInt('0x' + servingCell.hash().toString('hex')), A.reporter, terms, revokedEvidence, 28n)),
-        vec('escrow_init', { query_id: 30n, proxy_key: pub(proxyKey), vault, close_delay: 3600, stake: toNano('2') },
+        vec('escrow_init', { query_id: 30n, proxy_key: pub(proxyKey), vault, close_delay: 3600, stake: toNano('2'), client_key: null },
             C.escrowMsg.init(pub(proxyKey), vault, 3600, toNano('2'), 30n)),
+        vec('escrow_init_client_key', { query_id: 30n, proxy_key: pub(proxyKey), vault, close_delay: 3600, stake: toNano('2'), client_key: { key: pub(clientKey) } },
+            C.escrowMsg.init(pub(proxyKey), vault, 3600, toNano('2'), 30n, pub(clientKey))),
+        vec('escrow_set_client_key', { query_id: 37n, key: pub(clientKey) }, C.escrowMsg.setClientKey(pub(clientKey), 37n)),
+        vec('stake_commit_marker', { query_id: 29n, marker: 0x0123456789abcdefn }, C.stakeMsg.commitMarker(0x0123456789abcdefn, 29n)),
         vec('escrow_deposit', { query_id: 31n }, C.escrowMsg.deposit(31n)),
         vec('escrow_set_stake', { query_id: 32n, stake: toNano('3') }, C.escrowMsg.setStake(toNano('3'), 32n)),
         vec('escrow_submit_charge', { query_id: 33n, voucher: charge, signature: chargeSig }, C.escrowMsg.submitCharge(chargeSig, chargeCell, 33n)),

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toNano } from '@ton/core';
 import * as C from '../wrappers/cocoon.js';
-import { standardNet, expectError, pub } from '../wrappers/network.js';
+import { standardNet, expectError, pub, stakeData } from '../wrappers/network.js';
 
 test('open: root deploys the stake at the derived address with key and params snapshot', async () => {
     const { net, worker, workerStake } = await standardNet();
@@ -117,4 +117,23 @@ test('earnings: the proxy takes at most its share and leaves the workers theirs'
     net.expectOk(await net.send(stranger.address, vault, toNano('0.01'), net.payoutMsg(proxy, vault, worker.address, 1, s0.pool - share)));
     const workerStake = net.stakeAddress(worker.address, C.ROLE_WORKER);
     expectError(net, await net.send(worker.address, workerStake, toNano('0.01'), C.stakeMsg.withdrawEarnings(1n)), 'NOT_PROXY_ROLE');
+});
+
+test('ledger marker: the proxy operator raises it on its vault; never lowered, replayed or set by others', async () => {
+    const { net, proxy, worker, stranger, vault, workerStake } = await standardNet();
+    const marker = async () => (await net.get(vault, 'get_marker')).readBigNumber();
+    assert.equal(await marker(), 0n);
+    net.expectOk(await net.send(proxy.address, vault, C.Fees.stakeOwnerOp, C.stakeMsg.commitMarker(500n)));
+    assert.equal(await marker(), 500n);
+    assert.equal((await stakeData(net, vault)).marker, 500n, 'storage decodes the same marker');
+    expectError(net, await net.send(proxy.address, vault, C.Fees.stakeOwnerOp, C.stakeMsg.commitMarker(500n)), 'MARKER_NOT_RAISED');
+    expectError(net, await net.send(proxy.address, vault, C.Fees.stakeOwnerOp, C.stakeMsg.commitMarker(499n)), 'MARKER_NOT_RAISED');
+    expectError(net, await net.send(stranger.address, vault, C.Fees.stakeOwnerOp, C.stakeMsg.commitMarker(501n)), 'NOT_OWNER');
+    expectError(net, await net.send(proxy.address, vault, C.Fees.stakeOwnerOp - 1n, C.stakeMsg.commitMarker(501n)), 'LOW_VALUE');
+    expectError(net, await net.send(worker.address, workerStake, C.Fees.stakeOwnerOp, C.stakeMsg.commitMarker(1n)), 'NOT_PROXY_ROLE');
+    assert.equal(await marker(), 500n, 'refused commits change nothing');
+    const cold = await net.stakeCold(vault);
+    net.expectOk(await net.send(proxy.address, vault, C.Fees.stakeOwnerOp, C.stakeMsg.commitMarker((1n << 64n) - 1n)));
+    assert.equal(await marker(), (1n << 64n) - 1n);
+    assert.deepEqual(await net.stakeCold(vault), cold, 'the rest of the cold data is untouched');
 });

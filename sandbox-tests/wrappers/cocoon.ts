@@ -45,6 +45,7 @@ export const Op = {
     StakeClaimPayout: 0x53000007,
     StakeWithdrawEarnings: 0x53000008,
     StakeSlash: 0x53000009,
+    StakeCommitMarker: 0x5300000a,
     StakePayoutNotice: 0x53000010,
     StakeWithdrawNotice: 0x53000011,
     StakeRewardNotice: 0x53000012,
@@ -56,6 +57,7 @@ export const Op = {
     EscrowWithdraw: 0x45000005,
     EscrowRequestClose: 0x45000006,
     EscrowFinishClose: 0x45000007,
+    EscrowSetClientKey: 0x45000008,
     EscrowRefundNotice: 0x45000010,
 } as const;
 
@@ -178,8 +180,8 @@ export const rootMsg = {
     withdrawKept: (amount: bigint, qid = 0n) => q(beginCell(), Op.RootWithdrawKept, qid).storeCoins(amount).endCell(),
     openStake: (role: number, key: bigint, qid = 0n) =>
         q(beginCell(), Op.RootOpenStake, qid).storeUint(role, 8).storeUint(key, 256).endCell(),
-    openEscrow: (proxy: Address, stake: bigint, qid = 0n) =>
-        q(beginCell(), Op.RootOpenEscrow, qid).storeAddress(proxy).storeCoins(stake).endCell(),
+    openEscrow: (proxy: Address, stake: bigint, qid = 0n, clientKey = 0n) =>
+        q(beginCell(), Op.RootOpenEscrow, qid).storeAddress(proxy).storeCoins(stake).storeUint(clientKey, 256).endCell(),
     reportEquivocation: (proxy: Address, a: Cell, b: Cell, qid = 0n) =>
         q(beginCell(), Op.RootReportEquivocation, qid).storeAddress(proxy)
             .storeRef(beginCell().storeRef(a).storeRef(b).endCell()).endCell(),
@@ -202,6 +204,21 @@ export function stakeInitialData(root: Address, owner: Address, role: number): C
     return beginCell().storeUint(0, 2).storeUint(0, 256).storeCoins(0).storeCoins(0).storeUint(0, 32)
         .storeCoins(0).storeCoins(0).storeCoins(0).storeRef(stakeIdentityCell(root, owner, role))
         .storeMaybeRef(null).storeDict(null).endCell();
+}
+/** StakeCold as StakeInit first writes it (tests build storage with it). */
+export interface StakeCold {
+    minStake: bigint; unbondDelay: number; workerShareBps: number; paramsVersion: number; slashed: bigint;
+    faultPeriodStart: number; faultsInPeriod: number; marker: bigint;
+}
+export function parseStakeCold(c: Cell): StakeCold {
+    const s = c.beginParse();
+    const d = {
+        minStake: s.loadCoins(), unbondDelay: s.loadUint(32), workerShareBps: s.loadUint(16), paramsVersion: s.loadUint(32),
+        slashed: s.loadCoins(), faultPeriodStart: s.loadUint(32), faultsInPeriod: s.loadUint(8), marker: s.loadUintBig(64),
+    };
+    s.loadDict(Dictionary.Keys.BigUint(256), Dictionary.Values.Uint(32));
+    s.endParse();
+    return d;
 }
 export function stakeAddress(root: Address, owner: Address, role: number, stakeCode: Cell): Address {
     const init = beginCell().storeUint(0, 2).storeMaybeRef(stakeCode).storeMaybeRef(stakeInitialData(root, owner, role)).storeUint(0, 1).endCell();
@@ -228,6 +245,7 @@ export const stakeMsg = {
     slash: (kind: number, evidenceHash: bigint, reporter: Address, terms: SlashTerms, evidence: Cell | null, qid = 0n) =>
         q(beginCell(), Op.StakeSlash, qid).storeUint(kind, 8).storeUint(evidenceHash, 256).storeAddress(reporter)
             .storeRef(slashTermsCell(terms)).storeMaybeRef(evidence).endCell(),
+    commitMarker: (marker: bigint, qid = 0n) => q(beginCell(), Op.StakeCommitMarker, qid).storeUint(marker, 64).endCell(),
 };
 
 // ---------------------------------------------------------------- escrow
@@ -239,7 +257,7 @@ export function escrowIdentityCell(root: Address, client: Address, proxy: Addres
 export function escrowInitialData(root: Address, client: Address, proxy: Address): Cell {
     return beginCell().storeUint(0, 2).storeUint(0, 32).storeCoins(0).storeCoins(0).storeCoins(0)
         .storeUint(0, 32).storeUint(0, 32).storeUint(0, 256).storeUint(0, 2)
-        .storeRef(escrowIdentityCell(root, client, proxy)).endCell();
+        .storeRef(escrowIdentityCell(root, client, proxy)).storeMaybeRef(null).endCell();
 }
 export function escrowAddress(root: Address, client: Address, proxy: Address, escrowCode: Cell): Address {
     const init = beginCell().storeUint(0, 2).storeMaybeRef(escrowCode).storeMaybeRef(escrowInitialData(root, client, proxy)).storeUint(0, 1).endCell();
@@ -247,9 +265,9 @@ export function escrowAddress(root: Address, client: Address, proxy: Address, es
 }
 
 export const escrowMsg = {
-    init: (proxyKey: bigint, vault: Address, closeDelay: number, stake: bigint, qid = 0n) =>
+    init: (proxyKey: bigint, vault: Address, closeDelay: number, stake: bigint, qid = 0n, clientKey = 0n) =>
         q(beginCell(), Op.EscrowInit, qid).storeUint(proxyKey, 256).storeAddress(vault).storeUint(closeDelay, 32)
-            .storeCoins(stake).endCell(),
+            .storeCoins(stake).storeMaybeRef(clientKey === 0n ? null : escrowClientKeyCell(clientKey)).endCell(),
     deposit: (qid = 0n) => q(beginCell(), Op.EscrowDeposit, qid).endCell(),
     setStake: (stake: bigint, qid = 0n) => q(beginCell(), Op.EscrowSetStake, qid).storeCoins(stake).endCell(),
     submitCharge: (signature: Buffer, voucher: Cell, qid = 0n) =>
@@ -257,7 +275,12 @@ export const escrowMsg = {
     withdraw: (amount: bigint, qid = 0n) => q(beginCell(), Op.EscrowWithdraw, qid).storeCoins(amount).endCell(),
     requestClose: (qid = 0n) => q(beginCell(), Op.EscrowRequestClose, qid).endCell(),
     finishClose: (qid = 0n) => q(beginCell(), Op.EscrowFinishClose, qid).endCell(),
+    setClientKey: (key: bigint, qid = 0n) => q(beginCell(), Op.EscrowSetClientKey, qid).storeUint(key, 256).endCell(),
 };
+/** escrow_client_key: the key that may spend an escrow's credit at the proxy. */
+export function escrowClientKeyCell(key: bigint): Cell {
+    return beginCell().storeUint(key, 256).endCell();
+}
 
 export function readAddressOpt(s: Slice): Address | null {
     return s.loadMaybeAddress();
@@ -274,6 +297,7 @@ export function beginCellAddr(a: Address): Cell {
 export interface EscrowData {
     state: number; seqno: number; charged: bigint; balance: bigint; stake: bigint; closingAt: number;
     closeDelay: number; proxyKey: bigint; vault: Address | null; root: Address; client: Address; proxy: Address;
+    clientKey: bigint;
 }
 export function parseEscrowData(data: Cell): EscrowData {
     const s = data.beginParse();
@@ -282,8 +306,10 @@ export function parseEscrowData(data: Cell): EscrowData {
         closingAt: s.loadUint(32), closeDelay: s.loadUint(32), proxyKey: s.loadUintBig(256), vault: s.loadMaybeAddress(),
     };
     const id = s.loadRef().beginParse();
+    const ck = s.loadMaybeRef();
     s.endParse();
-    return { ...d, root: id.loadAddress(), client: id.loadAddress(), proxy: id.loadAddress() };
+    const clientKey = ck === null ? 0n : ck.beginParse().loadUintBig(256);
+    return { ...d, root: id.loadAddress(), client: id.loadAddress(), proxy: id.loadAddress(), clientKey };
 }
 
 export interface PayoutRecord { seqno: number; paid: bigint }
@@ -294,6 +320,8 @@ const payoutRecordValue = {
 export interface StakeData {
     state: number; key: bigint; staked: bigint; unbonding: bigint; unbondAt: number; burnt: bigint; paidOut: bigint;
     ownerWithdrawn: bigint; root: Address; owner: Address; role: number; hasCold: boolean;
+    /** The proxy's committed ledger marker (0 without cold data). */
+    marker: bigint;
     payouts: Dictionary<bigint, PayoutRecord>;
 }
 export function parseStakeData(data: Cell): StakeData {
@@ -303,10 +331,11 @@ export function parseStakeData(data: Cell): StakeData {
         burnt: s.loadCoins(), paidOut: s.loadCoins(), ownerWithdrawn: s.loadCoins(),
     };
     const id = s.loadRef().beginParse();
-    const hasCold = s.loadMaybeRef() !== null;
+    const cold = s.loadMaybeRef();
     const payouts = Dictionary.load(Dictionary.Keys.BigUint(256), payoutRecordValue, s);
     s.endParse();
-    return { ...d, root: id.loadAddress(), owner: id.loadAddress(), role: id.loadUint(8), hasCold, payouts };
+    const marker = cold === null ? 0n : parseStakeCold(cold).marker;
+    return { ...d, root: id.loadAddress(), owner: id.loadAddress(), role: id.loadUint(8), hasCold: cold !== null, marker, payouts };
 }
 /** Mirrors StakeStorage.pool in contracts/stake/storage.tolk (balance outside any message). */
 export const STAKE_RESERVE = 2_000_000n;

@@ -147,9 +147,10 @@ export class Net {
         this.expectOk(await this.send(op.address, this.root, value, C.rootMsg.openStake(role, pub(op.key))));
         return addr;
     }
-    async openEscrow(client: Actor, proxy: Actor, value: bigint, stake: bigint): Promise<Address> {
+    /** Opens (or tops up) `client`'s escrow with `proxy`, naming the client's own key by default. */
+    async openEscrow(client: Actor, proxy: Actor, value: bigint, stake: bigint, clientKey = pub(client.key)): Promise<Address> {
         const addr = this.escrowAddress(client.address, proxy.address);
-        this.expectOk(await this.send(client.address, this.root, value, C.rootMsg.openEscrow(proxy.address, stake)));
+        this.expectOk(await this.send(client.address, this.root, value, C.rootMsg.openEscrow(proxy.address, stake, 0n, clientKey)));
         return addr;
     }
     chargeMsg(proxy: Actor, escrow: Address, seqno: number, charged: bigint, final = false): Cell {

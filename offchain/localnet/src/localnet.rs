@@ -322,6 +322,8 @@ impl LocalNet {
                 &parties.client,
                 parties.proxy_operator.address(),
                 funding.escrow_stake,
+                // the gateway's TLS key: the proxy admits it for this escrow because the escrow says so
+                keys.client.verifying_key().to_bytes(),
                 funding.escrow_deposit,
             )
             .await

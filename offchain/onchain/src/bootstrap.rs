@@ -161,19 +161,22 @@ impl Root {
         .await
     }
 
-    /// Opens `wallet`'s escrow with `proxy`, depositing `value` minus fees, `stake` as credit line.
+    /// Opens `wallet`'s escrow with `proxy`, depositing `value` minus fees, `stake` as credit line,
+    /// naming `client_key` (the client gateway's TLS key) as the key that may spend it at the proxy.
     pub async fn open_escrow(
         &self,
         client: &dyn TonClient,
         wallet: &Wallet,
         proxy: &TonAddress,
         stake: u128,
+        client_key: [u8; 32],
         value: u128,
     ) -> Result<Outcome, OnchainError> {
         let body = RootOpenEscrow {
             query_id: 0,
             proxy: proxy.clone(),
             stake,
+            client_key,
         };
         send(
             client,

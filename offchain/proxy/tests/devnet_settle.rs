@@ -71,9 +71,16 @@ async fn charge_and_payout_settle_exactly_and_idempotently() {
     )
     .await
     .unwrap();
-    root.open_escrow(c, &user, proxy_op.address(), 3 * TON, 5 * TON)
-        .await
-        .unwrap();
+    root.open_escrow(
+        c,
+        &user,
+        proxy_op.address(),
+        3 * TON,
+        client_tls_key,
+        5 * TON,
+    )
+    .await
+    .unwrap();
 
     let view = OnchainView::load(
         client.clone(),

@@ -85,6 +85,7 @@ registry!(
     StakeSettle,
     StakeClaimPayout,
     StakeWithdrawEarnings,
+    StakeCommitMarker,
     SlashTerms,
     StakeSlash,
     StakePayoutNotice,
@@ -98,6 +99,7 @@ registry!(
     EscrowWithdraw,
     EscrowRequestClose,
     EscrowFinishClose,
+    EscrowSetClientKey,
     EscrowRefundNotice,
     RootRegistry,
     RootStorage,
@@ -106,6 +108,7 @@ registry!(
     PayoutRecord,
     StakeStorage,
     EscrowIdentity,
+    EscrowClientKey,
     EscrowStorage,
 );
 

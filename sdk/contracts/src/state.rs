@@ -89,6 +89,8 @@ tlb_struct! {
         fault_period_start: u32 => uint(32),
         /// Fault slashes in the current period.
         faults_in_period: u8 => uint(8),
+        /// A proxy vault's committed ledger marker (`stake_commit_marker`); 0 until the first commit.
+        marker: u64 => uint(64),
         /// Evidence hash -> time used.
         used_evidence: BTreeMap<Bits256, u32> => dict_u32,
     }
@@ -150,6 +152,11 @@ impl StakeStorage {
         }
     }
 
+    /// The proxy operator's committed ledger marker (0 when none was committed).
+    pub fn marker(&self) -> u64 {
+        self.cold.as_ref().map_or(0, |c| c.marker)
+    }
+
     /// Whether this stake may serve: active and at least the snapshotted minimum.
     pub fn can_serve(&self) -> bool {
         self.state == STAKE_ACTIVE
@@ -169,6 +176,15 @@ tlb_struct! {
         client: TonAddress => addr,
         /// Proxy (owner address).
         proxy: TonAddress => addr,
+    }
+}
+
+tlb_struct! {
+    /// `escrow_client_key`: the key (the client gateway's TLS key) that may spend an escrow's credit
+    /// at the proxy.
+    pub struct EscrowClientKey {
+        /// Ed25519 public key.
+        key: Bits256 => bits256,
     }
 }
 
@@ -195,6 +211,8 @@ tlb_struct! {
         vault: Option<TonAddress> => maybe_addr,
         /// Identity.
         identity: EscrowIdentity => child,
+        /// The key that may spend the credit at the proxy; none until the client names one.
+        client_key: Option<EscrowClientKey> => maybe_child,
     }
 }
 
@@ -216,7 +234,13 @@ impl EscrowStorage {
                 client,
                 proxy,
             },
+            client_key: None,
         }
+    }
+
+    /// The key the client named to spend this escrow's credit at the proxy, if any.
+    pub fn client_key(&self) -> Option<Bits256> {
+        self.client_key.as_ref().map(|k| k.key)
     }
 
     /// What the client could withdraw now (balance above the stake).

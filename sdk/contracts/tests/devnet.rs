@@ -124,7 +124,7 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
     let pool_before = vault.payout_pool(c).await.expect("pool");
 
     // escrow through the root
-    root.open_escrow(c, &user, proxy.address(), TON, 3 * TON)
+    root.open_escrow(c, &user, proxy.address(), TON, [0xc1; 32], 3 * TON)
         .await
         .expect("open escrow");
     let escrow = EscrowHandle::at(
@@ -132,6 +132,11 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
     );
     let es = escrow.storage(c).await.expect("escrow state");
     assert_eq!(es.state, ESCROW_OPEN);
+    assert_eq!(
+        es.client_key(),
+        Some([0xc1; 32]),
+        "the escrow records the client key"
+    );
     assert_eq!(es.vault.as_ref(), Some(&vault.address));
     assert_eq!(es.proxy_key, public_key(&proxy_key));
     assert_eq!(es.stake, TON);
@@ -243,6 +248,28 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
         escrow.withdraw(c, &user, 1).await,
         ErrorCode::WithdrawAboveFree,
     );
+
+    // the client rotates the key that may spend its credit; nobody else can
+    expect_contract_error(
+        escrow.set_client_key(c, &worker, [0xee; 32]).await,
+        ErrorCode::NotClient,
+    );
+    escrow
+        .set_client_key(c, &user, [0xc2; 32])
+        .await
+        .expect("set client key");
+    let es4 = escrow.storage(c).await.expect("escrow state");
+    assert_eq!(es4.client_key(), Some([0xc2; 32]));
+
+    // the proxy operator's ledger marker on its vault: only ever raised
+    vault.commit_marker(c, &proxy, 42).await.expect("marker");
+    assert_eq!(vault.storage(c).await.expect("vault state").marker(), 42);
+    expect_contract_error(
+        vault.commit_marker(c, &proxy, 42).await,
+        ErrorCode::MarkerNotRaised,
+    );
+    expect_contract_error(vault.commit_marker(c, &user, 43).await, ErrorCode::NotOwner);
+    assert_eq!(vault.storage(c).await.expect("vault state").marker(), 42);
 }
 
 async fn user_withdraw(c: &dyn TonClient, escrow: &EscrowHandle, user: &Wallet, amount: u128) {
@@ -297,7 +324,7 @@ async fn stake_deposit_unbond_withdraw_and_escrow_closes_on_the_devnet() {
 
     // escrow: deposit, raise the credit line, never lower it
     net.root
-        .open_escrow(c, &net.user, net.proxy.address(), TON, 3 * TON)
+        .open_escrow(c, &net.user, net.proxy.address(), TON, [0xc1; 32], 3 * TON)
         .await
         .expect("open escrow");
     let escrow = EscrowHandle::at(
@@ -343,7 +370,7 @@ async fn stake_deposit_unbond_withdraw_and_escrow_closes_on_the_devnet() {
 
     // cooperative close: a final charge pays the vault and refunds the rest at once
     net.root
-        .open_escrow(c, &net.worker, net.proxy.address(), 0, 2 * TON)
+        .open_escrow(c, &net.worker, net.proxy.address(), 0, [0; 32], 2 * TON)
         .await
         .expect("second escrow");
     let coop = EscrowHandle::at(

@@ -180,6 +180,7 @@ fn root_messages() {
                 query_id: 10,
                 proxy: addr(0xb0),
                 stake: 2_000_000_000,
+                client_key: [0xc1; 32],
             },
         ),
     );
@@ -309,6 +310,16 @@ fn stake_messages() {
             },
         ),
     );
+    snap.insert(
+        "commit_marker",
+        check(
+            "commit_marker",
+            &StakeCommitMarker {
+                query_id: 10,
+                marker: u64::MAX,
+            },
+        ),
+    );
     let terms = SlashTerms {
         slash_bps: 2_000,
         reporter_bps: 1_000,
@@ -363,6 +374,17 @@ fn escrow_messages() {
                 vault: addr(0xa1),
                 close_delay: 3_600,
                 stake: 10,
+                client_key: Some(EscrowClientKey { key: [0xc1; 32] }),
+            },
+        ),
+    );
+    snap.insert(
+        "set_client_key",
+        check(
+            "set_client_key",
+            &EscrowSetClientKey {
+                query_id: 9,
+                key: [0xc2; 32],
             },
         ),
     );
@@ -453,6 +475,7 @@ fn storage_layouts() {
         slashed: 0,
         fault_period_start: 0,
         faults_in_period: 0,
+        marker: 77,
         used_evidence: [([7; 32], 1_700_000_000)].into_iter().collect(),
     });
     stake
@@ -472,6 +495,11 @@ fn storage_layouts() {
     escrow.stake = 4;
     assert_eq!(escrow.free_balance(), 6);
     snap.insert("escrow_open", check("escrow_open", &escrow));
+    assert_eq!(escrow.client_key(), None);
+    escrow.client_key = Some(EscrowClientKey { key: [0xc1; 32] });
+    assert_eq!(escrow.client_key(), Some([0xc1; 32]));
+    snap.insert("escrow_client_key", check("escrow_client_key", &escrow));
+    assert_eq!(stake.marker(), 77);
     insta::assert_yaml_snapshot!(snap);
 }
 

@@ -4,7 +4,7 @@ use cocoon_ton::{TonClient, Wallet};
 use tonlib_core::TonAddress;
 
 use super::{ChainError, Outcome, SendOptions, fetch_state, message, send};
-use crate::codec::CellCodec;
+use crate::codec::{Bits256, CellCodec};
 use crate::fees;
 use crate::messages::*;
 use crate::state::EscrowStorage;
@@ -62,6 +62,22 @@ impl EscrowHandle {
             wallet,
             fees::ESCROW_CLIENT_OP_VALUE,
             &EscrowSetStake { query_id: 0, stake },
+        )
+        .await
+    }
+
+    /// Client: names the key that may spend the credit at the proxy (zero: none).
+    pub async fn set_client_key(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+        key: Bits256,
+    ) -> Result<Outcome, ChainError> {
+        self.op(
+            client,
+            wallet,
+            fees::ESCROW_CLIENT_OP_VALUE,
+            &EscrowSetClientKey { query_id: 0, key },
         )
         .await
     }

@@ -227,13 +227,16 @@ impl RootHandle {
         send(client, wallet, t, SendOptions::default()).await
     }
 
-    /// Anyone: opens (or tops up) the wallet's escrow with `proxy`, keeping `stake` as credit line.
+    /// Anyone: opens (or tops up) the wallet's escrow with `proxy`, keeping `stake` as credit line
+    /// and naming `client_key` (the client gateway's TLS key; zero keeps the recorded one) as the key
+    /// that may spend it at the proxy.
     pub async fn open_escrow(
         &self,
         client: &dyn TonClient,
         wallet: &Wallet,
         proxy: &TonAddress,
         stake: u128,
+        client_key: Bits256,
         value: u128,
     ) -> Result<Outcome, ChainError> {
         let t = message(
@@ -243,6 +246,7 @@ impl RootHandle {
                 query_id: 0,
                 proxy: proxy.clone(),
                 stake,
+                client_key,
             },
         )?;
         send(client, wallet, t, SendOptions::default()).await

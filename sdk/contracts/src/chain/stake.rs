@@ -67,6 +67,25 @@ impl StakeHandle {
         .await
     }
 
+    /// Owner of a proxy vault: commits the proxy ledger's marker (strictly increasing).
+    pub async fn commit_marker(
+        &self,
+        client: &dyn TonClient,
+        wallet: &Wallet,
+        marker: u64,
+    ) -> Result<Outcome, ChainError> {
+        self.op(
+            client,
+            wallet,
+            fees::STAKE_OWNER_OP_VALUE,
+            &StakeCommitMarker {
+                query_id: 0,
+                marker,
+            },
+        )
+        .await
+    }
+
     /// Owner: starts unbonding `amount`.
     pub async fn unbond(
         &self,

@@ -19,6 +19,8 @@ tlb_struct! {
         close_delay: u32 => uint(32),
         /// Credit line, nanoTON.
         stake: u128 => coins,
+        /// The key the client named; none keeps the recorded one.
+        client_key: Option<crate::state::EscrowClientKey> => maybe_child,
     }
 }
 
@@ -86,6 +88,17 @@ tlb_struct! {
     pub struct EscrowFinishClose [opcode = opcodes::ESCROW_FINISH_CLOSE] {
         /// Query id.
         query_id: u64 => uint(64),
+    }
+}
+
+tlb_struct! {
+    /// `escrow_set_client_key` (client, while open): names the key that may spend the credit at the
+    /// proxy; zero names none.
+    pub struct EscrowSetClientKey [opcode = opcodes::ESCROW_SET_CLIENT_KEY] {
+        /// Query id.
+        query_id: u64 => uint(64),
+        /// Ed25519 public key, or zero.
+        key: Bits256 => bits256,
     }
 }
 

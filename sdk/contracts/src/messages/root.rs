@@ -177,6 +177,9 @@ tlb_struct! {
         proxy: TonAddress => addr,
         /// Credit line the client keeps locked, nanoTON.
         stake: u128 => coins,
+        /// The key that may spend the credit at the proxy (the client gateway's TLS key); zero keeps
+        /// the key an existing escrow recorded.
+        client_key: Bits256 => bits256,
     }
 }
 

@@ -112,6 +112,16 @@ tlb_struct! {
 }
 
 tlb_struct! {
+    /// `stake_commit_marker` (owner of a proxy vault): the proxy's ledger marker, strictly increasing.
+    pub struct StakeCommitMarker [opcode = opcodes::STAKE_COMMIT_MARKER] {
+        /// Query id.
+        query_id: u64 => uint(64),
+        /// The ledger's marker.
+        marker: u64 => uint(64),
+    }
+}
+
+tlb_struct! {
     /// `slash_terms`: how much a slash takes and where it goes.
     pub struct SlashTerms {
         /// Fraction of the stake, bps.
