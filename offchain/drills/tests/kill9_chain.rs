@@ -298,7 +298,7 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
             &parties.client,
             parties.proxy_operator.address(),
             3 * TON,
-            keys.client.verifying_key().to_bytes(),
+            chain.keys.client.verifying_key().to_bytes(),
             20 * TON,
         )
         .await
