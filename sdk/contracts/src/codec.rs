@@ -248,8 +248,62 @@ pub(crate) fn load_dict256<V>(
     p: &mut CellParser<'_>,
     reader: fn(&mut CellParser<'_>) -> Result<V, TonCellError>,
 ) -> Result<BTreeMap<Bits256, V>, CodecError> {
-    let raw = p.load_dict(256, key_reader_bits256, reader)?;
+    if !p.load_bit()? {
+        return Ok(BTreeMap::new());
+    }
+    let root = p.next_reference()?;
+    check_hashmap_labels(&root, 256)?;
+    let raw = root
+        .parser()
+        .load_dict_data(256, key_reader_bits256, reader)?;
     Ok(raw.into_iter().collect())
+}
+
+/// Bits of a label length when `m` key bits are left: `#<= m` takes ceil(log2(m + 1)) bits.
+fn label_len_bits(m: usize) -> usize {
+    (usize::BITS - m.leading_zeros()) as usize
+}
+
+/// Checks every label and fork of a `Hashmap m X` tree before tonlib-core walks it: its parser
+/// underflows (panics) on a label longer than the key bits left, which any peer or chain API could
+/// send. Each level consumes at least one key bit, so the recursion is at most `m + 1` deep.
+fn check_hashmap_labels(cell: &ArcCell, m: usize) -> Result<(), CodecError> {
+    let bad = |what: &str| CodecError::Cell(TonCellError::CellParserError(what.into()));
+    let mut p = cell.parser();
+    let label = if !p.load_bit()? {
+        // hml_short: unary length, then the bits
+        let n = p.load_unary_length()?;
+        if n > m {
+            return Err(bad("dict label longer than the key"));
+        }
+        p.skip_bits(n)?;
+        n
+    } else {
+        let same = p.load_bit()?;
+        if same {
+            // hml_same: one bit repeated n times
+            p.load_bit()?;
+        }
+        let n = usize::try_from(p.load_u64(label_len_bits(m))?)
+            .map_err(|_| bad("dict label length out of range"))?;
+        if n > m {
+            return Err(bad("dict label longer than the key"));
+        }
+        if !same {
+            // hml_long: n bits
+            p.skip_bits(n)?;
+        }
+        n
+    };
+    let rest = m - label;
+    if rest > 0 {
+        let (Ok(left), Ok(right)) = (cell.reference(0), cell.reference(1)) else {
+            return Err(bad("dict fork without two branches"));
+        };
+        check_hashmap_labels(left, rest - 1)?;
+        check_hashmap_labels(right, rest - 1)?;
+    }
+    Ok(())
 }
 
 fn key_reader_bits256(k: &BigUint) -> Result<Bits256, TonCellError> {

@@ -618,3 +618,22 @@ fn proxy_helpers_bind_vouchers_to_derived_contracts() {
         .verify_for(&public_key(&k), &vault)
         .expect("bound to the vault");
 }
+
+/// Found by the drills' smoke fuzzing: a root registry whose dict label claims more key bits than
+/// are left made tonlib-core's dict parser underflow and panic. It must be a decoding error.
+#[test]
+fn a_dict_label_longer_than_its_key_is_an_error_not_a_panic() {
+    let hex = "b5ee9c724101030100e000015b52000021000000000000000c80066666666666666666666666666666666666666666666666666666666666666670010180f49ffc00ddbe959be849cfb1ecd0e13efa202133bb6300321e33463f12d34cdbde7602a688ef7e96f7537d6b517e7b5b2e5e4362ddb8eae2e4f403c5d6ec43080200d3c4a20003801c5f998792456602cf5df039fe0c01541e7197ff46cfd76f6b3bc76c8e7904a2e0000000000000000000000000000000000000000000000000000000001579bded693a8b000000000000000000000000000000000000000000000000000000000000024690089955c9";
+    let cell = cocoon_contracts::codec::cell_from_boc_hex(hex).expect("a well-formed bag of cells");
+    let got = cocoon_contracts::registry::decode_named("RootRegistry", &cell);
+    assert!(got.is_err(), "{got:?}");
+    // A registry with real entries still decodes after the check.
+    let registry = RootRegistry {
+        worker_images: [([1; 32], 0), ([2; 32], 7)].into_iter().collect(),
+        proxy_images: [([0xff; 32], 0)].into_iter().collect(),
+        models: [([4; 32], "m".to_owned())].into_iter().collect(),
+        proxies: BTreeMap::new(),
+    };
+    let back = RootRegistry::from_cell(&registry.to_cell().expect("encode")).expect("decode");
+    assert_eq!(back, registry);
+}
