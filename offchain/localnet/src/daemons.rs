@@ -89,9 +89,6 @@ pub fn configs(
             operator_key_file: key_file(dir, "operator.key", &keys.operator)?,
             network: "testnet".into(),
             refresh_ms: 2000,
-            // Until the escrow records the client's key (`client_key`), the local network trusts
-            // the wallet the gateway names. INSECURE, development only.
-            dev_trust_client_wallet: true,
             ..ChainSection::default()
         },
         ..ProxyConfig::default()

@@ -158,3 +158,111 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
     assert_eq!(b.chain_proxy_kept, client_total - worker_total);
     net.shutdown().await.unwrap();
 }
+
+/// The proxy commits its ledger's marker to its vault on chain; a proxy started on a ledger behind
+/// that marker (a restored backup, a lost disk) refuses to run instead of signing a second history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_marker_goes_on_chain_and_a_proxy_on_an_older_ledger_refuses_to_start() {
+    let net = LocalNet::start_with(EngineChoice::Fixed, Funding::default(), |c| {
+        c.proxy.marker_interval_ms = 100;
+        c.proxy.chain.marker_min_charges = 1;
+    })
+    .await
+    .unwrap();
+    let c = net.chain.as_ref();
+    let vault = vault_address(&net.root.address, net.parties.proxy_operator.address()).unwrap();
+    let on_chain = || async {
+        fetch_state::<StakeStorage>(c, &vault)
+            .await
+            .unwrap()
+            .unwrap()
+            .marker()
+    };
+    assert_eq!(on_chain().await, 0, "nothing committed before any charge");
+
+    chat(&net, false).await;
+    chat(&net, true).await;
+    let store_marker = net.proxy.handle.proxy.store.marker().unwrap();
+    assert!(store_marker > 0);
+    let mut committed = 0;
+    for _ in 0..200 {
+        committed = on_chain().await;
+        if committed >= store_marker {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        committed, store_marker,
+        "the vault holds the ledger's marker"
+    );
+
+    // The same proxy on an empty ledger (marker 0, behind the chain): refused before serving.
+    let dir = tempfile::tempdir().unwrap();
+    let mut stale = net.configs.proxy.clone();
+    stale.store_path = dir.path().join("restored.redb").display().to_string();
+    let refused = cocoon_proxy::run::build(stale, &cocoon_proxy::run::RunOptions::default()).await;
+    let message = format!(
+        "{:#}",
+        refused.expect_err("a ledger behind the chain is refused")
+    );
+    assert!(message.contains("rolled back"), "{message}");
+    net.shutdown().await.unwrap();
+}
+
+/// The proxy admits the gateway because the client's escrow names the gateway's key; once the client
+/// names another key, the proxy refuses that gateway (403 `client_key_mismatch`) and charges nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_whose_key_the_escrow_no_longer_names_is_refused_and_not_charged() {
+    let net = LocalNet::start(EngineChoice::Fixed, Funding::default())
+        .await
+        .unwrap();
+    let c = net.chain.as_ref();
+    chat(&net, false).await;
+    let store = &net.proxy.handle.proxy.store;
+    let charged = store.client(&net.client_key).unwrap().charged;
+    assert!(charged > 0);
+
+    let escrow = cocoon_contracts::chain::EscrowHandle::at(
+        escrow_address(
+            &net.root.address,
+            net.parties.client.address(),
+            net.parties.proxy_operator.address(),
+        )
+        .unwrap(),
+    );
+    escrow
+        .set_client_key(c, &net.parties.client, [0x99; 32])
+        .await
+        .unwrap();
+    let body = serde_json::json!({
+        "model": net.model,
+        "max_tokens": 4,
+        "messages": [{"role": "user", "content": "after the rotation"}],
+    });
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..100 {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/chat/completions", net.gateway_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        last = (status, resp.json().await.unwrap_or_default());
+        if status != 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(last.0, 403, "{last:?}");
+    assert_eq!(last.1["error"]["code"], "client_key_mismatch", "{last:?}");
+    let after = store.client(&net.client_key).unwrap().charged;
+    let served = net.gateway.handle.gateway.receipts();
+    let verified: u128 = served
+        .iter()
+        .filter_map(|r| r.charged_nano.as_ref()?.parse::<u128>().ok())
+        .sum();
+    assert_eq!(after, verified, "charged exactly the answered requests");
+    net.shutdown().await.unwrap();
+}

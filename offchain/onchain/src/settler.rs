@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cocoon_contracts::codec::account_id;
-use cocoon_contracts::messages::{EscrowSubmitCharge, StakeClaimPayout};
+use cocoon_contracts::messages::{EscrowSubmitCharge, StakeClaimPayout, StakeCommitMarker};
 use cocoon_contracts::state::{EscrowStorage, StakeStorage};
 use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher, SignedCharge, SignedPayout};
 use cocoon_protocol::voucher as pv;
@@ -19,7 +19,8 @@ pub const CHARGE_VALUE: u128 = 6_000_000;
 /// Value attached to `stake_claim_payout` (the contract's minimum; the rest rides to the worker).
 pub const CLAIM_VALUE: u128 = 10_000_000;
 
-/// Value attached to `stake_commit_marker` (the rest returns to the operator wallet).
+/// Value attached to `stake_commit_marker` (the contract's minimum; what gas leaves stays in the
+/// vault's payout pool).
 pub const MARKER_VALUE: u128 = 10_000_000;
 
 /// Retry policy of the settler, and when a state marker is worth a transaction.
@@ -85,10 +86,15 @@ impl std::fmt::Debug for OnchainSettler {
 }
 
 /// The operator's `stake_commit_marker` to its vault.
-fn marker_message(_vault: &TonAddress, _marker: u64) -> Result<cocoon_ton::Transfer, OnchainError> {
-    Err(OnchainError::Invalid(
-        "the contracts have no stake_commit_marker yet".into(),
-    ))
+fn marker_message(vault: &TonAddress, marker: u64) -> Result<cocoon_ton::Transfer, OnchainError> {
+    message(
+        vault,
+        MARKER_VALUE,
+        &StakeCommitMarker {
+            query_id: 0,
+            marker,
+        },
+    )
 }
 
 enum Step {

@@ -109,14 +109,13 @@ fn escrow_escrow_info(address: &TonAddress, st: &EscrowStorage) -> Option<Escrow
 }
 
 /// The client key an escrow admits (set at opening, rotatable by the client).
-/// (`None` until the SDK's escrow storage exposes it: then no client is admitted.)
-fn escrow_client_key(_st: &EscrowStorage) -> Option<Bits256> {
-    None
+fn escrow_client_key(st: &EscrowStorage) -> Option<Bits256> {
+    st.client_key()
 }
 
 /// The state marker a proxy's vault holds.
-pub(crate) fn stake_marker(_st: &StakeStorage) -> u64 {
-    0
+pub(crate) fn stake_marker(st: &StakeStorage) -> u64 {
+    st.marker()
 }
 
 impl OnchainView {
@@ -359,7 +358,7 @@ impl OnchainView {
                 let e = BindError::Refused(match other {
                     None => format!("{shown} has no escrow with this proxy"),
                     Some(st) if escrow_client_key(&st).is_none() => format!(
-                        "the escrow of {shown} records no client key (contracts without client_key)"
+                        "the escrow of {shown} records no client key (name one: `cocoon client set-key`)"
                     ),
                     Some(_) => format!("the escrow of {shown} is bound to another client key"),
                 });
