@@ -121,6 +121,11 @@ pub struct GatewayConfig {
     pub require_receipts: bool,
     /// Receipts kept in memory for `/cocoon/v1/receipts` (the proof bundle).
     pub receipts_kept: usize,
+    /// Receipts journal: every kept receipt (with its bodies) is appended here and read back at start.
+    /// Empty: receipts live in memory only and a restart loses them.
+    pub receipts_path: String,
+    /// When the journal passes this size it is rewritten with what is kept in memory.
+    pub receipts_journal_max_bytes: u64,
     /// Hex Ed25519 seed of the client key (development; same as `tls.dev_key`, which wins).
     pub dev_key: String,
     /// TLS and attestation (`cocoon_daemon::tls_config`; checked when the binary builds its TLS).
@@ -144,6 +149,8 @@ impl Default for GatewayConfig {
             request_timeout_ms: 600_000,
             require_receipts: true,
             receipts_kept: 1000,
+            receipts_path: String::new(),
+            receipts_journal_max_bytes: 256 << 20,
             dev_key: String::new(),
             tls: TlsSection::default(),
             chain: GatewayChain::default(),
@@ -201,6 +208,21 @@ impl Validate for GatewayConfig {
                 "max_body_bytes",
                 "limits and timeouts must be positive",
             ));
+        }
+        if !self.receipts_path.is_empty() {
+            let parent = std::path::Path::new(&self.receipts_path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !parent.is_dir() {
+                return Err(bad(
+                    "receipts_path",
+                    "its directory does not exist (the gateway creates the file, not directories)",
+                ));
+            }
+        }
+        if self.receipts_journal_max_bytes < 1 << 20 {
+            return Err(bad("receipts_journal_max_bytes", "at least 1 MiB"));
         }
         if !self.dev_key.is_empty() && self.dev_key.len() != 64 {
             return Err(bad("dev_key", "64 hex digits"));

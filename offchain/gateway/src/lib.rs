@@ -12,6 +12,7 @@ pub mod bundle;
 mod bundle_evidence;
 mod bundle_verify;
 pub mod config;
+pub mod journal;
 mod proxy_conn;
 pub mod receipts;
 pub mod run;
@@ -83,6 +84,7 @@ pub struct Gateway {
     pub(crate) metrics: Arc<Registry>,
     pub(crate) shutdown: Shutdown,
     store: Mutex<receipts::Store>,
+    journal: Option<Mutex<journal::Journal>>,
     fetching: Mutex<HashSet<[u8; 32]>>,
 }
 
@@ -105,9 +107,50 @@ impl Gateway {
             tracing::warn!(status = %r.status, "response receipt did not verify");
         }
         let worker = r.worker_key.as_deref().and_then(parse_key);
-        self.lock_store().push(kept, self.config.receipts_kept);
+        {
+            let mut store = self.lock_store();
+            let id = store.push(kept.clone(), self.config.receipts_kept);
+            if let Some(journal) = &self.journal {
+                let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+                // What the store kept of this record (it may have dropped an oversized body).
+                let stored = store.records().last().filter(|k| k.record.id == id);
+                let appended = stored.map_or(Ok(()), |k| journal.append(k));
+                if let Err(e) = appended {
+                    self.journal_failed(&e);
+                } else if journal.wants_compaction() {
+                    match journal.compact(store.records()) {
+                        Ok(n) => tracing::info!(
+                            kept = n,
+                            "receipts journal compacted to what is kept in memory; older receipts dropped from disk"
+                        ),
+                        Err(e) => self.journal_failed(&e),
+                    }
+                }
+            }
+        }
         if let Some(key) = worker {
             self.fetch_certificate_in_background(key);
+        }
+    }
+
+    fn journal_failed(&self, e: &journal::JournalError) {
+        self.metrics
+            .counter(
+                "cocoon_gateway_journal_errors_total",
+                "Receipts that could not be written to the journal.",
+                &[],
+            )
+            .inc();
+        tracing::error!(error = %e, "receipt kept in memory only: the journal write failed");
+    }
+
+    /// Makes the journal's appended records durable (the flush task calls it every second).
+    fn sync_journal(&self) {
+        if let Some(journal) = &self.journal {
+            let synced = journal.lock().unwrap_or_else(|p| p.into_inner()).sync();
+            if let Err(e) = synced {
+                self.journal_failed(&e);
+            }
         }
     }
 
@@ -202,6 +245,9 @@ pub enum GatewayError {
     /// Invalid configuration.
     #[error(transparent)]
     Config(#[from] cocoon_daemon::config::ConfigError),
+    /// The receipts journal could not be opened.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     /// The listener could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -221,6 +267,19 @@ pub async fn start(
     use cocoon_daemon::config::Validate;
     config.validate()?;
     let pinned = config.proxy_key_bytes()?;
+    let mut store = receipts::Store::default();
+    let journal = if config.receipts_path.is_empty() {
+        None
+    } else {
+        let path = std::path::Path::new(&config.receipts_path);
+        let (journal, records) = journal::Journal::open(path, config.receipts_journal_max_bytes)?;
+        let n = records.len();
+        for kept in records {
+            store.restore(kept, config.receipts_kept);
+        }
+        tracing::info!(path = %path.display(), receipts = n, "receipts journal opened");
+        Some(Mutex::new(journal))
+    };
     let listener =
         TcpListener::bind(&config.listen)
             .await
@@ -237,17 +296,36 @@ pub async fn start(
         config,
         metrics,
         shutdown: Shutdown::new(),
-        store: Mutex::new(receipts::Store::default()),
+        store: Mutex::new(store),
+        journal,
         fetching: Mutex::new(HashSet::new()),
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(accept(gateway.clone(), listener));
+    if gateway.journal.is_some() {
+        tasks.spawn(flush_journal(gateway.clone()));
+    }
     tracing::info!(%addr, "gateway listening");
     Ok(GatewayHandle {
         addr,
         gateway,
         tasks,
     })
+}
+
+/// Syncs the receipts journal every second, and once more when the gateway stops.
+async fn flush_journal(gateway: Arc<Gateway>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = gateway.shutdown.triggered() => true,
+        };
+        let gw = gateway.clone();
+        let _ = tokio::task::spawn_blocking(move || gw.sync_journal()).await;
+        if stopping {
+            return;
+        }
+    }
 }
 
 async fn accept(gateway: Arc<Gateway>, listener: TcpListener) {

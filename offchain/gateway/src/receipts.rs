@@ -68,6 +68,17 @@ impl Store {
         self.next_id
     }
 
+    /// Puts back a record read from the journal (keeping its id), then evicts what no longer fits.
+    pub(crate) fn restore(&mut self, kept: Kept, max_records: usize) {
+        let id = kept.record.id;
+        let before = self.next_id;
+        self.push(kept, max_records);
+        if let Some(last) = self.records.back_mut() {
+            last.record.id = id;
+        }
+        self.next_id = before.max(id);
+    }
+
     /// Every record, oldest first.
     pub(crate) fn records(&self) -> impl Iterator<Item = &Kept> {
         self.records.iter()

@@ -116,6 +116,7 @@ pub fn configs(
             wallet: parties.client.address().to_hex(),
             ..GatewayChain::default()
         },
+        receipts_path: dir.join("receipts.journal").display().to_string(),
         ..GatewayConfig::default()
     };
     Ok(Configs {
