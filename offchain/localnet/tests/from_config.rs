@@ -125,6 +125,23 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         "a payout went on chain before the forced settlement"
     );
     assert!(net.settler.records().iter().all(|r| r.kind != "charge"));
+    // Each payout voucher was first handed to the worker over its connection; this worker has no
+    // owner wallet (claims nothing itself), so the proxy submitted it at once.
+    let pushes = net
+        .proxy
+        .handle
+        .proxy
+        .metrics
+        .counter(
+            "cocoon_proxy_payout_pushes_total",
+            "",
+            &[("outcome", "kept_no_claims")],
+        )
+        .get();
+    assert!(
+        pushes >= 1,
+        "payout vouchers pushed to the worker: {pushes}"
+    );
 
     net.settle().await.unwrap();
     let escrow_after: EscrowStorage = fetch_state(c, &escrow).await.unwrap().unwrap();

@@ -37,6 +37,9 @@ pub struct ProxyConfig {
     pub charge_threshold_bps: u32,
     /// Pay a worker once its unpaid earnings reach this, nanoTON.
     pub payout_threshold_nano: u64,
+    /// How long a worker that took a pushed payout voucher (and claims itself) has to claim it before
+    /// the proxy submits it to the vault itself, ms.
+    pub payout_self_submit_after_ms: u64,
     /// How often the store marker is committed on chain, ms.
     pub marker_interval_ms: u64,
     /// How often workers' announcements (coefficient, capacity) are refreshed, ms.
@@ -67,6 +70,7 @@ impl Default for ProxyConfig {
             max_attempts: 3,
             charge_threshold_bps: 5000,
             payout_threshold_nano: 10_000_000_000,
+            payout_self_submit_after_ms: 120_000,
             marker_interval_ms: 60_000,
             announce_poll_ms: 2000,
             min_success_milli: 500,

@@ -42,7 +42,8 @@ pub const ANNOUNCE_PATH: &str = "/cocoon/v1/announce";
 pub const PAYOUT_PATH: &str = "/cocoon/v1/payout";
 
 /// The request a proxy sends on a worker connection to hand over a signed payout voucher (the
-/// worker answers 200 `{"kept": bool}`, or an OpenAI-shaped error saying why it refused it).
+/// worker answers 200 `{"kept": bool, "claims": bool}` — `claims`: it has an owner wallet and claims
+/// vouchers itself — or an OpenAI-shaped error saying why it refused it).
 pub fn payout_request(
     voucher: &cocoon_contracts::statements::SignedPayout,
 ) -> Result<hyper::Request<cocoon_daemon::http::Body>, cocoon_contracts::CodecError> {

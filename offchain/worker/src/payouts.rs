@@ -130,6 +130,11 @@ impl Payouts {
         self.offer(voucher).await
     }
 
+    /// Whether this worker claims vouchers itself (an owner wallet is configured).
+    pub(crate) fn claims(&self) -> bool {
+        self.chain.can_claim()
+    }
+
     /// Checks a voucher (owner, vault, signature) and keeps it if it pays more than the one held;
     /// true when kept.
     pub(crate) async fn offer(&self, voucher: SignedPayout) -> Result<bool, OfferError> {

@@ -106,7 +106,9 @@ impl WorkerService {
         match payouts.offer_boc(&body).await {
             Ok(kept) => json_response(
                 200,
-                serde_json::json!({ "kept": kept }).to_string().into_bytes(),
+                serde_json::json!({ "kept": kept, "claims": payouts.claims() })
+                    .to_string()
+                    .into_bytes(),
             ),
             Err(e @ crate::payouts::OfferError::Chain(_)) => {
                 error(ErrorCode::UpstreamFailed, e.to_string())
