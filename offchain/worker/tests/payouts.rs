@@ -151,7 +151,10 @@ async fn vouchers_are_checked_and_claimed_automatically_past_the_threshold_exact
             post(&voucher(&vault, &owner, 1, 500, &proxy_key)),
         )
         .await;
-    assert_eq!((code, &body[..]), (200, &br#"{"kept":true,"claims":true}"#[..]));
+    assert_eq!(
+        (code, &body[..]),
+        (200, &br#"{"kept":true,"claims":true}"#[..])
+    );
     assert_eq!(
         worker.claim_now().await,
         vec![ClaimEvent::BelowThreshold {
