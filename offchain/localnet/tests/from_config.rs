@@ -104,6 +104,19 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
     }
     let store = &net.proxy.handle.proxy.store;
     assert_eq!(store.client(&net.client_key).unwrap().charged, client_total);
+    // The chain-checked bindings are kept next to the ledger, so a restarted proxy can settle these
+    // charges before the client comes back.
+    let bindings =
+        std::fs::read_to_string(format!("{}.bindings", net.configs.proxy.store_path)).unwrap();
+    assert!(
+        bindings.contains(&format!(
+            "client {} {}",
+            hex::encode(net.client_key),
+            net.parties.client.address().to_hex()
+        )),
+        "{bindings}"
+    );
+    assert!(bindings.contains("worker "), "{bindings}");
     assert_eq!(
         store.worker(&net.worker.state_key()).unwrap().earned,
         worker_total

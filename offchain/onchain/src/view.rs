@@ -31,6 +31,10 @@ pub struct OnchainConfig {
     pub allow_unattested: bool,
     /// How announced wallets are checked against the chain (negative cache, lookup budget).
     pub binding: BindPolicy,
+    /// Where bindings (TLS key → wallet) are kept across restarts, so that a client's unsettled
+    /// charges can be settled after a restart before it sends another request. Each start reads it
+    /// back; the chain is still checked at every refresh (a rotated key is not admitted).
+    pub bindings_path: Option<std::path::PathBuf>,
 }
 
 /// A client's open escrow as the chain shows it.
@@ -134,8 +138,64 @@ impl OnchainView {
             snapshot: RwLock::new(Snapshot::default()),
             guard,
         });
+        view.load_bindings();
         view.refresh().await?;
         Ok(view)
+    }
+
+    /// Reads the bindings file back (a missing file is a first start; bad lines are skipped).
+    fn load_bindings(&self) {
+        let Some(path) = &self.config.bindings_path else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let mut dir = write(&self.directory);
+        for line in text.lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(kind), Some(key), Some(addr), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                tracing::warn!(%line, "bindings file: line skipped");
+                continue;
+            };
+            let mut k = [0u8; 32];
+            let (Ok(()), Ok(wallet)) = (
+                hex::decode_to_slice(key, &mut k),
+                TonAddress::from_hex_str(addr),
+            ) else {
+                tracing::warn!(%line, "bindings file: line skipped");
+                continue;
+            };
+            match kind {
+                "client" => dir.clients.insert(k, wallet),
+                "worker" => dir.workers.insert(k, wallet),
+                _ => {
+                    tracing::warn!(%line, "bindings file: line skipped");
+                    continue;
+                }
+            };
+        }
+    }
+
+    /// Appends a new binding to the bindings file (a failure keeps it in memory only, with a warning).
+    fn persist_binding(&self, kind: &str, key: &[u8; 32], wallet: &TonAddress) {
+        let Some(path) = &self.config.bindings_path else {
+            return;
+        };
+        let line = format!("{kind} {} {}\n", hex::encode(key), wallet.to_hex());
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, line.as_bytes())?;
+                f.sync_data()
+            });
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "binding kept in memory only");
+        }
     }
 
     /// The chain client.
@@ -157,14 +217,20 @@ impl OnchainView {
     /// chain; admission still needs the escrow's `client_key` to be this key (read at the next
     /// refresh). [`OnchainView::bind_client`] is what the proxy calls.
     pub fn watch_client(&self, key: [u8; 32], wallet: TonAddress) {
-        write(&self.directory).clients.insert(key, wallet);
+        let old = write(&self.directory).clients.insert(key, wallet.clone());
+        if old.as_ref() != Some(&wallet) {
+            self.persist_binding("client", &key, &wallet);
+        }
     }
 
     /// Binds a worker's TLS key to the wallet that owns its stake and receives its payouts, without
     /// checking the chain (the next refresh checks the stake's key). [`OnchainView::bind_worker`] is
     /// what the proxy calls.
     pub fn watch_worker(&self, key: [u8; 32], owner: TonAddress) {
-        write(&self.directory).workers.insert(key, owner);
+        let old = write(&self.directory).workers.insert(key, owner.clone());
+        if old.as_ref() != Some(&owner) {
+            self.persist_binding("worker", &key, &owner);
+        }
     }
 
     /// The wallet a client key was bound to.

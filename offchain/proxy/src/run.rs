@@ -200,6 +200,7 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
                 refresh: chain.refresh(),
                 allow_unattested: chain.allow_unattested,
                 binding: chain.bind_policy(),
+                bindings_path: Some(format!("{}.bindings", config.store_path).into()),
             },
         )
         .await
