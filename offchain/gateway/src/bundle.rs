@@ -60,6 +60,9 @@ pub struct WorkerEvidence {
 pub struct ResponseEvidence {
     /// The gateway's record id.
     pub id: u64,
+    /// The response's `x-request-id` (informational: nothing signs it).
+    #[serde(default)]
+    pub request_id: Option<String>,
     /// The API path.
     pub endpoint: String,
     /// Whether the response was streamed (the hash covers every SSE byte in order).
@@ -122,6 +125,8 @@ pub struct Selection {
     pub to: Option<u64>,
     /// Only the last N records of the range.
     pub last: Option<usize>,
+    /// Only the record of this `x-request-id`.
+    pub request_id: Option<String>,
     /// Carry the request and response bytes (otherwise hashes only).
     pub include_bodies: bool,
 }
@@ -132,6 +137,7 @@ impl Default for Selection {
             from: None,
             to: None,
             last: None,
+            request_id: None,
             include_bodies: true,
         }
     }
@@ -147,7 +153,7 @@ impl Selection {
         }
     }
 
-    /// Parses `id=N`, `from=N`, `to=N`, `last=N` and `bodies=0|1` (`&`-separated).
+    /// Parses `id=N`, `from=N`, `to=N`, `last=N`, `request_id=ID` and `bodies=0|1` (`&`-separated).
     pub fn from_query(query: &str) -> Result<Selection, String> {
         let mut s = Selection::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -165,6 +171,12 @@ impl Selection {
                 "from" => s.from = Some(num()?),
                 "to" => s.to = Some(num()?),
                 "last" => s.last = Some(usize::try_from(num()?).map_err(|_| "last is too large")?),
+                "request_id" if crate::request_id::is_sane(v) => s.request_id = Some(v.to_owned()),
+                "request_id" => {
+                    return Err(
+                        "request_id must be 1 to 128 characters of A-Z a-z 0-9 - _ . :".into(),
+                    );
+                }
                 "bodies" => {
                     s.include_bodies = match v {
                         "1" | "true" => true,
@@ -178,8 +190,14 @@ impl Selection {
         Ok(s)
     }
 
-    fn contains(&self, id: u64) -> bool {
-        self.from.is_none_or(|f| id >= f) && self.to.is_none_or(|t| id <= t)
+    fn contains(&self, record: &crate::ReceiptRecord) -> bool {
+        let id = record.id;
+        self.from.is_none_or(|f| id >= f)
+            && self.to.is_none_or(|t| id <= t)
+            && self
+                .request_id
+                .as_ref()
+                .is_none_or(|r| record.request_id.as_ref() == Some(r))
     }
 }
 
@@ -217,7 +235,7 @@ impl Gateway {
         let mut kept: Vec<_> = self
             .lock_store()
             .records()
-            .filter(|k| selection.contains(k.record.id))
+            .filter(|k| selection.contains(&k.record))
             .cloned()
             .collect();
         if let Some(n) = selection.last {
@@ -251,6 +269,7 @@ impl Gateway {
                 let r = &k.record;
                 ResponseEvidence {
                     id: r.id,
+                    request_id: r.request_id.clone(),
                     endpoint: r.endpoint.clone(),
                     stream: r.stream,
                     received_at: r.received_at,
@@ -291,7 +310,16 @@ mod tests {
     fn queries_select_ranges_and_bodies() {
         let s = Selection::from_query("from=2&to=5&bodies=0").unwrap();
         assert_eq!((s.from, s.to, s.include_bodies), (Some(2), Some(5), false));
-        assert!(s.contains(2) && s.contains(5) && !s.contains(6) && !s.contains(1));
+        let rec = |id: u64, request_id: &str| crate::ReceiptRecord {
+            id,
+            request_id: Some(request_id.to_owned()),
+            ..Default::default()
+        };
+        assert!(s.contains(&rec(2, "a")) && s.contains(&rec(5, "a")));
+        assert!(!s.contains(&rec(6, "a")) && !s.contains(&rec(1, "a")));
+        let by_id = Selection::from_query("request_id=req_1").unwrap();
+        assert!(by_id.contains(&rec(9, "req_1")) && !by_id.contains(&rec(9, "req_2")));
+        assert!(Selection::from_query("request_id=a%20b").is_err());
         assert_eq!(Selection::from_query("id=7").unwrap(), Selection::one(7));
         assert_eq!(Selection::from_query("last=3").unwrap().last, Some(3));
         assert_eq!(Selection::from_query("").unwrap(), Selection::default());

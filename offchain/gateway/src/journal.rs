@@ -58,6 +58,8 @@ pub(crate) struct Journal {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Records in the file.
+    records: usize,
     dirty: bool,
     max_bytes: u64,
     /// Compact past this: `max_bytes`, or twice the size after the last compaction when what is kept
@@ -171,6 +173,7 @@ impl Journal {
                 path: path.to_owned(),
                 file,
                 len: good as u64,
+                records: records.len(),
                 dirty: false,
                 max_bytes,
                 compact_at: max_bytes,
@@ -191,8 +194,14 @@ impl Journal {
         let bytes = encode(kept);
         self.file.write_all(&bytes).map_err(|e| self.io(e))?;
         self.len += bytes.len() as u64;
+        self.records += 1;
         self.dirty = true;
         Ok(())
+    }
+
+    /// How many records the file holds.
+    pub(crate) fn records(&self) -> usize {
+        self.records
     }
 
     /// Whether the file passed its size limit and should be rewritten from memory.
@@ -226,12 +235,17 @@ impl Journal {
             f.write_all(&out)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)?;
+            // The rename itself is durable only once the directory is synced.
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir)?.sync_all()?;
+            }
             let mut f = OpenOptions::new().read(true).write(true).open(&self.path)?;
             f.seek(SeekFrom::End(0))?;
             Ok(f)
         };
         self.file = write().map_err(|e| self.io(e))?;
         self.len = out.len() as u64;
+        self.records = n;
         self.dirty = false;
         self.compact_at = self.max_bytes.max(self.len.saturating_mul(2));
         Ok(n)
@@ -316,8 +330,9 @@ mod tests {
             j.append(k).unwrap();
         }
         assert!(j.wants_compaction());
+        assert_eq!(j.records(), 20);
         let n = j.compact(all[15..].iter()).unwrap();
-        assert_eq!(n, 5);
+        assert_eq!((n, j.records()), (5, 5));
         assert!(!j.wants_compaction());
         j.append(&kept(21, b"after")).unwrap();
         drop(j);

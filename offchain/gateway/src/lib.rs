@@ -15,6 +15,7 @@ pub mod config;
 pub mod journal;
 mod proxy_conn;
 pub mod receipts;
+pub mod request_id;
 pub mod run;
 mod service;
 mod sse_filter;
@@ -41,6 +42,9 @@ pub struct ReceiptRecord {
     /// Position in this gateway's store, from 1 (what bundle ranges select).
     #[serde(default)]
     pub id: u64,
+    /// The `x-request-id` of the response (the app's own when it sent a sane one).
+    #[serde(default)]
+    pub request_id: Option<String>,
     /// The API path, e.g. `/v1/chat/completions`.
     #[serde(default)]
     pub endpoint: String,
@@ -76,6 +80,9 @@ pub struct ReceiptRecord {
     pub charged_nano: Option<String>,
 }
 
+const DROPPED_HELP: &str = "Receipts dropped from the store past receipts_kept (what=record), \
+     or whose bodies were dropped past the body budget (what=bodies).";
+
 /// Shared gateway state.
 #[derive(Debug)]
 pub struct Gateway {
@@ -86,6 +93,8 @@ pub struct Gateway {
     store: Mutex<receipts::Store>,
     journal: Option<Mutex<journal::Journal>>,
     fetching: Mutex<HashSet<[u8; 32]>>,
+    /// Set once the first eviction was logged.
+    eviction_logged: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
@@ -104,23 +113,30 @@ impl Gateway {
             )
             .inc();
         if r.status != "verified" {
-            tracing::warn!(status = %r.status, "response receipt did not verify");
+            tracing::warn!(
+                request_id = r.request_id.as_deref().unwrap_or(""),
+                status = %r.status,
+                "response receipt did not verify"
+            );
         }
         let worker = r.worker_key.as_deref().and_then(parse_key);
         {
             let mut store = self.lock_store();
-            let id = store.push(kept.clone(), self.config.receipts_kept);
+            let pushed = store.push(kept, self.config.receipts_kept);
+            self.count_evictions(pushed);
             if let Some(journal) = &self.journal {
                 let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
                 // What the store kept of this record (it may have dropped an oversized body).
-                let stored = store.records().last().filter(|k| k.record.id == id);
+                let stored = store.records().last().filter(|k| k.record.id == pushed.id);
                 let appended = stored.map_or(Ok(()), |k| journal.append(k));
                 if let Err(e) = appended {
                     self.journal_failed(&e);
                 } else if journal.wants_compaction() {
+                    let before = journal.records();
                     match journal.compact(store.records()) {
                         Ok(n) => tracing::info!(
                             kept = n,
+                            dropped = before.saturating_sub(n),
                             "receipts journal compacted to what is kept in memory; older receipts dropped from disk"
                         ),
                         Err(e) => self.journal_failed(&e),
@@ -130,6 +146,37 @@ impl Gateway {
         }
         if let Some(key) = worker {
             self.fetch_certificate_in_background(key);
+        }
+    }
+
+    /// Counts what retention dropped (`cocoon_gateway_receipts_dropped_total`), and says so in the log
+    /// the first time, so nothing leaves the store unnoticed.
+    fn count_evictions(&self, pushed: receipts::Pushed) {
+        for (what, n) in [
+            ("record", pushed.dropped_records),
+            ("bodies", pushed.stripped_bodies),
+        ] {
+            if n == 0 {
+                continue;
+            }
+            self.metrics
+                .counter(
+                    "cocoon_gateway_receipts_dropped_total",
+                    DROPPED_HELP,
+                    &[("what", what)],
+                )
+                .add(n as u64);
+            if !self
+                .eviction_logged
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    receipts_kept = self.config.receipts_kept,
+                    body_budget_bytes = receipts::BODY_BUDGET_BYTES,
+                    "receipt store full: the oldest receipts (or their bodies) are now dropped; \
+                     counted in cocoon_gateway_receipts_dropped_total (logged once)"
+                );
+            }
         }
     }
 
@@ -274,10 +321,33 @@ pub async fn start(
         let path = std::path::Path::new(&config.receipts_path);
         let (journal, records) = journal::Journal::open(path, config.receipts_journal_max_bytes)?;
         let n = records.len();
+        let mut dropped = 0;
         for kept in records {
-            store.restore(kept, config.receipts_kept);
+            dropped += store.restore(kept, config.receipts_kept).dropped_records;
         }
-        tracing::info!(path = %path.display(), receipts = n, "receipts journal opened");
+        if dropped > 0 {
+            metrics
+                .counter(
+                    "cocoon_gateway_receipts_dropped_total",
+                    DROPPED_HELP,
+                    &[("what", "record")],
+                )
+                .add(dropped as u64);
+        }
+        tracing::info!(
+            path = %path.display(),
+            receipts = n,
+            kept_in_memory = store.len(),
+            "receipts journal opened"
+        );
+        if store.len() < n {
+            tracing::warn!(
+                on_disk = n,
+                receipts_kept = config.receipts_kept,
+                "the journal holds more receipts than receipts_kept: only the newest are served; \
+                 the rest leave the file at its next compaction"
+            );
+        }
         Some(Mutex::new(journal))
     };
     let listener =
@@ -299,6 +369,7 @@ pub async fn start(
         store: Mutex::new(store),
         journal,
         fetching: Mutex::new(HashSet::new()),
+        eviction_logged: std::sync::atomic::AtomicBool::new(false),
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(accept(gateway.clone(), listener));

@@ -30,6 +30,16 @@ impl Kept {
     }
 }
 
+/// What [`Store::push`] did: the new record's id and what it evicted to make room.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    pub(crate) id: u64,
+    /// The oldest records dropped past `receipts_kept`.
+    pub(crate) dropped_records: usize,
+    /// Older records whose bodies were dropped past the body budget (their hashes stay).
+    pub(crate) stripped_bodies: usize,
+}
+
 /// Receipts in arrival order, bounded by count and body bytes.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
@@ -41,9 +51,13 @@ pub(crate) struct Store {
 
 impl Store {
     /// Adds a record (assigning its id) and evicts what no longer fits.
-    pub(crate) fn push(&mut self, mut kept: Kept, max_records: usize) -> u64 {
+    pub(crate) fn push(&mut self, mut kept: Kept, max_records: usize) -> Pushed {
         self.next_id += 1;
         kept.record.id = self.next_id;
+        let mut out = Pushed {
+            id: self.next_id,
+            ..Pushed::default()
+        };
         for body in [&mut kept.request, &mut kept.response] {
             if body.as_ref().is_some_and(|b| b.len() > MAX_KEPT_BODY_BYTES) {
                 *body = None;
@@ -54,29 +68,39 @@ impl Store {
         while self.records.len() > max_records.max(1) {
             if let Some(old) = self.records.pop_front() {
                 self.body_bytes -= old.body_len();
+                out.dropped_records += 1;
             }
         }
         let mut i = 0;
         while self.body_bytes > BODY_BUDGET_BYTES && i < self.records.len() {
             if let Some(old) = self.records.get_mut(i) {
+                if old.body_len() > 0 {
+                    out.stripped_bodies += 1;
+                }
                 self.body_bytes -= old.body_len();
                 old.request = None;
                 old.response = None;
             }
             i += 1;
         }
-        self.next_id
+        out
     }
 
     /// Puts back a record read from the journal (keeping its id), then evicts what no longer fits.
-    pub(crate) fn restore(&mut self, kept: Kept, max_records: usize) {
+    pub(crate) fn restore(&mut self, kept: Kept, max_records: usize) -> Pushed {
         let id = kept.record.id;
         let before = self.next_id;
-        self.push(kept, max_records);
+        let pushed = self.push(kept, max_records);
         if let Some(last) = self.records.back_mut() {
             last.record.id = id;
         }
         self.next_id = before.max(id);
+        Pushed { id, ..pushed }
+    }
+
+    /// The number of records kept.
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
     }
 
     /// Every record, oldest first.
@@ -113,9 +137,10 @@ mod tests {
     #[test]
     fn ids_grow_and_old_records_go_first() {
         let mut s = Store::default();
-        for _ in 0..5 {
-            s.push(kept(10), 3);
-        }
+        let dropped: Vec<usize> = (0..5)
+            .map(|_| s.push(kept(10), 3).dropped_records)
+            .collect();
+        assert_eq!(dropped, vec![0, 0, 0, 1, 1], "every eviction is reported");
         let ids: Vec<u64> = s.records().map(|k| k.record.id).collect();
         assert_eq!(ids, vec![3, 4, 5]);
         assert_eq!(s.body_bytes, 3 * 20);
@@ -125,9 +150,8 @@ mod tests {
     fn the_body_budget_strips_the_oldest_bodies_and_keeps_hashes() {
         let mut s = Store::default();
         let big = MAX_KEPT_BODY_BYTES;
-        for _ in 0..5 {
-            s.push(kept(big), 100);
-        }
+        let stripped: usize = (0..5).map(|_| s.push(kept(big), 100).stripped_bodies).sum();
+        assert_eq!(stripped, 1);
         // 5 records of 2×big = 1.25× the budget: the first loses its bodies.
         let bodies: Vec<bool> = s.records().map(|k| k.request.is_some()).collect();
         assert_eq!(bodies, vec![false, true, true, true, true]);

@@ -22,16 +22,30 @@ pub(crate) async fn handle(
     gw: Arc<Gateway>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let resp = match route(&gw, req).await {
+    let started = std::time::Instant::now();
+    let request_id = crate::request_id::of_request(req.headers());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = match route(&gw, req, &request_id).await {
         Ok(r) => r,
         Err(e) => error(e),
     };
-    let status = resp.status().as_u16().to_string();
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(crate::request_id::HEADER, v);
+    }
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_millis();
+    // Refusals are worth a line at the default level; answers only at debug (one per request).
+    if status >= 400 {
+        tracing::info!(%request_id, %method, %path, status, ms, "request refused");
+    } else {
+        tracing::debug!(%request_id, %method, %path, status, ms, "request answered");
+    }
     gw.metrics
         .counter(
             "cocoon_gateway_responses_total",
             "Responses by status.",
-            &[("status", &status)],
+            &[("status", &status.to_string())],
         )
         .inc();
     Ok(resp)
@@ -40,6 +54,7 @@ pub(crate) async fn handle(
 async fn route(
     gw: &Arc<Gateway>,
     req: Request<hyper::body::Incoming>,
+    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     if !gw.config.api_token.is_empty() {
         let expected = format!("Bearer {}", gw.config.api_token);
@@ -55,27 +70,84 @@ async fn route(
         }
     }
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("");
     match (req.method(), path.as_str(), Endpoint::from_path(&path)) {
         (&Method::GET, "/v1/models", _) => models(gw).await,
-        (&Method::GET, "/cocoon/v1/receipts", _) => Ok(json_response(
-            200,
-            serde_json::to_vec(&gw.receipts()).unwrap_or_default(),
-        )),
+        (&Method::GET, p, _) if p.starts_with(MODEL_PREFIX) => {
+            model(gw, &p[MODEL_PREFIX.len()..]).await
+        }
+        (&Method::GET, "/cocoon/v1/receipts", _) => {
+            let wanted = receipts_query(query)?;
+            let records: Vec<_> = gw
+                .receipts()
+                .into_iter()
+                .filter(|r| wanted.is_none() || r.request_id.as_deref() == wanted)
+                .collect();
+            Ok(json_response(
+                200,
+                serde_json::to_vec(&records).unwrap_or_default(),
+            ))
+        }
         (&Method::GET, "/cocoon/v1/bundle", _) => {
-            let selection = crate::bundle::Selection::from_query(req.uri().query().unwrap_or(""))
+            let selection = crate::bundle::Selection::from_query(query)
                 .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
             let bundle = gw.bundle(&selection).await;
             let body = serde_json::to_vec_pretty(&bundle)
                 .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
             Ok(json_response(200, body))
         }
-        (&Method::POST, _, Some(endpoint)) => infer(gw, endpoint, req).await,
+        (&Method::POST, _, Some(endpoint)) => infer(gw, endpoint, req, request_id).await,
         (_, _, Some(_)) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "use POST")),
         _ => Err(ApiError::new(
             ErrorCode::NotFound,
             format!("no route {path}"),
         )),
     }
+}
+
+/// `GET /v1/models/{id}` (OpenAI's retrieve model); the id may contain `/`, percent-encoded or not.
+const MODEL_PREFIX: &str = "/v1/models/";
+
+/// `GET /cocoon/v1/receipts` takes nothing or `request_id=…` (one request's receipt).
+fn receipts_query(query: &str) -> Result<Option<&str>, ApiError> {
+    let mut wanted = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("request_id", v)) if crate::request_id::is_sane(v) => wanted = Some(v),
+            Some(("request_id", _)) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    "request_id: 1 to 128 characters of A-Z a-z 0-9 - _ . :",
+                )
+                .with_param("request_id"));
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("unknown receipts parameter {pair:?} (only request_id)"),
+                ));
+            }
+        }
+    }
+    Ok(wanted)
+}
+
+/// Decodes `%XX` escapes; None when an escape is malformed or the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// `GET /cocoon/v1/workers/{key}/certificate` on the proxy: the certificate the worker presented.
@@ -138,7 +210,8 @@ async fn send(
     ))
 }
 
-async fn models(gw: &Gateway) -> Result<Response<Body>, ApiError> {
+/// The proxy's model list: its status and body.
+async fn model_list(gw: &Gateway) -> Result<(u16, Bytes), ApiError> {
     let resp = send(gw, || {
         Request::get("http://proxy/v1/models")
             .body(empty())
@@ -151,13 +224,54 @@ async fn models(gw: &Gateway) -> Result<Response<Body>, ApiError> {
         .ok()
         .flatten()
         .ok_or_else(|| ApiError::new(ErrorCode::UpstreamFailed, "bad model list from proxy"))?;
+    Ok((status, body))
+}
+
+async fn models(gw: &Gateway) -> Result<Response<Body>, ApiError> {
+    let (status, body) = model_list(gw).await?;
     Ok(json_response(status, body.to_vec()))
+}
+
+/// One entry of the proxy's model list, or `model_not_found` (404) in OpenAI's error shape.
+async fn model(gw: &Gateway, raw_id: &str) -> Result<Response<Body>, ApiError> {
+    let id = percent_decode(raw_id)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidField, "malformed model id in the path")
+                .with_param("model")
+        })?;
+    let (status, body) = model_list(gw).await?;
+    if status != 200 {
+        return Ok(json_response(status, body.to_vec()));
+    }
+    let list: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::new(ErrorCode::UpstreamFailed, "bad model list from proxy"))?;
+    let found = list
+        .get("data")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|models| {
+            models
+                .iter()
+                .find(|m| m.get("id").and_then(|v| v.as_str()) == Some(id.as_str()))
+        });
+    match found {
+        Some(m) => Ok(json_response(
+            200,
+            serde_json::to_vec(m).unwrap_or_default(),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!("The model `{id}` does not exist or no worker serves it"),
+        )
+        .with_param("model")),
+    }
 }
 
 async fn infer(
     gw: &Arc<Gateway>,
     endpoint: Endpoint,
     req: Request<hyper::body::Incoming>,
+    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     if gw.shutdown.is_triggered() {
         return Err(ApiError::new(
@@ -231,6 +345,7 @@ async fn infer(
     .map_err(|_| ApiError::new(ErrorCode::Timeout, "no response before the deadline"))??;
     let (parts, incoming) = resp.into_parts();
     let exchange = Exchange {
+        request_id: request_id.to_owned(),
         endpoint: endpoint.path(),
         stream: parsed.stream,
         request: body,

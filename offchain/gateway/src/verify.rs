@@ -18,6 +18,8 @@ use crate::{Gateway, ReceiptRecord};
 /// What the gateway knows about one exchange before the response ends.
 #[derive(Debug, Clone)]
 pub(crate) struct Exchange {
+    /// The response's `x-request-id`.
+    pub(crate) request_id: String,
     pub(crate) endpoint: &'static str,
     pub(crate) stream: bool,
     /// The request bytes as sent to the proxy.
@@ -80,6 +82,7 @@ pub(crate) fn check(
     Kept {
         record: ReceiptRecord {
             id: 0,
+            request_id: Some(ex.request_id.clone()),
             endpoint: ex.endpoint.to_owned(),
             stream: ex.stream,
             received_at: unix_now(),

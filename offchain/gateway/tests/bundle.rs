@@ -326,6 +326,7 @@ fn dcap_bundle() -> ProofBundle {
         }],
         responses: vec![ResponseEvidence {
             id: 1,
+            request_id: None,
             endpoint: "/v1/chat/completions".into(),
             stream: false,
             received_at: FIXTURE_TIME,
