@@ -330,6 +330,19 @@ impl OnchainSettler {
         self.settle("payout", paid, plan).await
     }
 
+    /// The vault's record of the last payout to `worker` (a wallet): `(seqno, paid)`, `(0, 0)` when
+    /// none. The proxy reads it to see whether a worker claimed a voucher it was handed.
+    pub async fn payout_record(&self, worker: &TonAddress) -> Result<(u32, u128), OnchainError> {
+        let vault = self.view.vault();
+        let st: StakeStorage = fetch_state(self.client(), vault)
+            .await?
+            .ok_or_else(|| OnchainError::NotDeployed(vault.to_hex()))?;
+        Ok(st
+            .payouts
+            .get(&account_id(worker))
+            .map_or((0, 0), |r| (r.seqno, r.paid)))
+    }
+
     /// Submits the cumulative charge of one escrow from a ledger voucher, signing it in the
     /// contracts' format with the key this settler holds (idempotent).
     pub async fn charge(&self, v: &pv::ChargeVoucher) -> Result<(), OnchainError> {

@@ -107,6 +107,20 @@ pub trait Settler: Send + Sync + 'static {
         None
     }
 
+    /// The vault's record of the last payout to a worker's wallet, `(seqno, paid)` (`(0, 0)`: none),
+    /// read now: whether a worker claimed a voucher it was handed (see [`Settler::payout_target`]).
+    fn payout_record<'a>(
+        &'a self,
+        _vault: &'a TonAddress,
+        _worker: &'a TonAddress,
+    ) -> BoxFuture<'a, Result<(u32, u128), SettleError>> {
+        Box::pin(async {
+            Err(SettleError::Unavailable(
+                "payout records not readable".into(),
+            ))
+        })
+    }
+
     /// Submits a charge the proxy signed in the contracts' format (see [`Settler::charge_target`]).
     fn submit_charge_statement(
         &self,

@@ -11,7 +11,9 @@ pub mod chain;
 pub mod chain_config;
 mod charge_body;
 pub mod config;
+pub mod memory_vault;
 pub mod onchain;
+mod payout;
 pub mod registry;
 pub mod run;
 mod settle;
@@ -32,6 +34,7 @@ use tokio::task::JoinSet;
 
 pub use chain::{ChainView, EscrowInfo, MemoryChain, Settler};
 pub use config::ProxyConfig;
+pub use memory_vault::VaultMemoryChain;
 use registry::Registry;
 use store::Store;
 
@@ -68,6 +71,7 @@ pub struct Proxy {
     pub metrics: Arc<metrics::Registry>,
     pub(crate) reservations: Mutex<HashMap<[u8; 32], u128>>,
     pub(crate) settling: Mutex<HashSet<[u8; 32]>>,
+    pub(crate) payouts: payout::PayoutStats,
     pub(crate) shutdown: Shutdown,
     pub(crate) next_id: AtomicU64,
 }
@@ -125,6 +129,13 @@ impl ProxyHandle {
         self.proxy.shutdown.clone()
     }
 
+    /// Starts the payout of every worker whose unpaid earnings reached `payout_threshold_nano`
+    /// (each charge does this for its worker; this also pays workers that stopped serving, e.g.
+    /// after a restart). Returns how many payouts started; they run in the background.
+    pub fn pay_workers_due(&self) -> usize {
+        settle::pay_workers_due(&self.proxy)
+    }
+
     /// The status document (also served at the admin `/status`).
     pub fn status(&self) -> serde_json::Value {
         self.proxy.status_json()
@@ -177,6 +188,7 @@ pub async fn start(
         metrics,
         reservations: Mutex::new(HashMap::new()),
         settling: Mutex::new(HashSet::new()),
+        payouts: payout::PayoutStats::default(),
         shutdown: Shutdown::new(),
         next_id: AtomicU64::new(1),
     });
@@ -231,6 +243,7 @@ impl Proxy {
             "draining": self.shutdown.is_triggered(),
             "workers": workers,
             "workers_earned_nano": total.to_string(),
+            "payouts": self.payouts.json(),
         })
     }
 }

@@ -118,6 +118,21 @@ impl Settler for OnchainSettler {
         self.payout_of(worker_key)
     }
 
+    fn payout_record<'a>(
+        &'a self,
+        vault: &'a TonAddress,
+        worker: &'a TonAddress,
+    ) -> BoxFuture<'a, Result<(u32, u128), SettleError>> {
+        Box::pin(async move {
+            if vault != self.view().vault() {
+                return Err(SettleError::Rejected("another vault".into()));
+            }
+            OnchainSettler::payout_record(self, worker)
+                .await
+                .map_err(settle_error)
+        })
+    }
+
     fn submit_charge_statement(
         &self,
         signed: SignedCharge,

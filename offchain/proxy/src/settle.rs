@@ -5,7 +5,6 @@
 //! looks again, so a charge that arrived meanwhile is never left behind.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
@@ -27,6 +26,23 @@ pub(crate) fn maybe_settle(
     if payout_due(proxy, &worker).is_some() && begin(proxy, worker) {
         tokio::spawn(settle_worker(proxy.clone(), worker));
     }
+}
+
+/// Starts the payout of every worker whose unpaid earnings reached the threshold (a charge does
+/// this for its own worker; this also reaches workers that stopped serving). Returns how many
+/// started.
+pub(crate) fn pay_workers_due(proxy: &Arc<Proxy>) -> usize {
+    let Ok(accounts) = proxy.store.workers() else {
+        return 0;
+    };
+    let mut started = 0;
+    for (worker, _) in accounts {
+        if payout_due(proxy, &worker).is_some() && begin(proxy, worker) {
+            tokio::spawn(settle_worker(proxy.clone(), worker));
+            started += 1;
+        }
+    }
+    started
 }
 
 fn charge_due(proxy: &Proxy, client: &[u8; 32]) -> Option<ChargeVoucher> {
@@ -122,23 +138,17 @@ async fn settle_worker(proxy: Arc<Proxy>, worker: [u8; 32]) {
                         cumulative,
                         key,
                     ) {
-                        Ok(signed) => {
-                            // The worker claims it if it can; the proxy's own submission after the
-                            // grace is then a read that finds it paid (the vault refuses any
-                            // voucher twice, so both paths together are safe).
-                            if push_to_worker(&proxy, &worker, &signed).await {
-                                let grace =
-                                    Duration::from_millis(proxy.config.payout_self_submit_after_ms);
-                                tokio::time::sleep(grace).await;
-                            }
-                            proxy.settler.submit_payout_statement(signed).await
-                        }
+                        Ok(signed) => crate::payout::pay(&proxy, &worker, signed).await,
                         Err(e) => Err(SettleError::Rejected(e.to_string())),
                     }
                 }
                 None => {
                     let signed = SignedVoucher::sign(voucher, key);
-                    proxy.settler.submit_payout(signed).await
+                    let submitted = proxy.settler.submit_payout(signed).await;
+                    if submitted.is_ok() {
+                        crate::payout::self_submitted(&proxy);
+                    }
+                    submitted
                 }
             };
             match submitted {
@@ -166,60 +176,6 @@ async fn settle_worker(proxy: Arc<Proxy>, worker: [u8; 32]) {
         if payout_due(&proxy, &worker).is_none() || !begin(&proxy, worker) {
             return;
         }
-    }
-}
-
-/// Hands a signed payout voucher to the worker over its live connection. True when the worker kept
-/// it and claims vouchers itself (then the proxy gives it time before submitting the voucher itself).
-async fn push_to_worker(
-    proxy: &Proxy,
-    worker: &[u8; 32],
-    signed: &cocoon_contracts::statements::SignedPayout,
-) -> bool {
-    let outcome = push_outcome(proxy, worker, signed).await;
-    proxy
-        .metrics
-        .counter(
-            "cocoon_proxy_payout_pushes_total",
-            "Payout vouchers handed to workers, by what the worker said.",
-            &[("outcome", outcome)],
-        )
-        .inc();
-    tracing::debug!(outcome, "payout voucher pushed to the worker");
-    outcome == "claims"
-}
-
-async fn push_outcome(
-    proxy: &Proxy,
-    worker: &[u8; 32],
-    signed: &cocoon_contracts::statements::SignedPayout,
-) -> &'static str {
-    let Some(entry) = proxy
-        .workers
-        .all()
-        .into_iter()
-        .find(|w| w.identity.public_key == *worker && !w.closed.load(Ordering::Relaxed))
-    else {
-        return "not_connected";
-    };
-    let Ok(req) = cocoon_worker::payout_request(signed) else {
-        return "unencodable";
-    };
-    let mut sender = entry.sender();
-    let sent = tokio::time::timeout(Duration::from_secs(10), async {
-        let resp = sender.send_request(req).await.ok()?;
-        let ok = resp.status().is_success();
-        let body = cocoon_daemon::http::read_limited(resp.into_body(), 4096)
-            .await
-            .ok()??;
-        Some((ok, serde_json::from_slice::<serde_json::Value>(&body).ok()?))
-    })
-    .await;
-    match sent {
-        Ok(Some((true, v))) if v["claims"] == true => "claims",
-        Ok(Some((true, _))) => "kept_no_claims",
-        Ok(Some((false, _))) => "refused",
-        Ok(None) | Err(_) => "unreachable",
     }
 }
 

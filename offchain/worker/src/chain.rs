@@ -95,6 +95,7 @@ struct MemoryState {
     claims: Vec<SignedPayout>,
     unavailable: bool,
     reads: u64,
+    claims_off: bool,
 }
 
 /// An in-memory chain for tests and drills: the contracts' rules for payout claims (signature,
@@ -154,6 +155,12 @@ impl MemoryChain {
         self.lock().unavailable = down;
     }
 
+    /// Turns claims off (`true`: as a worker without an owner mnemonic, which only keeps vouchers)
+    /// or on again. Anyone may still submit a voucher through [`WorkerChain::claim`] of a clone.
+    pub fn set_claims_off(&self, off: bool) {
+        self.lock().claims_off = off;
+    }
+
     /// Claims accepted so far, in order.
     pub fn claims(&self) -> Vec<SignedPayout> {
         self.lock().claims.clone()
@@ -186,7 +193,7 @@ impl WorkerChain for MemoryChain {
     }
 
     fn can_claim(&self) -> bool {
-        true
+        !self.lock().claims_off
     }
 
     async fn root(&self) -> Result<RootView, WorkerChainError> {

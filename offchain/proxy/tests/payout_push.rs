@@ -1,0 +1,367 @@
+//! Pushed payouts, in process: a proxy on a [`VaultMemoryChain`] and a real worker whose in-memory
+//! chain holds the same vault record. The proxy hands each payout voucher it signs to the worker; a
+//! worker with an owner wallet claims it (the proxy sends nothing); a worker without one, one that
+//! refuses, one that took the voucher but did not claim within the grace (here: killed), and one
+//! not connected are paid by the proxy. In every case the vault paid exactly the signed cumulative.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cocoon_daemon::metrics::Registry;
+use cocoon_daemon::tls::{DevTls, HopTls, Role};
+use cocoon_protocol::{Cost, PriceParams};
+use cocoon_proxy::{MemoryChain, ProxyConfig, ProxyHandle, VaultMemoryChain};
+use cocoon_ton::{TonAddress, TonHash};
+use cocoon_worker::chain::{MemoryChain as WorkerMemoryChain, StakeView, WorkerChain};
+use cocoon_worker::fake_engine::FakeEngine;
+use cocoon_worker::payouts::ClaimEvent;
+use cocoon_worker::{WorkerConfig, WorkerHandle, WorkerOptions};
+
+const MODEL_HASH: [u8; 32] = [0x2b; 32];
+const CLIENT: [u8; 32] = [0xc1; 32];
+/// What one charge earns the worker, nanoTON.
+const EARNED: u128 = 900;
+/// Generous bound for waiting on something that must happen (not a speed assertion).
+const WAIT: Duration = Duration::from_secs(30);
+
+fn addr(byte: u8) -> TonAddress {
+    TonAddress::new(0, TonHash::from([byte; 32]))
+}
+
+/// How the worker treats vouchers.
+#[derive(Clone, Copy)]
+enum WorkerMode {
+    /// Owner wallet configured, claims any amount at once.
+    Claims,
+    /// Owner wallet configured, but claims only past an amount never reached.
+    ClaimsLater,
+    /// No owner wallet: keeps vouchers, claims nothing.
+    NoWallet,
+    /// Its view of the chain lacks the proxy's vault: refuses its vouchers.
+    UnknownVault,
+}
+
+/// A worker chain on which the worker with `key` may serve (stake, model, and the all-zero image
+/// development TLS reports).
+fn serving_chain(key: [u8; 32]) -> WorkerMemoryChain {
+    let chain = WorkerMemoryChain::new(addr(0x77));
+    chain.set_model(MODEL_HASH, Some("fake-model"));
+    chain.set_worker_image([0; 32], 0);
+    chain.set_stake(Some(StakeView {
+        can_serve: true,
+        key,
+        staked: 2_000_000_000,
+        min_stake: 1_000_000_000,
+    }));
+    chain
+}
+
+struct Net {
+    proxy: ProxyHandle,
+    chain: Arc<VaultMemoryChain>,
+    vault_view: WorkerMemoryChain,
+    worker: Option<WorkerHandle>,
+    worker_key: [u8; 32],
+    worker_metrics: Arc<Registry>,
+    _engine: FakeEngine,
+    _dir: tempfile::TempDir,
+}
+
+impl Net {
+    async fn start(mode: WorkerMode, grace_ms: u64) -> Net {
+        cocoon_daemon::init_tracing(false);
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FakeEngine::start().await.unwrap();
+        let proxy_tls: Arc<dyn HopTls> = Arc::new(DevTls::generate(Role::Proxy).unwrap());
+        let proxy_key = proxy_tls.identity().public_key;
+        let vault = addr(0xa1);
+        let chain = Arc::new(VaultMemoryChain::new(
+            MemoryChain::new(PriceParams::default(), proxy_key),
+            vault.clone(),
+        ));
+        let config = ProxyConfig {
+            client_listen: "127.0.0.1:0".into(),
+            worker_listen: "127.0.0.1:0".into(),
+            store_path: dir.path().join("ledger.redb").display().to_string(),
+            announce_poll_ms: 50,
+            payout_threshold_nano: 1,
+            payout_self_submit_after_ms: grace_ms,
+            ..Default::default()
+        };
+        let proxy = cocoon_proxy::start(
+            config,
+            proxy_tls,
+            chain.clone(),
+            chain.clone(),
+            Registry::new(),
+        )
+        .await
+        .unwrap();
+
+        let worker_tls: Arc<dyn HopTls> = Arc::new(DevTls::generate(Role::Worker).unwrap());
+        let worker_key = worker_tls.identity().public_key;
+        // The vault record, shared by the worker's view of the chain and the proxy's settler.
+        let vault_view = serving_chain(worker_key);
+        vault_view.add_vault(&vault, proxy_key);
+        vault_view.set_claims_off(matches!(mode, WorkerMode::NoWallet));
+        chain.pay_through(worker_key, Arc::new(vault_view.clone()));
+        let worker_view = match mode {
+            // A worker whose view of the chain lacks the proxy's vault refuses its vouchers.
+            WorkerMode::UnknownVault => serving_chain(worker_key),
+            _ => vault_view.clone(),
+        };
+
+        let mut wconf = WorkerConfig {
+            proxies: vec![proxy.worker_addr.to_string()],
+            engine_url: engine.url(),
+            model: "fake-model".into(),
+            model_hash: hex::encode(MODEL_HASH),
+            reconnect_ms: 20,
+            health_interval_ms: 0,
+            ..Default::default()
+        };
+        wconf.chain.check_interval_ms = 3_600_000;
+        wconf.chain.max_stale_ms = 3_600_000;
+        wconf.chain.claim_interval_ms = 3_600_000;
+        wconf.chain.claim_threshold_nano = match mode {
+            WorkerMode::ClaimsLater => u64::MAX,
+            _ => 0,
+        };
+        let worker_metrics = Registry::new();
+        let worker = cocoon_worker::start_with(
+            wconf,
+            worker_tls,
+            PriceParams::default(),
+            worker_metrics.clone(),
+            WorkerOptions {
+                chain: Some(Arc::new(worker_view)),
+                on_root: None,
+            },
+        )
+        .unwrap();
+        let net = Net {
+            proxy,
+            chain,
+            vault_view,
+            worker: Some(worker),
+            worker_key,
+            worker_metrics,
+            _engine: engine,
+            _dir: dir,
+        };
+        net.until("the worker to connect", || net.connected() == 1)
+            .await;
+        net
+    }
+
+    fn connected(&self) -> usize {
+        self.proxy.proxy.workers.all().len()
+    }
+
+    async fn until(&self, what: &str, f: impl Fn() -> bool) {
+        tokio::time::timeout(WAIT, async {
+            while !f() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    }
+
+    /// Records one response's charge (as the request path does) and starts the payouts due.
+    async fn earn(&self) {
+        let cost = Cost {
+            client: 1_000,
+            worker: EARNED,
+            proxy: 100,
+        };
+        self.proxy
+            .proxy
+            .store
+            .charge(CLIENT, self.worker_key, cost)
+            .await
+            .unwrap();
+        assert_eq!(self.proxy.pay_workers_due(), 1, "a payout started");
+    }
+
+    fn ledger(&self) -> cocoon_proxy::store::WorkerAccount {
+        self.proxy.proxy.store.worker(&self.worker_key).unwrap()
+    }
+
+    /// Waits until the ledger records the payout of everything earned.
+    async fn until_paid(&self) {
+        self.until("the ledger to record the payout", || {
+            let a = self.ledger();
+            a.paid == a.earned
+        })
+        .await;
+    }
+
+    fn pushes(&self, outcome: &str) -> u64 {
+        self.proxy
+            .proxy
+            .metrics
+            .counter(
+                "cocoon_proxy_payout_pushes_total",
+                "",
+                &[("outcome", outcome)],
+            )
+            .get()
+    }
+
+    fn payouts_by(&self, who: &str) -> u64 {
+        self.proxy
+            .proxy
+            .metrics
+            .counter("cocoon_proxy_payouts_total", "", &[("submitted_by", who)])
+            .get()
+    }
+
+    fn worker_claims(&self) -> u64 {
+        self.worker_metrics
+            .counter("cocoon_worker_claims_total", "", &[])
+            .get()
+    }
+
+    /// No double payment: the vault's record and what reached the owner equal the ledger's last
+    /// signed cumulative (seqno and amount).
+    async fn assert_vault_paid_exactly_the_ledger(&self) {
+        let ledger = self.ledger();
+        let record = self
+            .vault_view
+            .payout_claimed(self.chain.vault())
+            .await
+            .unwrap();
+        assert_eq!(
+            record,
+            (u32::try_from(ledger.seqno).unwrap(), ledger.earned),
+            "vault record vs ledger"
+        );
+        assert_eq!(self.vault_view.owner_received(), ledger.earned);
+        assert_eq!(ledger.paid, ledger.earned);
+    }
+
+    fn status_payouts(&self) -> serde_json::Value {
+        self.proxy.status()["payouts"].clone()
+    }
+}
+
+#[tokio::test]
+async fn a_worker_with_an_owner_wallet_claims_its_pushed_vouchers_and_the_proxy_sends_nothing() {
+    // A grace far longer than the waits below: the proxy must learn of the claim from the vault.
+    let net = Net::start(WorkerMode::Claims, 60_000).await;
+    for round in 1..=2u64 {
+        let started = Instant::now();
+        net.earn().await;
+        net.until_paid().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "paid through the worker's claim, not after the grace"
+        );
+        assert_eq!(net.pushes("claims"), round);
+        assert_eq!(
+            net.worker_claims(),
+            round,
+            "the worker claimed each voucher"
+        );
+        assert_eq!(net.payouts_by("worker"), round);
+        net.assert_vault_paid_exactly_the_ledger().await;
+    }
+    assert!(
+        net.chain.submitted().is_empty(),
+        "the proxy submitted nothing"
+    );
+    assert_eq!(net.payouts_by("proxy"), 0);
+    assert_eq!(net.vault_view.claims().len(), 2);
+    assert_eq!(net.vault_view.owner_received(), 2 * EARNED);
+    assert_eq!(
+        net.status_payouts(),
+        serde_json::json!({"pushed": 2, "not_pushed": 0, "claimed_by_worker": 2, "self_submitted": 0})
+    );
+}
+
+#[tokio::test]
+async fn a_worker_without_an_owner_wallet_is_paid_by_the_proxy_at_once() {
+    let net = Net::start(WorkerMode::NoWallet, 60_000).await;
+    let started = Instant::now();
+    net.earn().await;
+    net.until_paid().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "no grace for a worker that claims nothing"
+    );
+    assert_eq!(net.pushes("kept_no_claims"), 1);
+    assert_eq!(net.chain.submitted().len(), 1, "the proxy submitted it");
+    assert_eq!(net.worker_claims(), 0);
+    net.assert_vault_paid_exactly_the_ledger().await;
+    // The worker kept the voucher; its next pass finds it paid and drops it without a claim.
+    let events = net.worker.as_ref().unwrap().claim_now().await;
+    assert!(
+        matches!(&events[..], [ClaimEvent::AlreadyClaimed { .. }]),
+        "{events:?}"
+    );
+    assert_eq!(net.worker_claims(), 0);
+    assert_eq!(net.vault_view.owner_received(), EARNED);
+    assert_eq!(
+        net.status_payouts(),
+        serde_json::json!({"pushed": 1, "not_pushed": 0, "claimed_by_worker": 0, "self_submitted": 1})
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_refuses_the_voucher_is_paid_by_the_proxy_at_once() {
+    let net = Net::start(WorkerMode::UnknownVault, 60_000).await;
+    net.earn().await;
+    net.until_paid().await;
+    assert_eq!(net.pushes("refused"), 1);
+    assert_eq!(net.chain.submitted().len(), 1);
+    net.assert_vault_paid_exactly_the_ledger().await;
+    assert_eq!(net.status_payouts()["not_pushed"], 1);
+}
+
+#[tokio::test]
+async fn a_voucher_the_worker_took_but_did_not_claim_is_submitted_after_the_grace_then_a_gone_worker_at_once()
+ {
+    const GRACE: Duration = Duration::from_millis(3_000);
+    let mut net = Net::start(WorkerMode::ClaimsLater, 3_000).await;
+    let started = Instant::now();
+    net.earn().await;
+    net.until("the worker to take the voucher", || {
+        net.pushes("claims") == 1
+    })
+    .await;
+    // The worker goes away holding the voucher, unclaimed.
+    net.worker.take().unwrap().kill().await;
+    net.until("the proxy to see the worker gone", || net.connected() == 0)
+        .await;
+    net.until_paid().await;
+    assert!(
+        started.elapsed() >= GRACE,
+        "the proxy waited the grace before submitting: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(net.chain.submitted().len(), 1);
+    assert_eq!(net.worker_claims(), 0);
+    assert_eq!(net.payouts_by("proxy"), 1);
+    net.assert_vault_paid_exactly_the_ledger().await;
+
+    // Earned more while gone: not connected, so the proxy pays at once.
+    let started = Instant::now();
+    net.earn().await;
+    net.until_paid().await;
+    assert!(
+        started.elapsed() < GRACE,
+        "no grace for a worker that is not connected: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(net.pushes("not_connected"), 1);
+    assert_eq!(net.chain.submitted().len(), 2);
+    net.assert_vault_paid_exactly_the_ledger().await;
+    assert_eq!(net.vault_view.owner_received(), 2 * EARNED);
+    assert_eq!(
+        net.status_payouts(),
+        serde_json::json!({"pushed": 1, "not_pushed": 1, "claimed_by_worker": 0, "self_submitted": 2})
+    );
+}
