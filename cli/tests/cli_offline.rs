@@ -84,6 +84,7 @@ const COMMANDS: &[&str] = &[
     "client top-up",
     "client withdraw",
     "client close",
+    "client set-key",
     "client status",
     "audit",
     "audit contracts",
