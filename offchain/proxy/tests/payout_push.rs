@@ -1,8 +1,8 @@
 //! Pushed payouts, in process: a proxy on a [`VaultMemoryChain`] and a real worker whose in-memory
 //! chain holds the same vault record. The proxy hands each payout voucher it signs to the worker; a
-//! worker with an owner wallet claims it (the proxy sends nothing); a worker without one, one that
-//! refuses, one that took the voucher but did not claim within the grace (here: killed), and one
-//! not connected are paid by the proxy. In every case the vault paid exactly the signed cumulative.
+//! worker with an owner wallet claims it (the proxy sends nothing); a worker without one (or whose
+//! claim threshold the voucher does not reach), one that refuses, one whose claim did not land within
+//! the grace, and one not connected are paid by the proxy. In every case the vault paid exactly the signed cumulative.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,8 +35,10 @@ fn addr(byte: u8) -> TonAddress {
 enum WorkerMode {
     /// Owner wallet configured, claims any amount at once.
     Claims,
-    /// Owner wallet configured, but claims only past an amount never reached.
-    ClaimsLater,
+    /// Owner wallet configured, but claims only past an amount no voucher reaches.
+    HighThreshold,
+    /// Claims, but its claims never reach the proxy's vault (as if its chain API dropped them).
+    ClaimsLost,
     /// No owner wallet: keeps vouchers, claims nothing.
     NoWallet,
     /// Its view of the chain lacks the proxy's vault: refuses its vouchers.
@@ -110,6 +112,11 @@ impl Net {
         let worker_view = match mode {
             // A worker whose view of the chain lacks the proxy's vault refuses its vouchers.
             WorkerMode::UnknownVault => serving_chain(worker_key),
+            WorkerMode::ClaimsLost => {
+                let lost = serving_chain(worker_key);
+                lost.add_vault(&vault, proxy_key);
+                lost
+            }
             _ => vault_view.clone(),
         };
 
@@ -126,7 +133,7 @@ impl Net {
         wconf.chain.max_stale_ms = 3_600_000;
         wconf.chain.claim_interval_ms = 3_600_000;
         wconf.chain.claim_threshold_nano = match mode {
-            WorkerMode::ClaimsLater => u64::MAX,
+            WorkerMode::HighThreshold => u64::MAX,
             _ => 0,
         };
         let worker_metrics = Registry::new();
@@ -283,31 +290,35 @@ async fn a_worker_with_an_owner_wallet_claims_its_pushed_vouchers_and_the_proxy_
 }
 
 #[tokio::test]
-async fn a_worker_without_an_owner_wallet_is_paid_by_the_proxy_at_once() {
-    let net = Net::start(WorkerMode::NoWallet, 60_000).await;
-    let started = Instant::now();
-    net.earn().await;
-    net.until_paid().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "no grace for a worker that claims nothing"
-    );
-    assert_eq!(net.pushes("kept_no_claims"), 1);
-    assert_eq!(net.chain.submitted().len(), 1, "the proxy submitted it");
-    assert_eq!(net.worker_claims(), 0);
-    net.assert_vault_paid_exactly_the_ledger().await;
-    // The worker kept the voucher; its next pass finds it paid and drops it without a claim.
-    let events = net.worker.as_ref().unwrap().claim_now().await;
-    assert!(
-        matches!(&events[..], [ClaimEvent::AlreadyClaimed { .. }]),
-        "{events:?}"
-    );
-    assert_eq!(net.worker_claims(), 0);
-    assert_eq!(net.vault_view.owner_received(), EARNED);
-    assert_eq!(
-        net.status_payouts(),
-        serde_json::json!({"pushed": 1, "not_pushed": 0, "claimed_by_worker": 0, "self_submitted": 1})
-    );
+async fn a_worker_that_will_not_claim_is_paid_by_the_proxy_at_once() {
+    // No owner wallet, or a claim threshold the voucher does not reach: the worker keeps the
+    // voucher but says it will not claim it.
+    for mode in [WorkerMode::NoWallet, WorkerMode::HighThreshold] {
+        let net = Net::start(mode, 60_000).await;
+        let started = Instant::now();
+        net.earn().await;
+        net.until_paid().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no grace for a worker that will not claim"
+        );
+        assert_eq!(net.pushes("kept_no_claims"), 1);
+        assert_eq!(net.chain.submitted().len(), 1, "the proxy submitted it");
+        assert_eq!(net.worker_claims(), 0);
+        net.assert_vault_paid_exactly_the_ledger().await;
+        // The worker kept the voucher; its next pass finds it paid and drops it without a claim.
+        let events = net.worker.as_ref().unwrap().claim_now().await;
+        assert!(
+            matches!(&events[..], [ClaimEvent::AlreadyClaimed { .. }]),
+            "{events:?}"
+        );
+        assert_eq!(net.worker_claims(), 0);
+        assert_eq!(net.vault_view.owner_received(), EARNED);
+        assert_eq!(
+            net.status_payouts(),
+            serde_json::json!({"pushed": 1, "not_pushed": 0, "claimed_by_worker": 0, "self_submitted": 1})
+        );
+    }
 }
 
 #[tokio::test]
@@ -322,17 +333,17 @@ async fn a_worker_that_refuses_the_voucher_is_paid_by_the_proxy_at_once() {
 }
 
 #[tokio::test]
-async fn a_voucher_the_worker_took_but_did_not_claim_is_submitted_after_the_grace_then_a_gone_worker_at_once()
+async fn a_claim_that_does_not_land_within_the_grace_is_submitted_by_the_proxy_then_a_gone_worker_paid_at_once()
  {
     const GRACE: Duration = Duration::from_millis(3_000);
-    let mut net = Net::start(WorkerMode::ClaimsLater, 3_000).await;
+    let mut net = Net::start(WorkerMode::ClaimsLost, 3_000).await;
     let started = Instant::now();
     net.earn().await;
     net.until("the worker to take the voucher", || {
         net.pushes("claims") == 1
     })
     .await;
-    // The worker goes away holding the voucher, unclaimed.
+    // The worker took it and says it claims, but no claim reaches the vault; then it goes away.
     net.worker.take().unwrap().kill().await;
     net.until("the proxy to see the worker gone", || net.connected() == 0)
         .await;
@@ -343,8 +354,8 @@ async fn a_voucher_the_worker_took_but_did_not_claim_is_submitted_after_the_grac
         started.elapsed()
     );
     assert_eq!(net.chain.submitted().len(), 1);
-    assert_eq!(net.worker_claims(), 0);
     assert_eq!(net.payouts_by("proxy"), 1);
+    assert_eq!(net.payouts_by("worker"), 0);
     net.assert_vault_paid_exactly_the_ledger().await;
 
     // Earned more while gone: not connected, so the proxy pays at once.

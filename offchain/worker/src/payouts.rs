@@ -41,6 +41,15 @@ pub enum OfferError {
     Chain(#[from] WorkerChainError),
 }
 
+/// The worker's answer to a voucher a proxy handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct Offered {
+    /// It pays more than the voucher held for its vault, and replaced it.
+    pub(crate) kept: bool,
+    /// This worker will claim it itself (see [`Payouts::offer_boc`]); otherwise the proxy submits it.
+    pub(crate) claims: bool,
+}
+
 /// What one claim pass did for one vault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -124,15 +133,27 @@ impl Payouts {
         }
     }
 
-    /// Checks a voucher from a BoC and keeps it if it pays more than the one held for its vault.
-    pub(crate) async fn offer_boc(&self, boc: &[u8]) -> Result<bool, OfferError> {
+    /// Checks a voucher from a BoC and keeps it if it pays more than the one held for its vault, and
+    /// says whether this worker will claim it itself.
+    pub(crate) async fn offer_boc(&self, boc: &[u8]) -> Result<Offered, OfferError> {
         let voucher = SignedPayout::from_boc(boc).map_err(|e| OfferError::Codec(e.to_string()))?;
-        self.offer(voucher).await
+        // Decided before the voucher is kept: once kept, the claim pass may claim it at once.
+        let claims = self.will_claim(&voucher).await;
+        let kept = self.offer(voucher).await?;
+        Ok(Offered { kept, claims })
     }
 
-    /// Whether this worker claims vouchers itself (an owner wallet is configured).
-    pub(crate) fn claims(&self) -> bool {
-        self.chain.can_claim()
+    /// Whether this worker will claim `voucher` itself: it has an owner wallet and the voucher pays
+    /// at least `claim_threshold_nano` more than the vault's record. When the record cannot be read
+    /// the answer is yes (the proxy submits the voucher itself if no claim lands in its grace).
+    async fn will_claim(&self, voucher: &SignedPayout) -> bool {
+        if !self.chain.can_claim() {
+            return false;
+        }
+        match self.chain.payout_claimed(&voucher.statement.vault).await {
+            Ok((_, paid)) => voucher.statement.paid.saturating_sub(paid) >= self.threshold.max(1),
+            Err(_) => true,
+        }
     }
 
     /// Checks a voucher (owner, vault, signature) and keeps it if it pays more than the one held;

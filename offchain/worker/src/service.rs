@@ -104,12 +104,7 @@ impl WorkerService {
             Err(e) => return error(ErrorCode::InvalidJson, format!("request body: {e}")),
         };
         match payouts.offer_boc(&body).await {
-            Ok(kept) => json_response(
-                200,
-                serde_json::json!({ "kept": kept, "claims": payouts.claims() })
-                    .to_string()
-                    .into_bytes(),
-            ),
+            Ok(offered) => json_response(200, serde_json::to_vec(&offered).unwrap_or_default()),
             Err(e @ crate::payouts::OfferError::Chain(_)) => {
                 error(ErrorCode::UpstreamFailed, e.to_string())
             }

@@ -144,7 +144,7 @@ async fn vouchers_are_checked_and_claimed_automatically_past_the_threshold_exact
     }
     assert!(worker.claim_now().await.is_empty(), "nothing held");
 
-    // Below the threshold: kept, not claimed.
+    // Below the threshold: kept, not claimed (and the answer says so: the proxy pays it).
     let (code, body) = conn
         .post(
             PAYOUT_PATH,
@@ -153,7 +153,7 @@ async fn vouchers_are_checked_and_claimed_automatically_past_the_threshold_exact
         .await;
     assert_eq!(
         (code, &body[..]),
-        (200, &br#"{"kept":true,"claims":true}"#[..])
+        (200, &br#"{"kept":true,"claims":false}"#[..])
     );
     assert_eq!(
         worker.claim_now().await,
@@ -166,8 +166,11 @@ async fn vouchers_are_checked_and_claimed_automatically_past_the_threshold_exact
 
     // Past the threshold: claimed without being asked, for the whole cumulative amount.
     let v2 = voucher(&vault, &owner, 2, 1_500, &proxy_key);
-    let (code, _) = conn.post(PAYOUT_PATH, post(&v2)).await;
-    assert_eq!(code, 200);
+    let (code, body) = conn.post(PAYOUT_PATH, post(&v2)).await;
+    assert_eq!(
+        (code, &body[..]),
+        (200, &br#"{"kept":true,"claims":true}"#[..])
+    );
     until("the automatic claim", || chain.claims().len() == 1).await;
     assert_eq!(chain.claims()[0], v2);
     assert_eq!(chain.owner_received(), 1_500);
