@@ -143,6 +143,16 @@ fn proxy_images(root: &cocoon_worker::chain::RootView) -> att::policy::Allowlist
 /// Starts a worker from its config the way `cocoon_worker::run` does: TLS from `[tls]`, proxies'
 /// images checked against the root's allowlist, stake, image and model checked on chain.
 pub async fn start_worker(config: WorkerConfig) -> Result<WorkerHandle, LocalnetError> {
+    start_worker_with_owner(config, None).await
+}
+
+/// As [`start_worker`], with the owner's signing wallet (what `chain.owner_mnemonic_*` gives the
+/// binary; the local network's wallets come from keys, not mnemonics): the worker claims its payouts
+/// itself once they reach `chain.claim_threshold_nano`.
+pub async fn start_worker_with_owner(
+    config: WorkerConfig,
+    owner_wallet: Option<cocoon_ton::Wallet>,
+) -> Result<WorkerHandle, LocalnetError> {
     config.tls.validate().map_err(daemon("worker [tls]"))?;
     let allowlist = att::InMemoryAllowlist::new();
     let tls = build_hop_tls(Role::Worker, &config.tls, Arc::new(allowlist.clone()))
@@ -163,7 +173,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerHandle, Localnet
             .chain
             .owner_address()
             .map_err(daemon("worker [chain]"))?,
-        None,
+        owner_wallet,
     );
     let root = chain
         .root()

@@ -337,7 +337,11 @@ impl LocalNet {
 
         let mut worker_config = configs.worker.clone();
         worker_config.proxies = vec![proxy.handle.worker_addr.to_string()];
-        let worker = daemons::start_worker(worker_config).await?;
+        // The local network plays the GPU owner: its worker claims its own payouts (past
+        // `chain.claim_threshold_nano`, 10 TON by default; below it the proxy pays).
+        let worker =
+            daemons::start_worker_with_owner(worker_config, Some(parties.gpu_owner.clone()))
+                .await?;
         let gateway = cocoon_gateway::run::build(configs.gateway.clone(), false)
             .await
             .map_err(daemon("starting the gateway"))?;

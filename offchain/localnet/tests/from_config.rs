@@ -138,8 +138,9 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         "a payout went on chain before the forced settlement"
     );
     assert!(net.settler.records().iter().all(|r| r.kind != "charge"));
-    // Each payout voucher was first handed to the worker over its connection; this worker has no
-    // owner wallet (claims nothing itself), so the proxy submitted it at once.
+    // Each payout voucher was first handed to the worker over its connection; these vouchers are
+    // below the worker's claim threshold (10 TON), so it said it would not claim them and the proxy
+    // submitted them at once.
     let pushes = net
         .proxy
         .handle
@@ -154,6 +155,21 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
     assert!(
         pushes >= 1,
         "payout vouchers pushed to the worker: {pushes}"
+    );
+    let proxy_payouts: Vec<_> = net
+        .settler
+        .records()
+        .into_iter()
+        .filter(|r| r.kind == "payout")
+        .collect();
+    eprintln!(
+        "proxy-submitted payouts: {} payouts, {} transactions, {} nanoTON fees",
+        proxy_payouts.len(),
+        proxy_payouts
+            .iter()
+            .map(|r| r.outcome.transactions.len())
+            .sum::<usize>(),
+        proxy_payouts.iter().map(|r| r.outcome.fees()).sum::<u128>()
     );
 
     net.settle().await.unwrap();
@@ -186,6 +202,91 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
     );
     let b = net.balances().await.unwrap();
     assert_eq!(b.chain_proxy_kept, client_total - worker_total);
+    net.shutdown().await.unwrap();
+}
+
+/// The worker's owner claims the payouts itself: the proxy hands each voucher it signs to the
+/// worker, the worker (owner wallet, claim threshold 1 nanoTON) claims it from the owner wallet, and
+/// the proxy sees the vault's record move and sends nothing. Figures go to stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_owner_claims_the_payouts_the_proxy_hands_the_worker() {
+    let net = LocalNet::start_with(EngineChoice::Fixed, Funding::default(), |c| {
+        c.proxy.payout_threshold_nano = 1;
+        c.worker.chain.claim_threshold_nano = 1;
+    })
+    .await
+    .unwrap();
+    let c = net.chain.as_ref();
+    let owner = net.parties.gpu_owner.address();
+    let vault = vault_address(&net.root.address, net.parties.proxy_operator.address()).unwrap();
+    let owner_before = c.get_address_balance(owner).await.unwrap();
+
+    chat(&net, false).await;
+    chat(&net, true).await;
+    let proxy = &net.proxy.handle.proxy;
+    let worker_key = net.worker.state_key();
+    let mut account = proxy.store.worker(&worker_key).unwrap();
+    for _ in 0..1200 {
+        account = proxy.store.worker(&worker_key).unwrap();
+        if account.earned > 0 && account.paid == account.earned {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(account.earned > 0);
+    assert_eq!(
+        account.paid, account.earned,
+        "the ledger recorded the payouts"
+    );
+
+    // The proxy sent no payout: the worker claimed each voucher it was handed.
+    assert!(
+        net.settler.records().iter().all(|r| r.kind != "payout"),
+        "the proxy submitted a payout itself"
+    );
+    let metric = |name: &'static str, label: (&'static str, &'static str)| {
+        proxy.metrics.counter(name, "", &[label]).get()
+    };
+    let claimed = metric("cocoon_proxy_payouts_total", ("submitted_by", "worker"));
+    assert!(claimed >= 1);
+    assert_eq!(
+        metric("cocoon_proxy_payout_pushes_total", ("outcome", "claims")),
+        claimed
+    );
+    assert_eq!(
+        metric("cocoon_proxy_payouts_total", ("submitted_by", "proxy")),
+        0
+    );
+    let status = net.proxy.handle.status();
+    assert_eq!(status["payouts"]["claimed_by_worker"], claimed);
+    assert_eq!(status["payouts"]["self_submitted"], 0);
+
+    // The vault paid exactly the signed cumulative, once, to the owner.
+    let vs: StakeStorage = fetch_state(c, &vault).await.unwrap().unwrap();
+    let record = vs.payouts.get(&account_id(owner)).unwrap();
+    assert_eq!(record.paid, account.earned);
+    assert_eq!(u64::from(record.seqno), account.seqno);
+    assert_eq!(vs.paid_out, account.earned);
+    let owner_after = c.get_address_balance(owner).await.unwrap();
+    // The owner paid for its claims: what arrived is the payout less the claims' fees (the unspent
+    // part of each claim's attached value comes back).
+    let net_gain = i128::try_from(owner_after).unwrap() - i128::try_from(owner_before).unwrap();
+    let cost = i128::try_from(account.earned).unwrap() - net_gain;
+    assert!(
+        cost > 0 && cost < i128::try_from(claimed as u128 * cocoon_onchain::CLAIM_VALUE).unwrap(),
+        "owner gained {net_gain} for {} earned in {claimed} claims",
+        account.earned
+    );
+    eprintln!(
+        "worker-claimed payouts: {claimed} claims, {} nanoTON paid, owner's cost {cost} nanoTON ({} per claim)",
+        account.earned,
+        cost / i128::from(u32::try_from(claimed).unwrap())
+    );
+
+    net.settle().await.unwrap();
+    let b = net.balances().await.unwrap();
+    assert_eq!(b.chain_worker_paid, account.earned);
+    assert!(net.settler.records().iter().all(|r| r.kind != "payout"));
     net.shutdown().await.unwrap();
 }
 
