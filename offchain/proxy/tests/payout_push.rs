@@ -61,7 +61,11 @@ fn serving_chain(key: [u8; 32]) -> WorkerMemoryChain {
 }
 
 struct Net {
-    proxy: ProxyHandle,
+    proxy: Option<ProxyHandle>,
+    proxy_config: ProxyConfig,
+    proxy_tls: Arc<dyn HopTls>,
+    /// The worker's own view of the chain (the vault's record unless the mode says otherwise).
+    worker_view: WorkerMemoryChain,
     chain: Arc<VaultMemoryChain>,
     vault_view: WorkerMemoryChain,
     worker: Option<WorkerHandle>,
@@ -93,8 +97,8 @@ impl Net {
             ..Default::default()
         };
         let proxy = cocoon_proxy::start(
-            config,
-            proxy_tls,
+            config.clone(),
+            proxy_tls.clone(),
             chain.clone(),
             chain.clone(),
             Registry::new(),
@@ -143,13 +147,20 @@ impl Net {
             PriceParams::default(),
             worker_metrics.clone(),
             WorkerOptions {
-                chain: Some(Arc::new(worker_view)),
+                chain: Some(Arc::new(worker_view.clone())),
                 on_root: None,
             },
         )
         .unwrap();
+        let mut proxy_config = config;
+        // A restart reuses the ports, so the worker dials the new proxy.
+        proxy_config.client_listen = proxy.client_addr.to_string();
+        proxy_config.worker_listen = proxy.worker_addr.to_string();
         let net = Net {
-            proxy,
+            proxy: Some(proxy),
+            proxy_config,
+            proxy_tls,
+            worker_view,
             chain,
             vault_view,
             worker: Some(worker),
@@ -163,8 +174,27 @@ impl Net {
         net
     }
 
+    fn proxy(&self) -> &ProxyHandle {
+        self.proxy.as_ref().unwrap()
+    }
+
+    /// Kills the proxy (a crash) and starts it again on the same ledger and ports.
+    async fn restart_proxy(&mut self) {
+        self.proxy.take().unwrap().kill().await;
+        let proxy = cocoon_proxy::start(
+            self.proxy_config.clone(),
+            self.proxy_tls.clone(),
+            self.chain.clone(),
+            self.chain.clone(),
+            Registry::new(),
+        )
+        .await
+        .unwrap();
+        self.proxy = Some(proxy);
+    }
+
     fn connected(&self) -> usize {
-        self.proxy.proxy.workers.all().len()
+        self.proxy().proxy.workers.all().len()
     }
 
     async fn until(&self, what: &str, f: impl Fn() -> bool) {
@@ -184,17 +214,17 @@ impl Net {
             worker: EARNED,
             proxy: 100,
         };
-        self.proxy
+        self.proxy()
             .proxy
             .store
             .charge(CLIENT, self.worker_key, cost)
             .await
             .unwrap();
-        assert_eq!(self.proxy.pay_workers_due(), 1, "a payout started");
+        assert_eq!(self.proxy().pay_workers_due(), 1, "a payout started");
     }
 
     fn ledger(&self) -> cocoon_proxy::store::WorkerAccount {
-        self.proxy.proxy.store.worker(&self.worker_key).unwrap()
+        self.proxy().proxy.store.worker(&self.worker_key).unwrap()
     }
 
     /// Waits until the ledger records the payout of everything earned.
@@ -207,7 +237,7 @@ impl Net {
     }
 
     fn pushes(&self, outcome: &str) -> u64 {
-        self.proxy
+        self.proxy()
             .proxy
             .metrics
             .counter(
@@ -219,7 +249,7 @@ impl Net {
     }
 
     fn payouts_by(&self, who: &str) -> u64 {
-        self.proxy
+        self.proxy()
             .proxy
             .metrics
             .counter("cocoon_proxy_payouts_total", "", &[("submitted_by", who)])
@@ -251,7 +281,7 @@ impl Net {
     }
 
     fn status_payouts(&self) -> serde_json::Value {
-        self.proxy.status()["payouts"].clone()
+        self.proxy().status()["payouts"].clone()
     }
 }
 
@@ -375,4 +405,28 @@ async fn a_claim_that_does_not_land_within_the_grace_is_submitted_by_the_proxy_t
         net.status_payouts(),
         serde_json::json!({"pushed": 1, "not_pushed": 1, "claimed_by_worker": 0, "self_submitted": 2})
     );
+}
+
+#[tokio::test]
+async fn a_restarted_proxy_signs_the_very_voucher_the_worker_holds() {
+    // The voucher signs the ledger's committed (seqno, earned), and signing is deterministic: a
+    // proxy killed after the push signs the same bytes again, never a second statement for the
+    // same seqno.
+    let mut net = Net::start(WorkerMode::ClaimsLost, 60_000).await;
+    net.earn().await;
+    net.until("the worker to claim on its own chain", || {
+        net.worker_view.claims().len() == 1
+    })
+    .await;
+    let held = net.worker_view.claims()[0].clone();
+    net.restart_proxy().await;
+    assert_eq!(net.ledger().paid, 0, "the killed proxy recorded no payout");
+    net.until("the worker to reconnect", || net.connected() == 1)
+        .await;
+    assert_eq!(net.proxy().pay_workers_due(), 1);
+    net.until_paid().await;
+    // The worker already claimed it (on its view), so it said it would not: the proxy submitted it.
+    assert_eq!(net.pushes("kept_no_claims"), 1);
+    assert_eq!(net.chain.submitted(), vec![held], "the same signed voucher");
+    net.assert_vault_paid_exactly_the_ledger().await;
 }
