@@ -79,6 +79,9 @@ pub(crate) struct ExportArgs {
     /// One record id (ids are in `GET /cocoon/v1/receipts`).
     #[arg(long, conflicts_with_all = ["from", "to"])]
     id: Option<u64>,
+    /// The record of one request: the `x-request-id` its response carried.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["id", "from", "to"])]
+    request_id: Option<String>,
     /// Lowest record id.
     #[arg(long)]
     from: Option<u64>,
@@ -412,6 +415,15 @@ async fn export(a: ExportArgs) -> Result<()> {
         if let Some(v) = v {
             query.push(format!("{k}={v}"));
         }
+    }
+    if let Some(r) = &a.request_id {
+        if !cocoon_gateway::request_id::is_sane(r) {
+            return Err(fail(
+                ExitKind::Usage,
+                format!("--request-id {r:?}: 1 to 128 characters of A-Z a-z 0-9 - _ . :"),
+            ));
+        }
+        query.push(format!("request_id={r}"));
     }
     if a.hashes_only {
         query.push("bodies=0".into());

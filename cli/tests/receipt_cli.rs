@@ -234,9 +234,15 @@ fn args(list: &[&str]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_bundles_verify_offline_through_the_binary() {
     let net = start_net().await;
+    let mut request_ids = Vec::new();
     for stream in [false, true] {
         let resp = post(net.gateway.addr, &chat(stream)).await;
         assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        let id = resp
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap_or_else(|| panic!("no x-request-id: {resp}"));
+        request_ids.push(id.to_owned());
     }
     let worker_key = net.worker.state_key();
     for _ in 0..500 {
@@ -360,6 +366,37 @@ async fn exported_bundles_verify_offline_through_the_binary() {
     let o = run(args(&["receipt", "verify", &hashes, "--allow-insecure"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(out(&o).contains("1 responses"));
+
+    // The record of one request, by the x-request-id its response carried.
+    let one = dir.path().join("one.json");
+    let o = run(args(&[
+        "receipt",
+        "export",
+        "--gateway",
+        &gateway,
+        "--request-id",
+        &request_ids[1],
+        "--out",
+        &one.display().to_string(),
+    ]))
+    .await;
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("(1 responses, 1 workers)"), "{}", out(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&one).unwrap()).unwrap();
+    assert_eq!(doc["responses"][0]["id"], 2);
+    assert_eq!(doc["responses"][0]["request_id"], request_ids[1].as_str());
+    let o = run(args(&[
+        "receipt",
+        "export",
+        "--gateway",
+        &gateway,
+        "--request-id",
+        "not sane",
+        "--out",
+        &one.display().to_string(),
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
 
     // `audit endpoint` is `attest endpoint`: the proxy's simulated attestation is reported.
     let proxy = net.proxy.client_addr.to_string();

@@ -40,6 +40,22 @@ async function models(client, state) {
   return `${ids.length} model(s): ${ids.join(', ')}`;
 }
 
+async function modelsRetrieve(client, state) {
+  const { data: m, response } = await client.models.retrieve(state.model).withResponse();
+  expect(m.id === state.model, `id=${m.id}`);
+  expect(m.object === 'model', `object=${m.object}`);
+  const requestId = response.headers.get('x-request-id');
+  expect(requestId, 'no x-request-id');
+  try {
+    await client.models.retrieve('no-such-model');
+  } catch (e) {
+    expect(e instanceof OpenAI.NotFoundError, `unknown model: ${e.constructor.name}: ${e.message}`);
+    expect(e.code === 'model_not_found', `unknown model: code=${e.code}`);
+    return `${m.id} owned_by=${m.owned_by} x-request-id=${requestId}; unknown: NotFoundError 404 code=${e.code}`;
+  }
+  throw new CheckFailed('unknown model: no error raised');
+}
+
 async function chat(client, state) {
   const { data: r, response } = await client.chat.completions
     .create({ model: state.model, messages: userMessage(PROMPT), max_tokens: 16, temperature: 0, seed: 7 })
@@ -201,6 +217,7 @@ async function oversizedBody(client, state) {
 
 const CHECKS = [
   ['models.list', models],
+  ['models.retrieve', modelsRetrieve],
   ['chat.completions', chat],
   ['chat.completions stream+usage', chatStream],
   ['chat.completions.stream helper', chatStreamHelper],

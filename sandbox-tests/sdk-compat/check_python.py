@@ -51,6 +51,23 @@ def models(client: OpenAI, state: dict) -> str:
     return f"{len(ids)} model(s): {', '.join(ids)}"
 
 
+def models_retrieve(client: OpenAI, state: dict) -> str:
+    raw = client.models.with_raw_response.retrieve(state["model"])
+    m = raw.parse()
+    expect(isinstance(m, openai.types.Model), f"parsed into {type(m).__name__}")
+    expect(m.id == state["model"], f"id={m.id!r}")
+    expect(m.object == "model", f"object={m.object!r}")
+    request_id = raw.headers.get("x-request-id")
+    expect(bool(request_id), "no x-request-id")
+    try:
+        client.models.retrieve("no-such-model")
+    except openai.NotFoundError as e:
+        expect(e.code == "model_not_found", f"unknown model: code={e.code!r}")
+        expect(bool(e.response.headers.get("x-request-id")), "unknown model: no x-request-id")
+        return f"{m.id} owned_by={m.owned_by} x-request-id={request_id}; unknown: NotFoundError 404 code={e.code}"
+    raise CheckFailed("unknown model: no error raised")
+
+
 def chat(client: OpenAI, state: dict) -> str:
     raw = client.chat.completions.with_raw_response.create(
         model=state["model"],
@@ -258,6 +275,7 @@ def oversized_body(client: OpenAI, state: dict) -> str:
 
 CHECKS: list[tuple[str, Callable[[OpenAI, dict], str]]] = [
     ("models.list", models),
+    ("models.retrieve", models_retrieve),
     ("chat.completions", chat),
     ("chat.completions stream+usage", chat_stream),
     ("chat.completions.stream helper", chat_stream_helper),
