@@ -31,8 +31,8 @@ async fn restart_on(
     let tls = DevTls::generate(Role::Client).unwrap();
     net.chain.open_escrow(tls.identity().public_key, CREDIT);
     let handle = cocoon_gateway::start(config, std::sync::Arc::new(tls), metrics.clone())
-    .await
-    .unwrap();
+        .await
+        .unwrap();
     (handle, metrics)
 }
 
