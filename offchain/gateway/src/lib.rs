@@ -316,6 +316,9 @@ pub async fn start(
     let pinned = config.proxy_key_bytes()?;
     let mut store = receipts::Store::default();
     let journal = if config.receipts_path.is_empty() {
+        tracing::warn!(
+            "receipts_path is not set: receipts are kept in memory only and a restart loses them"
+        );
         None
     } else {
         let path = std::path::Path::new(&config.receipts_path);
