@@ -25,9 +25,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // drill harness: a failed step should panic
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod proxy_process;
+
+use std::path::Path;
+
+use proxy_process::spawn_proxy;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -50,65 +52,6 @@ const CONCURRENCY: usize = 6;
 const DEV_CREDIT: &str = "300000000";
 /// Pay the worker once it is owed this much.
 const PAYOUT_THRESHOLD: u64 = 10_000;
-
-fn proxy_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("COCOON_PROXY_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    dir.join("cocoon-proxy")
-}
-
-struct ProxyProcess {
-    child: Child,
-}
-
-/// Starts the proxy binary; returns once it printed its bound addresses.
-fn spawn_proxy(config: &Path) -> (ProxyProcess, serde_json::Value) {
-    let bin = proxy_bin();
-    assert!(
-        bin.is_file(),
-        "{} not found: build it first (cargo build -p cocoon-proxy --bin cocoon-proxy) or set COCOON_PROXY_BIN",
-        bin.display()
-    );
-    let mut child = Command::new(&bin)
-        .arg("--config")
-        .arg(config)
-        .arg("--insecure-dev-tls")
-        .arg("--dev-client-credit")
-        .arg(DEV_CREDIT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn cocoon-proxy");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read proxy stdout");
-    let addrs: serde_json::Value = serde_json::from_str(line.trim())
-        .unwrap_or_else(|e| panic!("proxy did not print its addresses ({e}): {line:?}"));
-    (ProxyProcess { child }, addrs)
-}
-
-impl ProxyProcess {
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(status.is_ok_and(|s| s.success()), "SIGTERM {pid}");
-        let exit = self.child.wait().expect("reap");
-        assert!(exit.success(), "proxy exited with {exit}");
-    }
-}
 
 fn write_config(path: &Path, store: &Path, client: &str, worker: &str, admin: &str) {
     let text = format!(
@@ -164,7 +107,11 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
     let store = dir.path().join("proxy.redb");
     let config = dir.path().join("proxy.toml");
     write_config(&config, &store, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0");
-    let (mut proxy, addrs) = spawn_proxy(&config);
+    let (mut proxy, addrs) = spawn_proxy(
+        &config,
+        &["--insecure-dev-tls", "--dev-client-credit", DEV_CREDIT],
+        true,
+    );
     let client_addr = addrs["client_addr"].as_str().unwrap().to_owned();
     let worker_addr = addrs["worker_addr"].as_str().unwrap().to_owned();
     // Restarts take the same ports, so the worker and the gateway find the proxy again.
@@ -236,7 +183,12 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
         );
         proxy.kill9();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        proxy = spawn_proxy(&config).0;
+        proxy = spawn_proxy(
+            &config,
+            &["--insecure-dev-tls", "--dev-client-credit", DEV_CREDIT],
+            true,
+        )
+        .0;
     }
     // Recovery: requests succeed again after the last restart.
     let after_last = tally.ok.load(Ordering::Relaxed);

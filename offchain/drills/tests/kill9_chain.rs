@@ -24,9 +24,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // drill harness: a failed step should panic
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod proxy_process;
+
+use std::path::Path;
+
+use proxy_process::spawn_proxy;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -54,64 +56,6 @@ const CONCURRENCY: usize = 6;
 const CHARGE_THRESHOLD_BPS: u32 = 1;
 /// Pay the worker once it is owed this much.
 const PAYOUT_THRESHOLD: u64 = 100_000;
-
-fn proxy_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("COCOON_PROXY_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    dir.join("cocoon-proxy")
-}
-
-struct ProxyProcess {
-    child: Child,
-}
-
-/// Starts the proxy binary on `config` (chain mode, no development flags); returns once it printed
-/// its bound addresses and identity.
-fn spawn_proxy(config: &Path) -> (ProxyProcess, serde_json::Value) {
-    let bin = proxy_bin();
-    assert!(
-        bin.is_file(),
-        "{} not found: build it first (cargo build -p cocoon-proxy --bin cocoon-proxy) or set COCOON_PROXY_BIN",
-        bin.display()
-    );
-    let mut child = Command::new(&bin)
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn cocoon-proxy");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read proxy stdout");
-    let addrs: serde_json::Value = serde_json::from_str(line.trim())
-        .unwrap_or_else(|e| panic!("proxy did not print its addresses ({e}): {line:?}"));
-    (ProxyProcess { child }, addrs)
-}
-
-impl ProxyProcess {
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(status.is_ok_and(|s| s.success()), "SIGTERM {pid}");
-        let exit = self.child.wait().expect("reap");
-        assert!(exit.success(), "proxy exited with {exit}");
-    }
-}
 
 fn write_config(path: &Path, config: &ProxyConfig) {
     std::fs::write(path, toml::to_string(config).expect("proxy config as TOML")).unwrap();
@@ -267,7 +211,7 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
     proxy_config.chain.settle_wait_ms = 20_000;
     let config_file = dir.path().join("proxy.toml");
     write_config(&config_file, proxy_config);
-    let (mut proxy, addrs) = spawn_proxy(&config_file);
+    let (mut proxy, addrs) = spawn_proxy(&config_file, &[], false);
     assert_eq!(addrs["tee"], "simulated");
     let proxy_key = hex::encode(chain.keys.proxy.verifying_key().to_bytes());
     assert_eq!(addrs["key"], proxy_key.as_str(), "the key file's identity");
@@ -348,7 +292,7 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
         );
         proxy.kill9();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        proxy = spawn_proxy(&config_file).0;
+        proxy = spawn_proxy(&config_file, &[], false).0;
     }
     // Recovery: requests succeed again after the last restart.
     let after_last = tally.ok.load(Ordering::Relaxed);
