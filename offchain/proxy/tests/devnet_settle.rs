@@ -9,7 +9,6 @@ use cocoon_contracts::address::{escrow_address, stake_address, vault_address};
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
 use cocoon_daemon::tls::{PeerIdentity, Role};
-use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
 use cocoon_onchain::tx::fetch_state;
 use cocoon_onchain::{
@@ -17,7 +16,7 @@ use cocoon_onchain::{
 };
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
 use cocoon_proxy::{ChainView, Settler};
-use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig};
+use cocoon_ton::{Network, TonClient};
 use ed25519_dalek::SigningKey;
 
 const TON: u128 = 1_000_000_000;
@@ -28,13 +27,7 @@ fn key(seed: u8) -> SigningKey {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charge_and_payout_settle_exactly_and_idempotently() {
-    let devnet = Devnet::start(DevnetOptions::default())
-        .await
-        .expect("devnet");
-    let mut cfg = TonClientConfig::new(devnet.url());
-    cfg.poll_interval = Duration::from_millis(50);
-    cfg.max_retries = 1;
-    let client: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(cfg).expect("client"));
+    let (devnet, client) = cocoon_testkit::devnet::start_devnet(1).await;
     let c = client.as_ref();
 
     let gov = wallet_for_key(&key(11), Network::Testnet).unwrap();
