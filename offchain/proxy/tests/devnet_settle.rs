@@ -150,12 +150,15 @@ async fn charge_and_payout_settle_exactly_and_idempotently() {
     assert_eq!(info.settled, 0);
     let vault = vault_address(&root.address, proxy_op.address()).unwrap();
     assert_eq!(view.payer(), account_id(&vault));
+    let public_key = worker_key.verifying_key().to_bytes();
     let mut worker = PeerIdentity {
-        role: Some(Role::Worker),
-        public_key: worker_key.verifying_key().to_bytes(),
+        role: Role::Worker,
+        public_key,
         image_hash: worker_image,
-        tee: "tdx".into(),
+        tee: cocoon_attestation::TeeKind::Tdx,
         insecure: false,
+        claims: cocoon_attestation::Claims::new(Role::Worker, public_key, 0),
+        not_after: i64::MAX,
     };
     assert!(ChainView::worker_allowed(view.as_ref(), &worker));
     worker.image_hash = [0x5b; 32];
