@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::Role;
 use cocoon_protocol::PriceParams;
 use cocoon_testkit::FakeEngine;
 use cocoon_testkit::WorkerMemoryChain as MemoryChain;
-use cocoon_testkit::{chain_worker_config, start_chain_worker};
+use cocoon_testkit::chain_worker_config;
 use cocoon_ton::{TonAddress, TonHash};
 use cocoon_worker::chain::StakeView;
 use cocoon_worker::status::{Eligibility, Refusal};
@@ -34,14 +31,7 @@ fn config(proxy: &FakeProxy, engine: &FakeEngine, max_stale_ms: u64) -> WorkerCo
 }
 
 fn start(config: WorkerConfig, chain: &MemoryChain) -> WorkerHandle {
-    start_chain_worker(
-        config,
-        simulated_tls(Role::Worker),
-        PriceParams::default(),
-        Registry::new(),
-        Arc::new(chain.clone()),
-    )
-    .expect("worker starts")
+    common::start_on_chain(config, chain)
 }
 
 /// A fresh chain check's verdict.

@@ -5,18 +5,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_contracts::CellCodec;
 use cocoon_contracts::statements::{PayoutVoucher, SignedPayout};
-use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::Role;
-use cocoon_protocol::PriceParams;
 use cocoon_protocol::wire::PAYOUT_PATH;
 use cocoon_testkit::FakeEngine;
 use cocoon_testkit::WorkerMemoryChain as MemoryChain;
-use cocoon_testkit::{FAKE_MODEL, chain_worker_config, start_chain_worker};
+use cocoon_testkit::{FAKE_MODEL, chain_worker_config};
 use cocoon_ton::{TonAddress, TonHash};
 use cocoon_worker::WorkerHandle;
 use cocoon_worker::chain::{StakeView, WorkerChain};
@@ -62,14 +59,7 @@ fn start(
     );
     config.chain.claim_threshold_nano = threshold;
     config.chain.voucher_file = file.into();
-    start_chain_worker(
-        config,
-        simulated_tls(Role::Worker),
-        PriceParams::default(),
-        Registry::new(),
-        Arc::new(chain.clone()),
-    )
-    .expect("worker starts")
+    common::start_on_chain(config, chain)
 }
 
 async fn until(what: &str, f: impl Fn() -> bool) {

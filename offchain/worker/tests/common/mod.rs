@@ -19,6 +19,21 @@ use tokio::sync::{mpsc, watch};
 
 pub use cocoon_testkit::wait::within;
 
+/// Starts a worker on `config` with simulated RA-TLS, reading `chain`.
+pub fn start_on_chain(
+    config: cocoon_worker::WorkerConfig,
+    chain: &cocoon_testkit::WorkerMemoryChain,
+) -> cocoon_worker::WorkerHandle {
+    cocoon_testkit::start_chain_worker(
+        config,
+        simulated_tls(Role::Worker),
+        cocoon_protocol::PriceParams::default(),
+        cocoon_daemon::metrics::Registry::new(),
+        Arc::new(chain.clone()),
+    )
+    .expect("worker starts")
+}
+
 /// The image hash simulated TEEs report by default.
 pub fn simulated_image() -> [u8; 32] {
     TlsSection::with_mode(TlsMode::Simulated).simulated_image_hash()
