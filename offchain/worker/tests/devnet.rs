@@ -12,7 +12,7 @@ use std::time::Duration;
 use cocoon_contracts::address::{NETWORK_ID_MAINNET, stake_address, vault_address};
 use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::fees::STAKE_CLAIM_VALUE;
-use cocoon_contracts::messages::NetworkParams;
+use cocoon_contracts::messages::{NetworkParams, ProxyInfo};
 use cocoon_contracts::state::{ROLE_PROXY, ROLE_WORKER};
 use cocoon_contracts::statements::{PayoutVoucher, public_key};
 use cocoon_daemon::metrics::Registry;
@@ -88,6 +88,14 @@ async fn chain_reader_gates_serving_and_the_worker_claims_its_payout_on_the_devn
         .await
         .expect("deploy root");
     let proxy_key = SigningKey::from_bytes(&[0x62; 32]);
+    // a vault pays out against the key governance registered for its proxy (issue 13, finding 1)
+    let info = ProxyInfo {
+        key: public_key(&proxy_key),
+        endpoints: "tls://127.0.0.1:1".into(),
+    };
+    root.set_proxy(c, &gov, proxy_op.address(), Some(info))
+        .await
+        .expect("register proxy");
     root.open_stake(c, &proxy_op, ROLE_PROXY, public_key(&proxy_key), 3 * TON)
         .await
         .expect("proxy stake");
