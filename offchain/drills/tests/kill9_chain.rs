@@ -34,13 +34,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cocoon_contracts::address::{escrow_address, vault_address};
+use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::codec::account_id;
+use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
 use cocoon_daemon::http::{Body, full};
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_localnet::daemons::{self, Keys};
 use cocoon_localnet::localnet::{DEVNET_NETWORK_ID, Parties};
-use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
+use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::fetch_state;
 use cocoon_proxy::ProxyConfig;
 use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig};
@@ -115,7 +117,7 @@ struct Chain {
     client: Arc<dyn TonClient>,
     parties: Parties,
     keys: Keys,
-    root: Root,
+    root: RootHandle,
 }
 
 /// Devnet, wallets, root, allowlists and both stakes (before the proxy runs).
@@ -151,15 +153,17 @@ async fn bootstrap(model: &str) -> Chain {
         devnet.fund(w.address_friendly(), 100 * TON).await.unwrap();
     }
     let gov = &parties.governance;
-    let (root, _) = Root::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
+    let (root, _) = RootHandle::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
         .await
         .unwrap();
     let image = daemons::simulated_tls().simulated_image_hash();
     for role in [ROLE_WORKER, ROLE_PROXY] {
-        root.allow_image(c, gov, role, image).await.unwrap();
+        root.set_image(c, gov, role, image, true).await.unwrap();
     }
     let model_hash: [u8; 32] = Sha256::digest(model.as_bytes()).into();
-    root.allow_model(c, gov, model_hash, model).await.unwrap();
+    root.set_model(c, gov, model_hash, Some(model.to_owned()))
+        .await
+        .unwrap();
     let proxy_pub = keys.proxy.verifying_key().to_bytes();
     root.open_stake(c, &parties.proxy_operator, ROLE_PROXY, proxy_pub, 2 * TON)
         .await
@@ -226,12 +230,14 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
     let (gov, parties) = (&chain.parties.governance, &chain.parties);
     chain
         .root
-        .register_proxy(
+        .set_proxy(
             c,
             gov,
             parties.proxy_operator.address(),
-            chain.keys.proxy.verifying_key().to_bytes(),
-            &client_addr,
+            Some(ProxyInfo {
+                key: chain.keys.proxy.verifying_key().to_bytes(),
+                endpoints: client_addr.clone(),
+            }),
         )
         .await
         .unwrap();

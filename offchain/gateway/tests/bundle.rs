@@ -15,12 +15,12 @@ use base64::engine::general_purpose::STANDARD;
 use cocoon_attestation as att;
 use cocoon_attestation::provider::simulated::SimulatedProvider;
 use cocoon_attestation::provider::{EvidenceKind, QuoteProvider};
+use cocoon_audit::{
+    BodyEvidence, BundleReport, ChargeEvidence, CheckResult, Forwarded, ProofBundle,
+    ResponseEvidence, Selection, Verdict, VerifyOptions, WorkerEvidence, verify_bundle,
+};
 use cocoon_daemon::ra_tls::RaTls;
 use cocoon_daemon::tls::{HopTls, Role};
-use cocoon_gateway::bundle::{
-    BodyEvidence, ChargeEvidence, CheckResult, Forwarded, ProofBundle, ResponseEvidence, Selection,
-    Verdict, VerifyOptions, WorkerEvidence, verify_bundle,
-};
 use cocoon_protocol::{Receipt, Usage};
 use common::*;
 use ed25519_dalek::SigningKey;
@@ -82,7 +82,7 @@ async fn wait_for_certificate(net: &Net) {
     panic!("the gateway did not fetch the worker certificate");
 }
 
-fn check<'a>(report: &'a cocoon_gateway::bundle::BundleReport, name: &str) -> Vec<&'a str> {
+fn check<'a>(report: &'a BundleReport, name: &str) -> Vec<&'a str> {
     report
         .responses
         .iter()

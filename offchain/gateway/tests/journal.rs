@@ -5,10 +5,10 @@
 
 mod common;
 
+use cocoon_audit::{ProofBundle, Selection, Verdict, VerifyOptions, verify_bundle};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::{DevTls, HopTls, Role};
 use cocoon_gateway::GatewayConfig;
-use cocoon_gateway::bundle::{ProofBundle, Selection, Verdict, VerifyOptions, verify_bundle};
 use cocoon_gateway::{GatewayHandle, ReceiptRecord};
 use common::*;
 use http_body_util::BodyExt;

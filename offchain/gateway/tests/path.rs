@@ -90,10 +90,7 @@ async fn streamed_chat_passes_sse_through_and_is_charged() {
         rec.response_sha256,
         <[u8; 32]>::from(Sha256::digest(&r.body))
     );
-    assert_eq!(
-        receipts[0].response_sha256,
-        hex::encode(rec.response_sha256)
-    );
+    assert_eq!(receipts[0].response_sha256.0, rec.response_sha256);
     assert_eq!(
         rec.usage,
         Usage {

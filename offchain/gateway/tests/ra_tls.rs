@@ -55,7 +55,7 @@ async fn the_path_runs_over_mutual_ra_tls_and_receipts_carry_the_attested_image(
 
     let attested = net.proxy().proxy.workers.all();
     assert_eq!(attested[0].identity.image_hash, worker_hash);
-    assert_eq!(attested[0].identity.tee, "simulated");
+    assert_eq!(attested[0].identity.tee, att::TeeKind::Simulated);
     assert!(
         attested[0].identity.insecure,
         "simulated evidence must be flagged insecure"

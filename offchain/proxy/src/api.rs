@@ -48,7 +48,7 @@ pub(crate) async fn accept_clients(proxy: Arc<Proxy>, listener: TcpListener) {
             let Some(client) = proxy.tls.peer_identity(stream.get_ref().1) else {
                 return;
             };
-            if client.role.is_some_and(|r| r != cocoon_daemon::tls::Role::Client) {
+            if client.role != cocoon_daemon::tls::Role::Client {
                 tracing::warn!(%peer_addr, role = ?client.role, "non-client peer on the client port");
                 return;
             }

@@ -74,7 +74,7 @@ async fn serve_worker(
         .and_then(|c| c.first())
         .map(|c| c.to_vec())
         .unwrap_or_default();
-    if identity.role.is_some_and(|r| r != Role::Worker) {
+    if identity.role != Role::Worker {
         return Err(format!("peer on the worker port has role {:?}", identity.role).into());
     }
     if identity.insecure {
