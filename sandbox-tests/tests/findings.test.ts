@@ -169,6 +169,29 @@ test('finding 6: a refused slash returns the reporter value', async () => {
     assert.ok(receivedBy(r, stranger.address) > R - toNano('0.02'), 'the value came back from a stake that does not exist');
 });
 
+test('finding 6: bad-signature and cap-reached refusals return the reporter value and leave the stake as it was', async () => {
+    const params = { ...C.defaultParams, faultCap: 1, faultPeriod: 100_000 };
+    const { net, proxy, worker, stranger, workerStake } = await standardNet(params);
+    const image = 0xbeefn;
+    net.expectOk(await net.send(net.owner.address, net.root, toNano('0.01'), C.rootMsg.setImage(C.ROLE_WORKER, image, false)));
+    const st = C.servingStatementCell({ root: net.root, imageHash: image, servedAt: net.chain.now! + 1000, receiptHash: 3n });
+    const balance0 = await net.balance(workerStake);
+    const forged = await net.send(stranger.address, net.root, R, C.rootMsg.reportRevoked(worker.address, C.signCell(st, stranger.key.secretKey), st));
+    assert.equal(exitAt(forged, workerStake), C.err('BAD_SIGNATURE'));
+    assert.ok(receivedBy(forged, stranger.address) > R - toNano('0.02'));
+    assert.ok((await net.balance(workerStake)) <= balance0, 'the accused stake kept nothing');
+    const fault = (id: bigint) => {
+        const rep = C.faultReportCell({ root: net.root, proxy: proxy.address, worker: worker.address, reportId: id, at: net.chain.now!, reason: 1 });
+        return C.rootMsg.reportFault(C.signCell(rep, proxy.key.secretKey), rep);
+    };
+    net.expectOk(await net.send(stranger.address, net.root, R, fault(1n)));
+    const balance1 = await net.balance(workerStake);
+    const capped = await net.send(stranger.address, net.root, R, fault(2n));
+    assert.equal(exitAt(capped, workerStake), C.err('FAULT_CAP_REACHED'));
+    assert.ok(receivedBy(capped, stranger.address) > R - toNano('0.02'));
+    assert.ok((await net.balance(workerStake)) <= balance1, 'the accused stake kept nothing');
+});
+
 test('finding 6: payout claims exist only on proxy vaults', async () => {
     const { net, worker, workerStake } = await standardNet();
     net.expectOk(await net.send(worker.address, workerStake, toNano('1'), beginCell().endCell()));
