@@ -234,9 +234,10 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
         to_worker >= paid && to_worker <= paid + fees::STAKE_CLAIM_VALUE,
         "worker got {to_worker}"
     );
+    // a replay pays nothing more (the vault pays the highest cumulative amount signed)
     expect_contract_error(
         vault.claim_payout(c, &worker, signed).await,
-        ErrorCode::StaleSeqno,
+        ErrorCode::StaleAmount,
     );
 
     // the client takes back what is above its credit line
