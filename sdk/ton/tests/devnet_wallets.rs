@@ -242,8 +242,8 @@ async fn restart_keeps_balances_and_seqno() {
     assert_eq!(w.seqno(&client).await.expect("seqno").0, 2);
 }
 
-#[tokio::test]
-async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
+/// A fresh devnet, a client for it, and wallet A (v4r2, not deployed yet) holding 5 TON.
+async fn devnet_with_funded_v4r2() -> (Devnet, HttpTonClient, Wallet) {
     let devnet = Devnet::start(DevnetOptions::default())
         .await
         .expect("devnet");
@@ -253,6 +253,12 @@ async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
         .fund(w.address_friendly(), ton("5"))
         .await
         .expect("fund");
+    (devnet, client, w)
+}
+
+#[tokio::test]
+async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
+    let (devnet, client, w) = devnet_with_funded_v4r2().await;
     let transfers = [Transfer::new(recipient(), ton("1")).with_bounce(false)];
     // Undeployed: the estimate includes deploying the wallet from its state init.
     let deploy = w
@@ -323,15 +329,7 @@ async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
 
 #[tokio::test]
 async fn the_tracer_follows_the_message_and_stops_at_the_account_that_refused_it() {
-    let devnet = Devnet::start(DevnetOptions::default())
-        .await
-        .expect("devnet");
-    let client = client(&devnet);
-    let w = wallet(MNEMONIC_A, WalletVersion::V4R2);
-    devnet
-        .fund(w.address_friendly(), ton("5"))
-        .await
-        .expect("fund");
+    let (_devnet, client, w) = devnet_with_funded_v4r2().await;
     let to = recipient();
 
     // To itself (a wallet accepts internal messages): the wallet's transaction, then the one
