@@ -170,7 +170,7 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         proxy_payouts.len(),
         proxy_payouts
             .iter()
-            .map(|r| r.outcome.transactions.len())
+            .map(|r| r.outcome.transaction_count())
             .sum::<usize>(),
         proxy_payouts.iter().map(|r| r.outcome.fees()).sum::<u128>()
     );
