@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod attest;
 mod audit;
+#[cfg(feature = "bench")]
 mod bench;
 mod client;
 mod common;
@@ -76,6 +77,7 @@ enum Command {
     /// Proof bundles: export receipts from a client gateway, verify them offline.
     Receipt(receipt::ReceiptArgs),
     /// Benchmarks (BRIEF §8): request path, proxy memory, settlement, gas, attestation, engine.
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
 }
 
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => completions::run::<Cli>(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Demo(args) => demo::run(args),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args),
         Command::Receipt(args) => receipt::run(args),
         Command::Image(args) => image::run(args),

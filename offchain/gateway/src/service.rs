@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, BoxError, empty, full, json_response, read_limited};
 use cocoon_protocol::api::{Endpoint, parse_request};
-use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers};
+use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers, wire};
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response};
 use sha2::{Digest, Sha256};
@@ -155,10 +155,7 @@ pub(crate) async fn fetch_worker_certificate(
     gw: &Gateway,
     key: &[u8; 32],
 ) -> Result<Bytes, String> {
-    let path = format!(
-        "http://proxy/cocoon/v1/workers/{}/certificate",
-        hex::encode(key)
-    );
+    let path = format!("http://proxy{}", wire::worker_certificate_path(key));
     let resp = send(gw, || {
         Request::get(path.as_str())
             .body(empty())

@@ -32,7 +32,7 @@ use crate::daemons::{self, Keys};
 
 const TON: u128 = 1_000_000_000;
 /// Network id the devnet (@ton/sandbox) reports.
-pub const DEVNET_NETWORK_ID: i32 = -239;
+pub const DEVNET_NETWORK_ID: i32 = cocoon_devnet::GLOBAL_ID;
 /// Model name served in the demo.
 pub const DEMO_MODEL: &str = "smollm2-135m-instruct";
 /// What the summary and banners say about the TEE of a local network.

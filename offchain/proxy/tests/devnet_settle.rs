@@ -2,7 +2,6 @@
 //! one charge and one payout through the proxy's chain-backed Settler (`cocoon_proxy::onchain`) and
 //! check every balance moved exactly.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_contracts::address::{escrow_address, stake_address, vault_address};
@@ -11,7 +10,6 @@ use cocoon_contracts::codec::account_id;
 use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
 use cocoon_daemon::tls::{PeerIdentity, Role};
-use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::fetch_state;
 use cocoon_onchain::{
@@ -19,7 +17,7 @@ use cocoon_onchain::{
 };
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
 use cocoon_proxy::{ChainView, Settler};
-use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig};
+use cocoon_ton::Network;
 use ed25519_dalek::SigningKey;
 
 const TON: u128 = 1_000_000_000;
@@ -30,13 +28,7 @@ fn key(seed: u8) -> SigningKey {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charge_and_payout_settle_exactly_and_idempotently() {
-    let devnet = Devnet::start(DevnetOptions::default())
-        .await
-        .expect("devnet");
-    let mut cfg = TonClientConfig::new(devnet.url());
-    cfg.poll_interval = Duration::from_millis(50);
-    cfg.max_retries = 1;
-    let client: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(cfg).expect("client"));
+    let (devnet, client) = cocoon_testkit::devnet::start_devnet(1).await;
     let c = client.as_ref();
 
     let gov = wallet_for_key(&key(11), Network::Testnet).unwrap();
