@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
-use crate::receipt_body::{ReceiptBody, ReceiptContext, Slot, boxed};
+use crate::receipt_body::{ReceiptContext, Slot, receipt_body};
 use crate::{ANNOUNCE_PATH, Announcement, PAYOUT_PATH, WorkerState};
 
 #[derive(Clone)]
@@ -207,7 +207,7 @@ impl WorkerService {
             _in_flight: self.shutdown.track(),
             _slot: slot,
         };
-        resp.body(boxed(ReceiptBody::new(incoming, ctx)))
+        resp.body(receipt_body(incoming, ctx))
             .unwrap_or_else(|_| error(ErrorCode::InternalError, "response build failed"))
     }
 
