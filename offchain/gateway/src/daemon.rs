@@ -163,7 +163,7 @@ fn status_fn(handle: &GatewayHandle, client_key: [u8; 32], proxy: String) -> Sta
     let client_key = hex::encode(client_key);
     Arc::new(move || {
         let receipts = gw.receipts();
-        let verified = receipts.iter().filter(|r| r.status == "verified").count();
+        let verified = receipts.iter().filter(|r| r.status.is_verified()).count();
         serde_json::json!({"role": "gateway", "client_key": client_key, "proxy": proxy, "receipts": receipts.len(), "verified": verified})
     })
 }

@@ -23,8 +23,11 @@ pub enum LocalnetError {
     },
 }
 
-pub(crate) fn chain(step: &'static str) -> impl FnOnce(OnchainError) -> LocalnetError {
-    move |source| LocalnetError::Chain { step, source }
+pub(crate) fn chain<E: Into<OnchainError>>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {
+    move |source| LocalnetError::Chain {
+        step,
+        source: source.into(),
+    }
 }
 
 pub(crate) fn daemon<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {

@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_contracts::address::{escrow_address, vault_address};
+use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::codec::account_id;
+use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
 use cocoon_daemon::chain_endpoint::ChainEndpoint;
 use cocoon_daemon::launch::Daemon;
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_engine::{EngineConfig, EngineHandle};
 use cocoon_gateway::daemon::GatewayDaemon;
-use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
+use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::{Outcome, fetch_state};
 use cocoon_onchain::{OnchainError, OnchainSettler, OnchainView};
 use cocoon_proxy::ProxyConfig;
@@ -59,7 +61,7 @@ pub struct LocalNet {
     /// Wallets.
     pub parties: Parties,
     /// The root.
-    pub root: Root,
+    pub root: RootHandle,
     /// The proxy's view of the chain.
     pub view: Arc<OnchainView>,
     /// The proxy's settler.
@@ -76,8 +78,8 @@ pub struct LocalNet {
     pub client_key: [u8; 32],
     /// The model name requests use.
     pub model: String,
-    /// Transactions of the setup (deploy, allowlists, stakes, escrow).
-    pub setup: Outcome,
+    /// Transactions of the setup (deploy, allowlists, stakes, escrow), one outcome a message.
+    pub setup: Vec<Outcome>,
     /// The config files the daemons were built from (TOML), for inspection and reuse.
     pub configs: daemons::Configs,
     _dir: tempfile::TempDir,
@@ -188,18 +190,21 @@ async fn deploy_root(
     funding: &Funding,
     model: &str,
     model_hash: [u8; 32],
-) -> Result<(Root, Outcome), LocalnetError> {
+) -> Result<(RootHandle, Vec<Outcome>), LocalnetError> {
     let gov = &parties.governance;
-    let (root, mut setup) = Root::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
+    let (root, o) = RootHandle::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
         .await
         .map_err(chain("deploying the root"))?;
+    let mut setup = vec![o];
     let sim_image = daemons::simulated_tls().simulated_image_hash();
     for role in [ROLE_WORKER, ROLE_PROXY] {
-        let o = root.allow_image(c, gov, role, sim_image).await;
-        setup.extend(o.map_err(chain("allowing the simulated image"))?);
+        let o = root.set_image(c, gov, role, sim_image, true).await;
+        setup.push(o.map_err(chain("allowing the simulated image"))?);
     }
-    let o = root.allow_model(c, gov, model_hash, model).await;
-    setup.extend(o.map_err(chain("allowing the model"))?);
+    let o = root
+        .set_model(c, gov, model_hash, Some(model.to_owned()))
+        .await;
+    setup.push(o.map_err(chain("allowing the model"))?);
     let proxy_pub = keys.proxy.verifying_key().to_bytes();
     let o = root.open_stake(
         c,
@@ -208,7 +213,7 @@ async fn deploy_root(
         proxy_pub,
         funding.stake,
     );
-    setup.extend(o.await.map_err(chain("staking the proxy"))?);
+    setup.push(o.await.map_err(chain("staking the proxy"))?);
     let worker_pub = keys.worker.verifying_key().to_bytes();
     let o = root.open_stake(
         c,
@@ -217,7 +222,7 @@ async fn deploy_root(
         worker_pub,
         funding.stake,
     );
-    setup.extend(o.await.map_err(chain("staking the worker"))?);
+    setup.push(o.await.map_err(chain("staking the worker"))?);
     Ok((root, setup))
 }
 
@@ -225,19 +230,21 @@ async fn deploy_root(
 /// gateway's TLS key: the proxy admits that key because the escrow says so).
 async fn register_and_open_escrow(
     c: &dyn TonClient,
-    root: &Root,
+    root: &RootHandle,
     keys: &Keys,
     parties: &Parties,
     funding: &Funding,
     proxy: &ProxyDaemon,
-) -> Result<Outcome, LocalnetError> {
+) -> Result<Vec<Outcome>, LocalnetError> {
     let operator = parties.proxy_operator.address();
-    let proxy_pub = keys.proxy.verifying_key().to_bytes();
-    let endpoint = proxy.handle.client_addr.to_string();
-    let mut setup = root
-        .register_proxy(c, &parties.governance, operator, proxy_pub, &endpoint)
-        .await
-        .map_err(chain("registering the proxy"))?;
+    let info = ProxyInfo {
+        key: keys.proxy.verifying_key().to_bytes(),
+        endpoints: proxy.handle.client_addr.to_string(),
+    };
+    let o = root
+        .set_proxy(c, &parties.governance, operator, Some(info))
+        .await;
+    let mut setup = vec![o.map_err(chain("registering the proxy"))?];
     let client_key = keys.client.verifying_key().to_bytes();
     let o = root.open_escrow(
         c,
@@ -247,7 +254,7 @@ async fn register_and_open_escrow(
         client_key,
         funding.escrow_deposit,
     );
-    setup.extend(o.await.map_err(chain("opening the client escrow"))?);
+    setup.push(o.await.map_err(chain("opening the client escrow"))?);
     Ok(setup)
 }
 
@@ -394,9 +401,9 @@ impl LocalNet {
             self.parties.client.address(),
             self.parties.proxy_operator.address(),
         )
-        .map_err(|e| chain("escrow address")(e.into()))?;
+        .map_err(chain("escrow address"))?;
         let vault = vault_address(&self.root.address, self.parties.proxy_operator.address())
-            .map_err(|e| chain("vault address")(e.into()))?;
+            .map_err(chain("vault address"))?;
         let es: EscrowStorage = fetch_state(c, &escrow)
             .await
             .map_err(chain("reading the escrow"))?
@@ -420,10 +427,10 @@ impl LocalNet {
             chain_escrow_balance: es.balance,
             chain_worker_paid: paid_onchain,
             chain_proxy_kept: es.charged.saturating_sub(paid_onchain),
-            settlement_transactions: records.iter().map(|r| r.outcome.transactions.len()).sum(),
+            settlement_transactions: records.iter().map(|r| r.outcome.transaction_count()).sum(),
             settlement_fees: records.iter().map(|r| r.outcome.fees()).sum(),
-            setup_transactions: self.setup.transactions.len(),
-            setup_fees: self.setup.fees(),
+            setup_transactions: self.setup.iter().map(Outcome::transaction_count).sum(),
+            setup_fees: self.setup.iter().map(Outcome::fees).sum(),
         })
     }
 

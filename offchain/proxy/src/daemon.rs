@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{MemoryChain, ProxyConfig, ProxyHandle};
+use crate::{ProxyConfig, ProxyHandle};
 use anyhow::Context;
 use cocoon_attestation as att;
 use cocoon_daemon::admin::AdminEndpoint;
@@ -284,8 +284,9 @@ async fn build_without_chain(
         Arc::new(att::InMemoryAllowlist::new()),
     )
     .context("building the proxy's TLS")?;
-    let chain = Arc::new(crate::chain::OpenChain::new(
-        MemoryChain::new(PriceParams::default(), tls.identity().public_key),
+    let chain = Arc::new(crate::chain::InsecureDevChain::new(
+        PriceParams::default(),
+        tls.identity().public_key,
         credit,
     ));
     let handle = crate::start(config.clone(), tls.clone(), chain.clone(), chain, registry).await?;
