@@ -297,7 +297,7 @@ fn cert(file: &Path, json: bool) -> Result<()> {
     }
     println!(
         "evidence     {}",
-        if id.insecure {
+        if id.tee == TeeKind::Simulated {
             "simulated (INSECURE)".to_owned()
         } else {
             id.tee.to_string()
@@ -393,7 +393,9 @@ async fn endpoint(addr: &str, o: EndpointOpts) -> Result<()> {
     let mut policy = Policy::strict(&roles, allowlist)
         .with_collateral(collateral)
         .with_tcb(tcb_policy(&o.tcb_allow)?);
-    policy.allow_insecure_simulated = o.insecure;
+    if o.insecure {
+        policy = policy.insecure_dev();
+    }
     let (verified, outcome) = attempt(addr, policy).await?;
     let Some(id) = verified.first() else {
         let err = outcome.err().map(|e| match attest_error_in_io(&e) {
@@ -415,7 +417,7 @@ async fn endpoint(addr: &str, o: EndpointOpts) -> Result<()> {
         println!(
             "TEE          {}{}",
             id.tee,
-            if id.insecure {
+            if id.tee == TeeKind::Simulated {
                 " (SIMULATED: INSECURE, proves nothing)"
             } else {
                 ""

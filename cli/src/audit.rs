@@ -46,6 +46,9 @@ enum AuditCommand {
     /// Run the attested TLS 1.3 handshake with HOST:PORT and report what was verified (the same
     /// check as `cocoon attest endpoint`). Needs no chain.
     Endpoint(attest::EndpointArgs),
+    /// Measure an image (as `cocoon image measure`) and check its hash against the root's
+    /// allowlist for a role; with --expected, name the register and event that differ.
+    Image(crate::image::AuditImageArgs),
 }
 
 /// Runs an `audit` subcommand.
@@ -54,6 +57,7 @@ pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
     match args.command {
         AuditCommand::Receipt(a) => return receipt::verify(&a, json, receipt::Style::Audit),
         AuditCommand::Endpoint(a) => return attest::run_endpoint(a, json),
+        AuditCommand::Image(a) => return crate::image::run_audit(global, &args.root, a, json),
         AuditCommand::Network | AuditCommand::Contracts { .. } => {}
     }
     let root = global.root.handle()?;
@@ -66,7 +70,7 @@ pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
             AuditCommand::Contracts { stakes, escrows } => {
                 contracts(&client, &root, &storage, &stakes, &escrows, network, json).await
             }
-            AuditCommand::Receipt(_) | AuditCommand::Endpoint(_) => Ok(()),
+            AuditCommand::Receipt(_) | AuditCommand::Endpoint(_) | AuditCommand::Image(_) => Ok(()),
         }
     })
 }

@@ -200,7 +200,7 @@ async fn network_figures(
     notes.insert(
         "path".into(),
         json!({
-            "engine": "cocoon_worker::fake_engine (zero latency, 4 tokens), the same for path and direct",
+            "engine": "cocoon_testkit::FakeEngine: cocoon-engine's fixed backend generating inline (5 prompt and 3 completion tokens, priced as 1 and 4), the same for path and direct",
             "path": "HTTP/1.1 → gateway → HTTP/2 over mutual TLS 1.3 → proxy → HTTP/2 over mutual TLS 1.3 → worker → HTTP/1.1 → engine; receipts signed, verified and committed to the proxy's ledger",
             "load": "`cocoon bench loadgen` child process; latency: sequential on one keep-alive connection; throughput: 32 closed-loop clients for 3 s",
             "overheads": "path minus direct within each run, then the median over runs",
@@ -240,6 +240,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     );
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // The memory bench holds every stream on an engine thread of this process.
+        .max_blocking_threads(args.streams.max(1) + 512)
         .build()
         .context("starting the async runtime")?
         .block_on(network_figures(&args, &mut out, &mut notes));

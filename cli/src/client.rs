@@ -14,9 +14,8 @@ use cocoon_ton::{HttpTonClient, Network, TonAddress, format_ton};
 use crate::common::{contract_address, friendly_raw};
 use crate::exit::{ExitKind, fail};
 use crate::global::GlobalArgs;
-use crate::keystore::Keystore;
 use crate::output::{Fields, OutputArgs};
-use crate::wallet::{parse_addr, parse_amount, unlock};
+use crate::wallet::{given_or_keystore_address, parse_addr, parse_amount, unlock};
 use crate::{ops, runtime, tx};
 
 /// Client: your escrow (payment channel) with a proxy.
@@ -135,16 +134,7 @@ pub(crate) fn run(global: &GlobalArgs, args: ClientArgs) -> Result<()> {
         let network = global.network.ton_network();
         match args.command {
             ClientCommand::Status { client: who } => {
-                let who = match who {
-                    Some(c) => parse_addr(&c)?.0,
-                    None => {
-                        let path = global.keystore_path();
-                        Keystore::load(&path)?
-                            .watch_wallet(&path, network)?
-                            .address()
-                            .clone()
-                    }
-                };
+                let who = given_or_keystore_address(global, who.as_deref())?;
                 let (escrow, storage) = read_escrow(&client, &root, &who, &proxy, network).await?;
                 status_fields(&client, &escrow, &storage, network)
                     .await?

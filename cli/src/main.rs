@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod attest;
 mod audit;
+#[cfg(feature = "bench")]
 mod bench;
 mod client;
 mod common;
@@ -19,6 +20,7 @@ mod devnet;
 mod exit;
 mod global;
 mod gov;
+mod image;
 mod keystore;
 mod mnemonic;
 mod ops;
@@ -70,9 +72,12 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// The whole network on a local devnet: one real request, settlement, a summary (INSECURE dev mode).
     Demo(demo::DemoArgs),
+    /// TD images: measure boot artifacts (MRTD, RTMRs, image hash), replay event logs.
+    Image(image::ImageArgs),
     /// Proof bundles: export receipts from a client gateway, verify them offline.
     Receipt(receipt::ReceiptArgs),
     /// Benchmarks (BRIEF §8): request path, proxy memory, settlement, gas, attestation, engine.
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
 }
 
@@ -91,8 +96,10 @@ fn main() -> ExitCode {
         Command::Completions(args) => completions::run::<Cli>(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Demo(args) => demo::run(args),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args),
         Command::Receipt(args) => receipt::run(args),
+        Command::Image(args) => image::run(args),
     };
     exit::report(result)
 }

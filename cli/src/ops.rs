@@ -69,6 +69,21 @@ pub(crate) fn chain_error(err: ChainError, what: &str, network: Network) -> anyh
                 friendly(&address)
             ),
         ),
+        ChainError::Bounced(address) => fail(
+            ExitKind::Refused,
+            format!(
+                "{what}: {} refused the message; it bounced back minus fees",
+                friendly(&address)
+            ),
+        ),
+        ChainError::NotDelivered { address, after } => fail(
+            ExitKind::Chain,
+            format!(
+                "{what}: {} did not receive the message within {}s (check the state later)",
+                friendly(&address),
+                after.as_secs()
+            ),
+        ),
         ChainError::NotDeployed(address) => fail(
             ExitKind::NotFound,
             format!(

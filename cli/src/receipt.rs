@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use cocoon_attestation::collateral::{PccsClient, load_collateral_file};
 use cocoon_attestation::provider::EvidenceKind;
-use cocoon_gateway::bundle::{
-    BUNDLE_FORMAT, BundleReport, CheckResult, ProofBundle, Verdict, VerifyOptions, verify_bundle,
+use cocoon_audit::{
+    BUNDLE_FORMAT, BundleReport, CheckResult, ProofBundle, Selection, Verdict, VerifyOptions,
+    is_sane_request_id, verify_bundle,
 };
 use serde_json::json;
 
@@ -347,88 +348,65 @@ fn render_audit(report: &BundleReport, file: &Path) -> String {
     out
 }
 
-/// A plain HTTP/1.1 GET (the gateway listens on loopback without TLS); returns status and body.
-async fn http_get(url: &str, path: &str, token: Option<&str>) -> Result<(u16, Vec<u8>)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or_else(|| {
-            fail(
-                ExitKind::Usage,
-                format!("--gateway {url:?} must be http://HOST:PORT"),
-            )
-        })?
-        .trim_end_matches('/');
-    let mut tcp = tokio::net::TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("connecting to the gateway at {authority} (is it running?)"))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Accept: application/json\r\nConnection: close\r\n\r\n"
-    );
-    tcp.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).await?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("the gateway's answer has no HTTP header")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .context("the gateway's answer has no status")?;
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body).context("bad chunked body from the gateway")?;
+/// A GET of the gateway (plain HTTP on loopback); returns status and body.
+async fn http_get(url: &str, path_and_query: &str, token: Option<&str>) -> Result<(u16, Vec<u8>)> {
+    let base = url.trim_end_matches('/');
+    if !base.starts_with("http://") {
+        return Err(fail(
+            ExitKind::Usage,
+            format!("--gateway {url:?} must be http://HOST:PORT"),
+        ));
     }
-    Ok((status, body))
+    // The gateway is local: no system proxy in between.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("building the HTTP client")?;
+    let mut req = client
+        .get(format!("{base}{path_and_query}"))
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("connecting to the gateway at {base} (is it running?)"))?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.context("reading the gateway's answer")?;
+    Ok((status, body.to_vec()))
 }
 
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
+/// The records the export flags select.
+fn selection(a: &ExportArgs) -> Result<Selection> {
+    if let Some(r) = &a.request_id
+        && !is_sane_request_id(r)
+    {
+        return Err(fail(
+            ExitKind::Usage,
+            format!("--request-id {r:?}: 1 to 128 characters of A-Z a-z 0-9 - _ . :"),
+        ));
     }
+    let last = a
+        .last
+        .map(usize::try_from)
+        .transpose()
+        .map_err(|_| fail(ExitKind::Usage, "--last is too large"))?;
+    let (from, to) = match a.id {
+        Some(id) => (Some(id), Some(id)),
+        None => (a.from, a.to),
+    };
+    Ok(Selection {
+        from,
+        to,
+        last,
+        request_id: a.request_id.clone(),
+        include_bodies: !a.hashes_only,
+    })
 }
 
 async fn export(a: ExportArgs) -> Result<()> {
-    let mut query = Vec::new();
-    if let Some(id) = a.id {
-        query.push(format!("id={id}"));
-    }
-    for (k, v) in [("from", a.from), ("to", a.to), ("last", a.last)] {
-        if let Some(v) = v {
-            query.push(format!("{k}={v}"));
-        }
-    }
-    if let Some(r) = &a.request_id {
-        if !cocoon_gateway::request_id::is_sane(r) {
-            return Err(fail(
-                ExitKind::Usage,
-                format!("--request-id {r:?}: 1 to 128 characters of A-Z a-z 0-9 - _ . :"),
-            ));
-        }
-        query.push(format!("request_id={r}"));
-    }
-    if a.hashes_only {
-        query.push("bodies=0".into());
-    }
-    let path = format!("/cocoon/v1/bundle?{}", query.join("&"));
+    let path = format!("/cocoon/v1/bundle?{}", selection(&a)?.to_query());
     let (status, body) = http_get(&a.gateway, &path, a.token.as_deref()).await?;
     if status != 200 {
         let kind = if status == 401 {
@@ -468,7 +446,7 @@ async fn export(a: ExportArgs) -> Result<()> {
             (None, None) => None,
         };
         match collateral {
-            Some(c) => w.set_collateral(&c).map_err(anyhow::Error::msg)?,
+            Some(c) => w.set_collateral(&c)?,
             None => dcap_without += 1,
         }
     }
@@ -497,19 +475,4 @@ async fn export(a: ExportArgs) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunked_bodies_are_reassembled() {
-        assert_eq!(
-            dechunk(b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n").as_deref(),
-            Some(&b"hello world"[..])
-        );
-        assert_eq!(dechunk(b"zz\r\n"), None);
-        assert_eq!(dechunk(b"5\r\nhel"), None);
-    }
 }

@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cocoon_ton::{TonClient, Transaction, Transfer, Wallet, format_ton};
+use cocoon_ton::{
+    TonClient, TraceError, TraceOptions, Transaction, Transfer, Wallet, format_ton, send_and_trace,
+};
 
 use crate::exit::{ExitKind, fail};
 use crate::global::{GlobalArgs, NetworkChoice};
@@ -101,37 +103,39 @@ pub(crate) fn tx_fields(tx: &Transaction) -> Fields {
         .ton("fee", tx.fee)
 }
 
-/// Sends `transfers` from `wallet` after a balance check and waits for the wallet's transaction.
+/// Sends `transfer` from `wallet` after a balance check and waits for the wallet's transaction
+/// (the tracer with no hops: what the message does at its destination is not followed).
 pub(crate) async fn send(
     global: &GlobalArgs,
     client: &dyn TonClient,
     wallet: &Wallet,
-    transfers: &[Transfer],
+    transfer: Transfer,
     what: &str,
 ) -> Result<Transaction> {
-    let needed = transfers
-        .iter()
-        .try_fold(0u128, |acc, t| acc.checked_add(t.amount))
-        .ok_or_else(|| fail(ExitKind::Usage, "total amount overflows"))?;
-    ensure_balance(global, client, wallet, needed).await?;
+    ensure_balance(global, client, wallet, transfer.amount).await?;
     let timeout = global.timeout();
-    let sent = with_spinner(
+    let options = TraceOptions {
+        wait: timeout,
+        hops: 0,
+    };
+    let traced = with_spinner(
         &format!("{what}: waiting for the transaction"),
-        wallet.send_and_wait(client, transfers, timeout),
+        send_and_trace(client, wallet, transfer, options),
     )
-    .await
-    .map_err(|e| annotate_timeout(e.into(), what, timeout))?;
-    if let Some(code) = sent
-        .transaction
-        .compute_exit_code
-        .filter(|c| *c != 0 && *c != 1)
-    {
-        return Err(fail(
+    .await;
+    match traced {
+        Ok(outcome) => Ok(outcome.wallet_tx),
+        Err(TraceError::Failed { exit_code, .. }) => Err(fail(
             ExitKind::Refused,
-            format!("{what}: the wallet refused its own message (exit code {code})"),
-        ));
+            format!("{what}: the wallet refused its own message (exit code {exit_code})"),
+        )),
+        Err(TraceError::Aborted { .. }) => Err(fail(
+            ExitKind::Refused,
+            format!("{what}: the wallet's transaction was aborted"),
+        )),
+        Err(TraceError::Send(e)) => Err(annotate_timeout(e.into(), what, timeout)),
+        Err(e) => Err(annotate_timeout(e.into(), what, timeout)),
     }
-    Ok(sent.transaction)
 }
 
 fn annotate_timeout(err: anyhow::Error, what: &str, timeout: Duration) -> anyhow::Error {

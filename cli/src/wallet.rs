@@ -224,18 +224,24 @@ pub(crate) fn parse_amount(text: &str, what: &str) -> Result<u128> {
     })
 }
 
+/// The address given, else the keystore wallet's (read without unlocking the keystore).
+pub(crate) fn given_or_keystore_address(
+    global: &GlobalArgs,
+    given: Option<&str>,
+) -> Result<cocoon_ton::TonAddress> {
+    if let Some(a) = given {
+        return Ok(parse_addr(a)?.0);
+    }
+    let path = global.keystore_path();
+    Ok(Keystore::load(&path)?
+        .watch_wallet(&path, global.network.ton_network())?
+        .address()
+        .clone())
+}
+
 async fn balance(global: &GlobalArgs, address: Option<String>, out: OutputArgs) -> Result<()> {
     let network = global.network.ton_network();
-    let addr = match address {
-        Some(a) => parse_addr(&a)?.0,
-        None => {
-            let path = global.keystore_path();
-            Keystore::load(&path)?
-                .watch_wallet(&path, network)?
-                .address()
-                .clone()
-        }
-    };
+    let addr = given_or_keystore_address(global, address.as_deref())?;
     let client = global.client()?;
     let info = cocoon_ton::TonClient::get_wallet_information(&client, &addr)
         .await
@@ -295,7 +301,7 @@ async fn send(
     let wallet = unlock(global)?;
     let mut transfer = Transfer::new(dest.clone(), nanotons).with_bounce(bounce);
     transfer.body = body;
-    let sent = tx::send(global, &client, &wallet, &[transfer], "send").await?;
+    let sent = tx::send(global, &client, &wallet, transfer, "send").await?;
     Fields::new()
         .add("from", wallet.address_friendly())
         .add(

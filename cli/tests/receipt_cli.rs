@@ -7,23 +7,12 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
 use std::time::Duration;
 
-use cocoon_attestation as att;
 use cocoon_attestation::provider::simulated::SimulatedProvider;
-use cocoon_daemon::metrics::Registry;
-use cocoon_daemon::ra_tls::RaTls;
-use cocoon_daemon::tls::{HopTls, Role};
-use cocoon_gateway::{GatewayConfig, GatewayHandle};
-use cocoon_protocol::PriceParams;
-use cocoon_proxy::{MemoryChain, ProxyConfig, ProxyHandle};
-use cocoon_worker::fake_engine::FakeEngine;
-use cocoon_worker::{WorkerConfig, WorkerHandle};
-use ed25519_dalek::SigningKey;
+use cocoon_testkit::{FAKE_MODEL, MemoryNetwork, TlsKit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const MODEL: &str = "fake-model";
 const WORKER_LABEL: &str = "cocoon-worker-cli-test";
 
 fn cocoon(args: &[&str]) -> Output {
@@ -89,113 +78,10 @@ fn redact_json(v: serde_json::Value, dir: &Path) -> serde_json::Value {
     }
 }
 
-struct Net {
-    _engine: FakeEngine,
-    proxy: ProxyHandle,
-    worker: WorkerHandle,
-    gateway: GatewayHandle,
-    _dir: tempfile::TempDir,
-}
-
-fn key() -> SigningKey {
-    SigningKey::generate(&mut rand::rngs::OsRng)
-}
-
-async fn start_net() -> Net {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = FakeEngine::start().await.unwrap();
-    let proxy_image = SimulatedProvider::new("cocoon-proxy-cli-test");
-    let allow = Arc::new(att::InMemoryAllowlist::new());
-    allow.allow(att::Role::Proxy, proxy_image.image_hash());
-    allow.allow(
-        att::Role::Worker,
-        SimulatedProvider::new(WORKER_LABEL).image_hash(),
-    );
-    let list: Arc<dyn att::ImageAllowlist> = allow;
-    let proxy_policy = att::Policy::strict(&[att::Role::Client, att::Role::Worker], list.clone())
-        .insecure_dev()
-        .accept_unattested(att::Role::Client);
-    let to_proxy = att::Policy::strict(&[att::Role::Proxy], list).insecure_dev();
-    let proxy_tls: Arc<dyn HopTls> = Arc::new(
-        RaTls::new(
-            Role::Proxy,
-            key(),
-            Some(Arc::new(proxy_image)),
-            proxy_policy,
-        )
-        .unwrap(),
-    );
-    let chain = Arc::new(MemoryChain::new(
-        PriceParams::default(),
-        proxy_tls.identity().public_key,
-    ));
-    let proxy = cocoon_proxy::start(
-        ProxyConfig {
-            client_listen: "127.0.0.1:0".into(),
-            worker_listen: "127.0.0.1:0".into(),
-            store_path: dir.path().join("ledger.redb").display().to_string(),
-            announce_poll_ms: 50,
-            ..Default::default()
-        },
-        proxy_tls.clone(),
-        chain.clone(),
-        chain.clone(),
-        Registry::new(),
-    )
-    .await
-    .unwrap();
-    let worker_tls: Arc<dyn HopTls> = Arc::new(
-        RaTls::new(
-            Role::Worker,
-            key(),
-            Some(Arc::new(SimulatedProvider::new(WORKER_LABEL))),
-            to_proxy.clone(),
-        )
-        .unwrap(),
-    );
-    let worker = cocoon_worker::start(
-        WorkerConfig {
-            proxies: vec![proxy.worker_addr.to_string()],
-            engine_url: engine.url(),
-            model: MODEL.into(),
-            coefficient: 1000,
-            reconnect_ms: 20,
-            ..Default::default()
-        },
-        worker_tls,
-        PriceParams::default(),
-        Registry::new(),
-    )
-    .unwrap();
-    let gateway_tls: Arc<dyn HopTls> =
-        Arc::new(RaTls::new(Role::Client, key(), None, to_proxy).unwrap());
-    chain.open_escrow(gateway_tls.identity().public_key, 1_000_000_000_000);
-    let gateway = cocoon_gateway::start(
-        GatewayConfig {
-            listen: "127.0.0.1:0".into(),
-            proxy: proxy.client_addr.to_string(),
-            proxy_key: hex::encode(proxy_tls.identity().public_key),
-            ..Default::default()
-        },
-        gateway_tls,
-        Registry::new(),
-    )
-    .await
-    .unwrap();
-    for _ in 0..500 {
-        if proxy.proxy.workers.all().len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(proxy.proxy.workers.all().len(), 1, "worker did not connect");
-    Net {
-        _engine: engine,
-        proxy,
-        worker,
-        gateway,
-        _dir: dir,
-    }
+/// The network over RA-TLS with simulated quotes (engine → worker → proxy → gateway).
+async fn start_net() -> MemoryNetwork {
+    let kit = TlsKit::simulated("cocoon-proxy-cli-test", WORKER_LABEL).unwrap();
+    MemoryNetwork::builder().tls(kit).start().await
 }
 
 /// One POST over plain HTTP/1.1, as an app would send it; returns status line and body.
@@ -212,9 +98,10 @@ async fn post(addr: std::net::SocketAddr, body: &str) -> String {
     String::from_utf8_lossy(&raw).into_owned()
 }
 
+/// Six prompt and three completion tokens from the echo engine: 18000 nanoTON at the defaults.
 fn chat(stream: bool) -> String {
-    serde_json::json!({"model": MODEL, "stream": stream, "max_tokens": 4,
-        "messages": [{"role": "user", "content": "audit me"}]})
+    serde_json::json!({"model": FAKE_MODEL, "stream": stream, "max_tokens": 3,
+        "messages": [{"role": "user", "content": "audit me and my six words"}]})
     .to_string()
 }
 
@@ -244,18 +131,14 @@ async fn exported_bundles_verify_offline_through_the_binary() {
             .unwrap_or_else(|| panic!("no x-request-id: {resp}"));
         request_ids.push(id.to_owned());
     }
-    let worker_key = net.worker.state_key();
-    for _ in 0..500 {
-        if net
-            .gateway
+    let worker_key = net.workers[0].state_key();
+    cocoon_testkit::wait::until("the gateway to fetch the worker certificate", || {
+        net.gateway
             .gateway
             .worker_certificate(&worker_key)
             .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle.json");
     let bundle_s = bundle.display().to_string();
@@ -399,7 +282,7 @@ async fn exported_bundles_verify_offline_through_the_binary() {
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
 
     // `audit endpoint` is `attest endpoint`: the proxy's simulated attestation is reported.
-    let proxy = net.proxy.client_addr.to_string();
+    let proxy = net.proxy().client_addr.to_string();
     let o = run(args(&["audit", "endpoint", &proxy, "--insecure"])).await;
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).contains("role         proxy"), "{}", out(&o));

@@ -168,10 +168,13 @@ test('unilateral close: request, charges still land during the delay, finish onl
     assert.equal(s1.state, C.ESCROW.CLOSED);
     assert.equal(s1.balance, 0n);
     expectError(net, await net.send(stranger.address, escrow, toNano('0.01'), C.escrowMsg.finishClose()), 'CLOSE_NOT_REQUESTED');
-    // re-opening through the root refunds instead of reviving the channel (old vouchers stay dead)
+    // re-opening through the root revives the channel with its seqno, so old vouchers stay dead
     const r2 = await net.send(client.address, net.root, toNano('1'), C.rootMsg.openEscrow(proxy.address, 0n));
     net.expectOk(r2);
-    assert.equal((await net.escrowState(escrow)).state, C.ESCROW.CLOSED);
+    const s2 = await net.escrowState(escrow);
+    assert.equal(s2.state, C.ESCROW.OPEN);
+    assert.equal(s2.seqno, 1);
+    expectError(net, await net.send(proxy.address, escrow, toNano('0.01'), net.chargeMsg(proxy, escrow, 1, toNano('1'))), 'STALE_SEQNO');
 });
 
 test('init: only the root may initialise; unknown opcodes refused', async () => {

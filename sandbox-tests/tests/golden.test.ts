@@ -76,7 +76,7 @@ function build() {
         vec('root_withdraw_kept', { query_id: 8n, amount: toNano('1') }, C.rootMsg.withdrawKept(toNano('1'), 8n)),
         vec('root_open_stake', { query_id: 9n, role: 1, key: pub(proxyKey) }, C.rootMsg.openStake(1, pub(proxyKey), 9n)),
         vec('root_open_escrow', { query_id: 10n, proxy: A.proxy, stake: toNano('2'), client_key: pub(clientKey) }, C.rootMsg.openEscrow(A.proxy, toNano('2'), 10n, pub(clientKey))),
-        vec('root_report_equivocation', { query_id: 11n, proxy: A.proxy, a: evA, b: evB }, C.rootMsg.reportEquivocation(A.proxy, evA, evB, 11n)),
+        vec('root_report_equivocation', { query_id: 11n, proxy: A.proxy, client: A.client, a: evA, b: evB }, C.rootMsg.reportEquivocation(A.proxy, evA, evB, A.client, 11n)),
         vec('root_report_revoked', { query_id: 12n, worker: A.worker, statement: servingCell }, C.rootMsg.reportRevoked(A.worker, C.signCell(servingCell, workerKey.secretKey), servingCell, 12n)),
         vec('root_report_fault', { query_id: 13n, report: faultCell }, C.rootMsg.reportFault(C.signCell(faultCell, proxyKey.secretKey), faultCell, 13n)),
         vec('root_kept_notice', { query_id: 14n }, C.rootMsg.keptNotice(14n)),
@@ -96,6 +96,9 @@ function build() {
         vec('escrow_init_client_key', { query_id: 30n, proxy_key: pub(proxyKey), vault, close_delay: 3600, stake: toNano('2'), client_key: { key: pub(clientKey) } },
             C.escrowMsg.init(pub(proxyKey), vault, 3600, toNano('2'), 30n, pub(clientKey))),
         vec('escrow_set_client_key', { query_id: 37n, key: pub(clientKey) }, C.escrowMsg.setClientKey(pub(clientKey), 37n)),
+        vec('root_sync_vault_key', { query_id: 41n, proxy: A.proxy }, C.rootMsg.syncVaultKey(A.proxy, 41n)),
+        vec('stake_registered_key', { query_id: 38n, key: pub(proxyKey) }, C.stakeMsg.registeredKey(pub(proxyKey), 38n)),
+        vec('root_report_refused', { query_id: 39n, exit_code: 154 }, C.rootMsg.reportRefused(154, 39n)),
         vec('stake_commit_marker', { query_id: 29n, marker: 0x0123456789abcdefn }, C.stakeMsg.commitMarker(0x0123456789abcdefn, 29n)),
         vec('escrow_deposit', { query_id: 31n }, C.escrowMsg.deposit(31n)),
         vec('escrow_set_stake', { query_id: 32n, stake: toNano('3') }, C.escrowMsg.setStake(toNano('3'), 32n)),
@@ -110,7 +113,7 @@ function build() {
         messages.push(vec(name, { query_id: 40n }, C.noticeBody(op, 40n)));
     }
     statements.push(
-        vec('equivocation_evidence', { a: evA, b: evB }, C.equivocationEvidenceCell(evA, evB)),
+        vec('equivocation_evidence', { client: A.client, a: evA, b: evB }, C.equivocationEvidenceCell(A.client, evA, evB)),
         vec('revoked_serving_evidence', { statement: servingCell }, revokedEvidence),
         vec('fault_evidence', { report: faultCell }, C.signedCell(faultCell, proxyKey.secretKey)),
     );

@@ -20,12 +20,12 @@ async function rewardTo(net: Net, r: Awaited<ReturnType<Net['send']>>, to: Addre
 }
 
 test('equivocation: two charge vouchers for one escrow and seqno slash the proxy once, reporter rewarded', async () => {
-    const { net, proxy, stranger, escrow, vault } = await standardNet();
+    const { net, proxy, client, stranger, escrow, vault } = await standardNet();
     const a = signed(C.chargeVoucherCell({ escrow, seqno: 7, charged: toNano('1'), final: false }), proxy);
     const b = signed(C.chargeVoucherCell({ escrow, seqno: 7, charged: toNano('0.5'), final: false }), proxy);
     const s0 = await net.stakeState(vault);
     const kept0 = (await net.get(net.root, 'get_kept')).readBigNumber();
-    const r = await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, a, b));
+    const r = await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, a, b, client.address));
     net.expectOk(r);
     const slashed = (s0.staked * BigInt(C.defaultParams.equivocationSlashBps)) / 10000n;
     const reward = (slashed * BigInt(C.defaultParams.reporterRewardBps)) / 10000n;
@@ -36,7 +36,7 @@ test('equivocation: two charge vouchers for one escrow and seqno slash the proxy
     assert.equal((await net.get(net.root, 'get_kept')).readBigNumber(), kept0 + slashed - reward);
     assert.equal((await net.stakeCold(vault)).slashed, slashed);
     // the same evidence, in either order, is spent
-    const again = await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, b, a));
+    const again = await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, b, a, client.address));
     const stakeTx = again.transactions.find((t) => t.address.toString(16).padStart(64, '0') === vault.hash.toString('hex'));
     assert.ok(stakeTx);
     assert.equal(stakeTx!.description.type === 'generic' && stakeTx!.description.computePhase.type === 'vm' && stakeTx!.description.computePhase.exitCode, C.err('EVIDENCE_USED'));

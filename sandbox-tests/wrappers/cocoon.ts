@@ -32,10 +32,12 @@ export const Op = {
     RootWithdrawKept: 0x52000008,
     RootOpenStake: 0x52000010,
     RootOpenEscrow: 0x52000011,
+    RootSyncVaultKey: 0x52000012,
     RootReportEquivocation: 0x52000020,
     RootReportRevoked: 0x52000021,
     RootReportFault: 0x52000022,
     RootOwnerNotice: 0x52000030,
+    RootReportRefused: 0x52000031,
     StakeInit: 0x53000001,
     StakeDeposit: 0x53000002,
     StakeSetKey: 0x53000003,
@@ -46,6 +48,7 @@ export const Op = {
     StakeWithdrawEarnings: 0x53000008,
     StakeSlash: 0x53000009,
     StakeCommitMarker: 0x5300000a,
+    StakeRegisteredKey: 0x5300000b,
     StakePayoutNotice: 0x53000010,
     StakeWithdrawNotice: 0x53000011,
     StakeRewardNotice: 0x53000012,
@@ -182,16 +185,20 @@ export const rootMsg = {
         q(beginCell(), Op.RootOpenStake, qid).storeUint(role, 8).storeUint(key, 256).endCell(),
     openEscrow: (proxy: Address, stake: bigint, qid = 0n, clientKey = 0n) =>
         q(beginCell(), Op.RootOpenEscrow, qid).storeAddress(proxy).storeCoins(stake).storeUint(clientKey, 256).endCell(),
-    reportEquivocation: (proxy: Address, a: Cell, b: Cell, qid = 0n) =>
+    /** `client` names the escrow's client for charge vouchers (ignored for payout vouchers). */
+    reportEquivocation: (proxy: Address, a: Cell, b: Cell, client: Address = proxy, qid = 0n) =>
         q(beginCell(), Op.RootReportEquivocation, qid).storeAddress(proxy)
-            .storeRef(beginCell().storeRef(a).storeRef(b).endCell()).endCell(),
+            .storeRef(equivocationEvidenceCell(client, a, b)).endCell(),
     reportRevoked: (worker: Address, signature: Buffer, statement: Cell, qid = 0n) =>
         q(beginCell(), Op.RootReportRevoked, qid).storeAddress(worker)
             .storeRef(beginCell().storeBuffer(signature).storeRef(statement).endCell()).endCell(),
     reportFault: (signature: Buffer, report: Cell, qid = 0n) =>
         q(beginCell(), Op.RootReportFault, qid)
             .storeRef(beginCell().storeBuffer(signature).storeRef(report).endCell()).endCell(),
+    syncVaultKey: (proxy: Address, qid = 0n) => q(beginCell(), Op.RootSyncVaultKey, qid).storeAddress(proxy).endCell(),
     keptNotice: (qid = 0n) => q(beginCell(), Op.RootKeptNotice, qid).endCell(),
+    /** The root's answer to a reporter whose slash bounced (sent by the root, built here for vectors). */
+    reportRefused: (exitCode: number, qid = 0n) => q(beginCell(), Op.RootReportRefused, qid).storeInt(exitCode, 32).endCell(),
 };
 
 // ---------------------------------------------------------------- stake
@@ -209,12 +216,17 @@ export function stakeInitialData(root: Address, owner: Address, role: number): C
 export interface StakeCold {
     minStake: bigint; unbondDelay: number; workerShareBps: number; paramsVersion: number; slashed: bigint;
     faultPeriodStart: number; faultsInPeriod: number; marker: bigint;
+    incomeAtShare: bigint; proxyShareAtShare: bigint;
+    /** Worker stakes: retired key -> retired at. */
+    retiredKeys: Dictionary<bigint, number>;
 }
 export function parseStakeCold(c: Cell): StakeCold {
     const s = c.beginParse();
     const d = {
         minStake: s.loadCoins(), unbondDelay: s.loadUint(32), workerShareBps: s.loadUint(16), paramsVersion: s.loadUint(32),
         slashed: s.loadCoins(), faultPeriodStart: s.loadUint(32), faultsInPeriod: s.loadUint(8), marker: s.loadUintBig(64),
+        incomeAtShare: s.loadCoins(), proxyShareAtShare: s.loadCoins(),
+        retiredKeys: s.loadDict(Dictionary.Keys.BigUint(256), Dictionary.Values.Uint(32)),
     };
     s.loadDict(Dictionary.Keys.BigUint(256), Dictionary.Values.Uint(32));
     s.endParse();
@@ -246,6 +258,7 @@ export const stakeMsg = {
         q(beginCell(), Op.StakeSlash, qid).storeUint(kind, 8).storeUint(evidenceHash, 256).storeAddress(reporter)
             .storeRef(slashTermsCell(terms)).storeMaybeRef(evidence).endCell(),
     commitMarker: (marker: bigint, qid = 0n) => q(beginCell(), Op.StakeCommitMarker, qid).storeUint(marker, 64).endCell(),
+    registeredKey: (key: bigint, qid = 0n) => q(beginCell(), Op.StakeRegisteredKey, qid).storeUint(key, 256).endCell(),
 };
 
 // ---------------------------------------------------------------- escrow
@@ -347,7 +360,11 @@ export function stakePool(balance: bigint, d: StakeData): bigint {
 export function noticeBody(op: number, queryId: bigint | number = 0): Cell {
     return beginCell().storeUint(op, 32).storeUint(queryId, 64).endCell();
 }
-/** equivocation_evidence: two signed statements as refs. */
-export function equivocationEvidenceCell(a: Cell, b: Cell): Cell {
-    return beginCell().storeRef(a).storeRef(b).endCell();
+/** equivocation_evidence: the escrow's client (charge vouchers) and two signed statements as refs. */
+export function equivocationEvidenceCell(client: Address, a: Cell, b: Cell): Cell {
+    return beginCell().storeAddress(client).storeRef(a).storeRef(b).endCell();
+}
+/** The offence id the root records for an equivocation (one per kind, channel and seqno). */
+export function chargeOffenceId(escrow: Address, seqno: number): bigint {
+    return BigInt('0x' + beginCell().storeUint(Op.ChargeVoucher, 32).storeAddress(escrow).storeUint(seqno, 32).endCell().hash().toString('hex'));
 }

@@ -2,28 +2,23 @@
 //! ledger commits) against the same engine called directly. The network runs in this process; the
 //! load comes from a `cocoon bench loadgen` child process.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use cocoon_daemon::metrics::Registry;
-use cocoon_daemon::tls::{DevTls, HopTls, Role};
-use cocoon_gateway::GatewayConfig;
-use cocoon_protocol::PriceParams;
-use cocoon_proxy::{MemoryChain, ProxyConfig};
-use cocoon_worker::WorkerConfig;
-use cocoon_worker::fake_engine::FakeEngine;
+use cocoon_testkit::roles::proxy::ProxyConfig;
+use cocoon_testkit::roles::worker::WorkerConfig;
+use cocoon_testkit::{FAKE_MODEL, FakeEngineOptions, MemoryNetwork};
 use serde_json::{Value, json};
 
 use super::{loadgen_json, median};
 
 /// The model the fake engine and the worker serve.
-pub(crate) const MODEL: &str = "fake-model";
-/// A non-streamed chat request (4 completion tokens).
-pub(crate) const BODY: &str =
-    r#"{"model":"fake-model","max_tokens":4,"messages":[{"role":"user","content":"bench"}]}"#;
+pub(crate) const MODEL: &str = FAKE_MODEL;
+/// A non-streamed chat request: the engine echoes the prompt, so 5 prompt and (capped) 3
+/// completion tokens, priced as 1 prompt and 4 completion tokens were before the fixed backend.
+pub(crate) const BODY: &str = r#"{"model":"fake-model","max_tokens":3,"messages":[{"role":"user","content":"a bench request of words"}]}"#;
 /// The same request streamed, with usage in the last chunk.
-pub(crate) const STREAM_BODY: &str = r#"{"model":"fake-model","max_tokens":4,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"bench"}]}"#;
+pub(crate) const STREAM_BODY: &str = r#"{"model":"fake-model","max_tokens":3,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"a bench request of words"}]}"#;
 
 /// Sizes of one path run.
 #[derive(Debug, Clone, Copy)]
@@ -38,79 +33,24 @@ pub(crate) struct PathPlan {
     pub(crate) duration_ms: u64,
 }
 
-/// The in-process network.
-struct Network {
-    engine: FakeEngine,
-    proxy: cocoon_proxy::ProxyHandle,
-    worker: cocoon_worker::WorkerHandle,
-    gateway: cocoon_gateway::GatewayHandle,
-    client_key: [u8; 32],
-    _dir: tempfile::TempDir,
-}
-
-async fn start_network() -> Result<Network> {
-    let dir = tempfile::tempdir().context("temporary directory")?;
-    let engine = FakeEngine::start().await.context("starting the engine")?;
-    let proxy_tls = Arc::new(DevTls::generate(Role::Proxy).context("proxy TLS")?);
-    let params = PriceParams::default();
-    let chain = Arc::new(MemoryChain::new(params, proxy_tls.identity().public_key));
-    let pconf = ProxyConfig {
-        client_listen: "127.0.0.1:0".into(),
-        worker_listen: "127.0.0.1:0".into(),
-        store_path: dir.path().join("ledger.redb").display().to_string(),
-        ..Default::default()
-    };
-    let proxy = cocoon_proxy::start(
-        pconf,
-        proxy_tls,
-        chain.clone(),
-        chain.clone(),
-        Registry::new(),
-    )
-    .await
-    .context("starting the proxy")?;
-    let wconf = WorkerConfig {
-        proxies: vec![proxy.worker_addr.to_string()],
-        engine_url: engine.url(),
-        model: MODEL.into(),
-        capacity: 4096,
-        ..Default::default()
-    };
-    let worker = cocoon_worker::start(
-        wconf,
-        Arc::new(DevTls::generate(Role::Worker).context("worker TLS")?),
-        params,
-        Registry::new(),
-    )
-    .context("starting the worker")?;
-    let gtls = Arc::new(DevTls::generate(Role::Client).context("client TLS")?);
-    let client_key = gtls.identity().public_key;
-    // Enough credit that no settlement happens during the bench.
-    chain.open_escrow(client_key, u128::MAX / 4);
-    let gconf = GatewayConfig {
-        listen: "127.0.0.1:0".into(),
-        proxy: proxy.client_addr.to_string(),
-        ..Default::default()
-    };
-    let gateway = cocoon_gateway::start(gconf, gtls, Registry::new())
+/// The in-process network: the engine generating inline (no hold), one worker taking 4096
+/// requests at once, enough credit that no settlement happens during the bench.
+async fn start_network() -> Result<MemoryNetwork> {
+    MemoryNetwork::builder()
+        .engine(FakeEngineOptions {
+            holds: false,
+            ..Default::default()
+        })
+        .credit(Some(u128::MAX / 4))
+        .tracing(false)
+        .proxy_config(|c| c.announce_poll_ms = ProxyConfig::default().announce_poll_ms)
+        .worker_config(|w| {
+            w.capacity = 4096;
+            w.reconnect_ms = WorkerConfig::default().reconnect_ms;
+        })
+        .try_start()
         .await
-        .context("starting the gateway")?;
-    let connected = async {
-        while proxy.proxy.workers.all().is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), connected)
-        .await
-        .context("the worker did not connect to the proxy")?;
-    Ok(Network {
-        engine,
-        proxy,
-        worker,
-        gateway,
-        client_key,
-        _dir: dir,
-    })
+        .context("starting the in-process network")
 }
 
 fn num(v: &Value, key: &str) -> Result<f64> {
@@ -192,7 +132,7 @@ pub(crate) async fn measure(plan: PathPlan) -> Result<(serde_json::Map<String, V
         ratio.push(pr / dr);
     }
     let account = net
-        .proxy
+        .proxy()
         .proxy
         .store
         .client(&net.client_key)
@@ -219,16 +159,6 @@ pub(crate) async fn measure(plan: PathPlan) -> Result<(serde_json::Map<String, V
     ] {
         out.insert(k.into(), json!(v));
     }
-    let Network {
-        engine,
-        proxy,
-        worker,
-        gateway,
-        ..
-    } = net;
-    gateway.shutdown(Duration::from_secs(2)).await;
-    worker.shutdown(Duration::from_secs(2)).await;
-    proxy.shutdown(Duration::from_secs(2)).await;
-    drop(engine);
+    net.shutdown(Duration::from_secs(2)).await;
     Ok((out, per_request))
 }

@@ -9,10 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::{DevTls, Role};
-use cocoon_gateway::GatewayConfig;
 use cocoon_protocol::PriceParams;
-use cocoon_worker::WorkerConfig;
-use cocoon_worker::fake_engine::FakeEngine;
+use cocoon_testkit::{FakeEngine, gateway_config, worker_config};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
@@ -130,13 +128,9 @@ async fn one_run(streams: usize) -> Result<(f64, f64, f64)> {
     let connections = streams.div_ceil(STREAMS_PER_CONNECTION).max(1);
     let mut workers = Vec::new();
     for _ in 0..connections {
-        let conf = WorkerConfig {
-            proxies: vec![worker_addr.clone()],
-            engine_url: engine.url(),
-            model: MODEL.into(),
-            capacity: u32::try_from(STREAMS_PER_CONNECTION).unwrap_or(u32::MAX),
-            ..Default::default()
-        };
+        let mut conf = worker_config(&worker_addr, &engine.url(), MODEL, 1000);
+        conf.capacity = u32::try_from(STREAMS_PER_CONNECTION).unwrap_or(u32::MAX);
+        conf.reconnect_ms = cocoon_testkit::roles::worker::WorkerConfig::default().reconnect_ms;
         let tls = Arc::new(DevTls::generate(Role::Worker).context("worker TLS")?);
         workers.push(
             cocoon_worker::start(conf, tls, PriceParams::default(), Registry::new())
@@ -146,11 +140,7 @@ async fn one_run(streams: usize) -> Result<(f64, f64, f64)> {
     let mut gateways = Vec::new();
     let mut urls = Vec::new();
     for _ in 0..connections {
-        let conf = GatewayConfig {
-            listen: "127.0.0.1:0".into(),
-            proxy: client_addr.clone(),
-            ..Default::default()
-        };
+        let conf = gateway_config(&client_addr, None);
         let tls = Arc::new(DevTls::generate(Role::Client).context("client TLS")?);
         let g = cocoon_gateway::start(conf, tls, Registry::new())
             .await

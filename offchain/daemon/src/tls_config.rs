@@ -7,7 +7,8 @@
 //! - `simulated`: RA-TLS with software quotes (`cocoon-attestation`'s simulated provider). Peers must
 //!   still present a quote whose image hash is on the allowlist, but nothing is backed by hardware: a
 //!   loud INSECURE warning is logged and every peer is marked insecure.
-//! - `dev-insecure`: no attestation at all ([`DevTls`]); every peer is accepted and marked insecure.
+//! - `dev-insecure`: no attestation at all: an unattested RA-TLS certificate, and peers accepted
+//!   under [`att::Policy::dev_insecure`] (any role, evidence not verified), every one marked insecure.
 //!
 //! A client gateway has no TEE: in `tdx` and `simulated` modes it presents an unattested certificate
 //! and verifies the proxy's quote under the same policy.
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 use crate::ra_tls::RaTls;
-use crate::tls::{DevTls, HopTls, Role, TlsError};
+use crate::tls::{HopTls, Role, TlsError};
 
 /// How a daemon attests itself and checks its peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -232,12 +233,16 @@ fn attest(e: att::AttestError) -> TlsError {
 
 /// What a daemon of `role` requires of its peers under `section`: a proxy accepts attested workers and
 /// unattested clients; workers and clients accept attested proxies. Images must be on `allowlist`;
-/// simulated quotes are accepted only in `simulated` mode.
+/// simulated quotes are accepted only in `simulated` mode. In `dev-insecure` mode nothing is
+/// required ([`att::Policy::dev_insecure`]).
 pub fn peer_policy(
     role: Role,
     section: &TlsSection,
     allowlist: Arc<dyn att::ImageAllowlist>,
 ) -> Result<att::Policy, TlsError> {
+    if section.mode == TlsMode::DevInsecure {
+        return Ok(att::Policy::dev_insecure());
+    }
     let mut policy = match role {
         Role::Proxy => att::Policy::strict(&[att::Role::Client, att::Role::Worker], allowlist)
             .accept_unattested(att::Role::Client),
@@ -296,8 +301,8 @@ pub fn build_hop_tls(
     build_hop_tls_with_policy(role, section, policy)
 }
 
-/// As [`build_hop_tls`], with a caller-adjusted policy (e.g. a gateway pinning the proxy keys
-/// registered on chain with [`att::Policy::expect_peer_keys`]).
+/// As [`build_hop_tls`], with a caller-adjusted policy from [`peer_policy`] (e.g. a gateway pinning
+/// the proxy keys registered on chain with [`att::Policy::expect_peer_keys`]).
 pub fn build_hop_tls_with_policy(
     role: Role,
     section: &TlsSection,
@@ -308,7 +313,7 @@ pub fn build_hop_tls_with_policy(
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
     let key = section.signing_key()?;
     let provider: Option<Arc<dyn att::QuoteProvider>> = match (section.mode, role) {
-        (TlsMode::DevInsecure, _) => return Ok(Arc::new(DevTls::new(role, key)?)),
+        (TlsMode::DevInsecure, _) => return Ok(Arc::new(RaTls::dev_insecure(role, key, policy)?)),
         // A client gateway has no TEE: it presents an unattested certificate.
         (_, Role::Client) => None,
         (TlsMode::Simulated, _) => Some(
@@ -360,7 +365,7 @@ mod tests {
         };
         let tls = build_hop_tls(Role::Worker, &section, empty()).unwrap();
         let id = tls.identity();
-        assert_eq!(id.tee, "simulated");
+        assert_eq!(id.tee, att::TeeKind::Simulated);
         assert!(id.insecure);
         assert_eq!(id.image_hash, section.simulated_image_hash());
         assert_eq!(
@@ -511,8 +516,8 @@ mod tests {
 
         let good = build_hop_tls(Role::Worker, &sim("good"), list.clone()).unwrap();
         let seen = handshake(&proxy, &good).await.unwrap();
-        assert_eq!(seen.role, Some(Role::Worker));
-        assert_eq!(seen.tee, "simulated");
+        assert_eq!(seen.role, Role::Worker);
+        assert_eq!(seen.tee, att::TeeKind::Simulated);
         assert!(seen.insecure);
         assert_eq!(seen.image_hash, sim("good").simulated_image_hash());
 
@@ -525,7 +530,7 @@ mod tests {
         // A client gateway has no TEE: its unattested certificate is accepted by the proxy.
         let client = build_hop_tls(Role::Client, &sim(""), list.clone()).unwrap();
         let seen = handshake(&proxy, &client).await.unwrap();
-        assert_eq!(seen.role, Some(Role::Client));
+        assert_eq!(seen.role, Role::Client);
 
         // In tdx mode the same simulated proxy is refused.
         let strict = TlsSection {

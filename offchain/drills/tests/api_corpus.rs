@@ -67,7 +67,7 @@ async fn every_api_case_is_refused_clearly_and_the_daemons_keep_serving() {
         cases.len()
     );
     // The gateway's client paid exactly its verified receipts: refused requests cost nothing.
-    let receipts = net.gateway_handle.gateway.receipts();
+    let receipts = net.inner.gateway.gateway.receipts();
     assert!(
         receipts.iter().all(|r| r.status == "verified"),
         "unverified receipts"
@@ -76,20 +76,14 @@ async fn every_api_case_is_refused_clearly_and_the_daemons_keep_serving() {
         .iter()
         .filter_map(|r| r.receipt.as_ref().map(|s| s.receipt.cost_nano))
         .sum();
-    let charged = net
-        .proxy
-        .proxy
-        .store
-        .client(&net.gateway_key)
-        .unwrap()
-        .charged;
+    let charged = net.inner.charged();
     assert!(charged > 0);
     assert_eq!(
         charged, receipted,
         "charged {charged}, receipts say {receipted}"
     );
     assert_eq!(receipts.len(), cases.len(), "one receipt per good request");
-    assert!(net.chain.snapshot().charges.len() <= cases.len());
+    assert!(net.inner.chain.snapshot().charges.len() <= cases.len());
     assert!(
         failures.is_empty(),
         "{} API drill failures:\n{}",

@@ -17,7 +17,8 @@ use cocoon_drills::manifest::{Manifest, corpus_dir};
 use cocoon_drills::targets::{Rejection, attest_class, run};
 use cocoon_protocol::PriceParams;
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
-use cocoon_proxy::chain::{MemoryChain, SettleError, Settler};
+use cocoon_proxy::chain::{SettleError, Settler};
+use cocoon_testkit::MemoryChain;
 
 /// Everything the contextual targets need, built once.
 struct Context {

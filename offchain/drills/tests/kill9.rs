@@ -31,19 +31,15 @@ use std::path::Path;
 
 use proxy_process::spawn_proxy;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use cocoon_daemon::http::{Body, full};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::{DevTls, HopTls, Role};
 use cocoon_drills::binding::DRILL_MODEL;
 use cocoon_gateway::GatewayConfig;
 use cocoon_protocol::PriceParams;
-use cocoon_worker::WorkerConfig;
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use cocoon_testkit::load::ChatLoad;
+use cocoon_testkit::{FakeEngine, FakeEngineOptions, gateway_config, worker_config};
 
 const PROXY_SEED: [u8; 32] = [0x44; 32];
 const CONCURRENCY: usize = 6;
@@ -62,38 +58,6 @@ fn write_config(path: &Path, store: &Path, client: &str, worker: &str, admin: &s
         hex::encode(PROXY_SEED)
     );
     std::fs::write(path, text).unwrap();
-}
-
-#[derive(Default)]
-struct Tally {
-    ok: AtomicU64,
-    failed: AtomicU64,
-}
-
-async fn load(gateway: String, stop: Arc<AtomicBool>, tally: Arc<Tally>, stream: bool) {
-    let http: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
-    let body = serde_json::json!({"model": DRILL_MODEL, "stream": stream, "max_tokens": 8,
-        "messages": [{"role": "user", "content": "one two three four five six"}]})
-    .to_string();
-    while !stop.load(Ordering::Relaxed) {
-        let req = hyper::Request::post(format!("{gateway}/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(full(body.clone()))
-            .unwrap();
-        let done = match http.request(req).await {
-            Ok(resp) if resp.status() == 200 => resp.into_body().collect().await.is_ok(),
-            Ok(resp) => {
-                let _ = resp.into_body().collect().await;
-                false
-            }
-            Err(_) => false,
-        };
-        let counter = if done { &tally.ok } else { &tally.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if !done {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,20 +81,15 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
     // Restarts take the same ports, so the worker and the gateway find the proxy again.
     write_config(&config, &store, &client_addr, &worker_addr, "127.0.0.1:0");
 
-    let mut engine_config = cocoon_engine::EngineConfig::fixed();
-    engine_config.model_id = Some(DRILL_MODEL.into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let engine = cocoon_engine::serve(engine_config, listener).await.unwrap();
+    let engine = FakeEngine::start_with(FakeEngineOptions {
+        model: DRILL_MODEL.into(),
+        holds: false,
+    })
+    .await
+    .unwrap();
     let worker_metrics = Registry::new();
     let worker = cocoon_worker::start(
-        WorkerConfig {
-            proxies: vec![worker_addr.clone()],
-            engine_url: engine.url(),
-            model: DRILL_MODEL.into(),
-            coefficient: 1000,
-            reconnect_ms: 20,
-            ..Default::default()
-        },
+        worker_config(&worker_addr, &engine.url(), DRILL_MODEL, 1000),
         Arc::new(DevTls::generate(Role::Worker).unwrap()),
         PriceParams::default(),
         worker_metrics.clone(),
@@ -144,11 +103,8 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
         .to_bytes();
     let gateway = cocoon_gateway::start(
         GatewayConfig {
-            listen: "127.0.0.1:0".into(),
-            proxy: client_addr.clone(),
-            proxy_key: hex::encode(proxy_key),
             receipts_kept: 1_000_000,
-            ..Default::default()
+            ..gateway_config(&client_addr, Some(&proxy_key))
         },
         gateway_tls,
         Registry::new(),
@@ -157,28 +113,15 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
     .unwrap();
     let base = format!("http://{}", gateway.addr);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let mut tasks = Vec::new();
-    for i in 0..CONCURRENCY {
-        tasks.push(tokio::spawn(load(
-            base.clone(),
-            stop.clone(),
-            tally.clone(),
-            i % 2 == 1,
-        )));
-    }
+    let load = ChatLoad::start(&base, DRILL_MODEL, CONCURRENCY, Duration::from_millis(20));
     for round in 0..kills {
         // Let load run until some requests have completed since the last restart.
-        let before = tally.ok.load(Ordering::Relaxed);
-        for _ in 0..1000 {
-            if tally.ok.load(Ordering::Relaxed) >= before + 20 + 7 * round as u64 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let before = load.tally().ok();
+        load.tally()
+            .reach(before + 20 + 7 * round as u64, Duration::from_secs(10))
+            .await;
         assert!(
-            tally.ok.load(Ordering::Relaxed) > before,
+            load.tally().ok() > before,
             "no progress before kill {round}"
         );
         proxy.kill9();
@@ -191,19 +134,13 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
         .0;
     }
     // Recovery: requests succeed again after the last restart.
-    let after_last = tally.ok.load(Ordering::Relaxed);
-    for _ in 0..1000 {
-        if tally.ok.load(Ordering::Relaxed) >= after_last + 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let after_last = load.tally().ok();
+    load.tally()
+        .reach(after_last + 20, Duration::from_secs(10))
+        .await;
+    let tally = load.stop().await;
     assert!(
-        tally.ok.load(Ordering::Relaxed) >= after_last + 20,
+        tally.ok() >= after_last + 20,
         "no recovery after the last restart"
     );
     proxy.terminate();
@@ -236,8 +173,8 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
         "kill -9 drill: {kills} kills, {} ok / {} failed requests, {held} verified receipts \
          ({held_sum} nanoTON), store: {} charges ({} nanoTON, settled {}), worker served {served}, \
          earned {} (paid {})",
-        tally.ok.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed),
+        tally.ok(),
+        tally.failed(),
         client.seqno,
         client.charged,
         client.settled,

@@ -30,24 +30,22 @@ use std::path::Path;
 
 use proxy_process::spawn_proxy;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cocoon_contracts::address::{escrow_address, vault_address};
+use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::codec::account_id;
+use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
-use cocoon_daemon::http::{Body, full};
-use cocoon_devnet::{Devnet, DevnetOptions};
+use cocoon_devnet::Devnet;
 use cocoon_localnet::daemons::{self, Keys};
 use cocoon_localnet::localnet::{DEVNET_NETWORK_ID, Parties};
-use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
+use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::fetch_state;
 use cocoon_proxy::ProxyConfig;
-use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig};
+use cocoon_testkit::load::ChatLoad;
+use cocoon_ton::{Network, TonClient};
 use ed25519_dalek::SigningKey;
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
 const TON: u128 = 1_000_000_000;
@@ -57,57 +55,11 @@ const CHARGE_THRESHOLD_BPS: u32 = 1;
 /// Pay the worker once it is owed this much.
 const PAYOUT_THRESHOLD: u64 = 100_000;
 
+/// How long the load may take to make progress after a restart.
+const PROGRESS_WAIT: Duration = Duration::from_secs(60);
+
 fn write_config(path: &Path, config: &ProxyConfig) {
     std::fs::write(path, toml::to_string(config).expect("proxy config as TOML")).unwrap();
-}
-
-#[derive(Default)]
-struct Tally {
-    ok: AtomicU64,
-    failed: AtomicU64,
-}
-
-async fn load(
-    gateway: String,
-    model: String,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Tally>,
-    stream: bool,
-) {
-    let http: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
-    let body = serde_json::json!({"model": model, "stream": stream, "max_tokens": 8,
-        "messages": [{"role": "user", "content": "one two three four five six"}]})
-    .to_string();
-    while !stop.load(Ordering::Relaxed) {
-        let req = hyper::Request::post(format!("{gateway}/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(full(body.clone()))
-            .unwrap();
-        let done = match http.request(req).await {
-            Ok(resp) if resp.status() == 200 => resp.into_body().collect().await.is_ok(),
-            Ok(resp) => {
-                let _ = resp.into_body().collect().await;
-                false
-            }
-            Err(_) => false,
-        };
-        let counter = if done { &tally.ok } else { &tally.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if !done {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// Waits until `target` requests have completed (or about 60 s passed).
-async fn await_ok(tally: &Tally, target: u64) -> bool {
-    for _ in 0..3000 {
-        if tally.ok.load(Ordering::Relaxed) >= target {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 struct Chain {
@@ -115,18 +67,12 @@ struct Chain {
     client: Arc<dyn TonClient>,
     parties: Parties,
     keys: Keys,
-    root: Root,
+    root: RootHandle,
 }
 
 /// Devnet, wallets, root, allowlists and both stakes (before the proxy runs).
 async fn bootstrap(model: &str) -> Chain {
-    let devnet = Devnet::start(DevnetOptions::default())
-        .await
-        .expect("devnet (make setup installs the sandbox)");
-    let mut cfg = TonClientConfig::new(devnet.url());
-    cfg.poll_interval = Duration::from_millis(50);
-    cfg.max_retries = 2;
-    let client: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(cfg).unwrap());
+    let (devnet, client) = cocoon_testkit::devnet::start_devnet(2).await;
     let c = client.as_ref();
     let mut rng = rand::rngs::OsRng;
     let keys = Keys {
@@ -151,15 +97,17 @@ async fn bootstrap(model: &str) -> Chain {
         devnet.fund(w.address_friendly(), 100 * TON).await.unwrap();
     }
     let gov = &parties.governance;
-    let (root, _) = Root::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
+    let (root, _) = RootHandle::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
         .await
         .unwrap();
     let image = daemons::simulated_tls().simulated_image_hash();
     for role in [ROLE_WORKER, ROLE_PROXY] {
-        root.allow_image(c, gov, role, image).await.unwrap();
+        root.set_image(c, gov, role, image, true).await.unwrap();
     }
     let model_hash: [u8; 32] = Sha256::digest(model.as_bytes()).into();
-    root.allow_model(c, gov, model_hash, model).await.unwrap();
+    root.set_model(c, gov, model_hash, Some(model.to_owned()))
+        .await
+        .unwrap();
     let proxy_pub = keys.proxy.verifying_key().to_bytes();
     root.open_stake(c, &parties.proxy_operator, ROLE_PROXY, proxy_pub, 2 * TON)
         .await
@@ -226,12 +174,14 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
     let (gov, parties) = (&chain.parties.governance, &chain.parties);
     chain
         .root
-        .register_proxy(
+        .set_proxy(
             c,
             gov,
             parties.proxy_operator.address(),
-            chain.keys.proxy.verifying_key().to_bytes(),
-            &client_addr,
+            Some(ProxyInfo {
+                key: chain.keys.proxy.verifying_key().to_bytes(),
+                endpoints: client_addr.clone(),
+            }),
         )
         .await
         .unwrap();
@@ -271,23 +221,14 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
     let client_key = chain.keys.client.verifying_key().to_bytes();
     let base = format!("http://{}", gateway.handle.addr);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let mut tasks = Vec::new();
-    for i in 0..CONCURRENCY {
-        tasks.push(tokio::spawn(load(
-            base.clone(),
-            model.clone(),
-            stop.clone(),
-            tally.clone(),
-            i % 2 == 1,
-        )));
-    }
+    let load = ChatLoad::start(&base, &model, CONCURRENCY, Duration::from_millis(50));
     for round in 0..kills {
         // Let load run until some requests have completed since the last restart.
-        let before = tally.ok.load(Ordering::Relaxed);
+        let before = load.tally().ok();
         assert!(
-            await_ok(&tally, before + 20 + 7 * round as u64).await,
+            load.tally()
+                .reach(before + 20 + 7 * round as u64, PROGRESS_WAIT)
+                .await,
             "no progress before kill {round}"
         );
         proxy.kill9();
@@ -295,12 +236,9 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
         proxy = spawn_proxy(&config_file, &[], false).0;
     }
     // Recovery: requests succeed again after the last restart.
-    let after_last = tally.ok.load(Ordering::Relaxed);
-    let recovered = await_ok(&tally, after_last + 20).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let after_last = load.tally().ok();
+    let recovered = load.tally().reach(after_last + 20, PROGRESS_WAIT).await;
+    let tally = load.stop().await;
     assert!(recovered, "no recovery after the last restart");
     proxy.terminate();
 
@@ -348,8 +286,8 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
          receipts ({held_sum} nanoTON); ledger: {} charges, {} nanoTON charged, worker earned {}; \
          chain before the final settlement: escrow charged {}, worker paid {}; after: escrow \
          charged {}, worker paid {} (vault paid_out {})",
-        tally.ok.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed),
+        tally.ok(),
+        tally.failed(),
         client.seqno,
         client.charged,
         earned.earned,

@@ -93,8 +93,8 @@ async fn junk_on_every_port_leaves_every_daemon_serving() {
     ];
     for (name, bytes) in &tls_junk {
         for (port, addr) in [
-            ("client", net.proxy.client_addr),
-            ("worker", net.proxy.worker_addr),
+            ("client", net.inner.proxy().client_addr),
+            ("worker", net.inner.proxy().worker_addr),
         ] {
             let reply = raw(addr, bytes).await;
             assert!(
@@ -105,7 +105,7 @@ async fn junk_on_every_port_leaves_every_daemon_serving() {
     }
     // A worker certificate on the client port: the TLS handshake may pass, requests may not.
     let wrong_role: Arc<dyn HopTls> = Arc::new(DevTls::generate(Role::Worker).unwrap());
-    let tcp = tokio::net::TcpStream::connect(net.proxy.client_addr)
+    let tcp = tokio::net::TcpStream::connect(net.inner.proxy().client_addr)
         .await
         .unwrap();
     let connector = tokio_rustls::TlsConnector::from(wrong_role.client_config());
@@ -133,5 +133,5 @@ async fn junk_on_every_port_leaves_every_daemon_serving() {
     let p = net.proxy(good("http://proxy")).await;
     let e = net.http1(good(&net.engine)).await;
     assert_eq!((g.status, p.status, e.status), (200, 200, 200));
-    assert_eq!(net.proxy.proxy.workers.all().len(), 1);
+    assert_eq!(net.inner.proxy().proxy.workers.all().len(), 1);
 }

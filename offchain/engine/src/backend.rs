@@ -82,6 +82,12 @@ pub trait Backend: Send + Sync + 'static {
     /// True when a decoding step costs real compute, so generation must run off the async runtime.
     /// Zero-latency backends return false and are driven inline.
     fn is_compute_heavy(&self) -> bool;
+
+    /// Whether the backend can serve now; `/health` answers 503 while it is false (a backend that
+    /// lost its device would say so; the test engine does on demand). Called once per health check.
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 /// Per-generation decoding state.

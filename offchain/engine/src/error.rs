@@ -190,6 +190,16 @@ impl ApiError {
         )
     }
 
+    /// 503 `unhealthy`: the backend reports it cannot serve.
+    pub fn unhealthy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "unhealthy",
+            "the engine's backend is unhealthy".to_owned(),
+        )
+    }
+
     /// 500 `internal_error`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(

@@ -341,6 +341,9 @@ fn health(state: &State) -> Response<EngineBody> {
     if state.shutting_down.load(Ordering::Relaxed) {
         return error_response(&ApiError::shutting_down());
     }
+    if !state.backend.healthy() {
+        return error_response(&ApiError::unhealthy());
+    }
     let body = serde_json::json!({"status": "ok", "model": state.backend.info().id});
     json_response(StatusCode::OK, Bytes::from(body.to_string()))
 }

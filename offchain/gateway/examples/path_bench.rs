@@ -1,32 +1,25 @@
 //! Quick in-process request-path check (BRIEF §8): added latency, throughput ratio and time to first
 //! streamed byte of gateway → proxy → worker (mutual TLS 1.3, receipts, ledger commits) over calling the
-//! zero-latency fake engine directly. The load generator shares this process, so the figures are only
+//! zero-latency fake engine (the built-in engine's fixed backend) directly. The load generator shares this process, so the figures are only
 //! indicative; the reference figures come from `make bench` (`cocoon bench`, load from a separate
 //! process, medians over repeated runs). Run in release: `cargo run --release -p cocoon-gateway
 //! --example path_bench [out.json]`. Figures go to stdout and, when given, to the JSON file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, full};
-use cocoon_daemon::metrics::Registry;
-use cocoon_daemon::tls::{DevTls, HopTls, Role};
-use cocoon_gateway::GatewayConfig;
-use cocoon_protocol::PriceParams;
-use cocoon_proxy::{MemoryChain, ProxyConfig};
-use cocoon_worker::WorkerConfig;
-use cocoon_worker::fake_engine::FakeEngine;
+use cocoon_testkit::FakeEngineOptions;
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-const BODY: &str =
-    r#"{"model":"fake-model","max_tokens":4,"messages":[{"role":"user","content":"bench"}]}"#;
-const STREAM_BODY: &str = r#"{"model":"fake-model","max_tokens":4,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"bench"}]}"#;
+// As `cocoon bench`: 5 prompt and 3 completion tokens from the echo engine.
+const BODY: &str = r#"{"model":"fake-model","max_tokens":3,"messages":[{"role":"user","content":"a bench request of words"}]}"#;
+const STREAM_BODY: &str = r#"{"model":"fake-model","max_tokens":3,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"a bench request of words"}]}"#;
 
 type Http = Client<HttpConnector, Body>;
 
@@ -90,54 +83,17 @@ async fn throughput(http: &Http, url: &str, concurrency: usize, per_task: usize)
 #[tokio::main]
 async fn main() {
     let out = std::env::args().nth(1);
-    let dir = tempfile::tempdir().unwrap();
-    let engine = FakeEngine::start().await.unwrap();
-    let proxy_tls = Arc::new(DevTls::generate(Role::Proxy).unwrap());
-    let params = PriceParams::default();
-    let chain = Arc::new(MemoryChain::new(params, proxy_tls.identity().public_key));
-    let pconf = ProxyConfig {
-        client_listen: "127.0.0.1:0".into(),
-        worker_listen: "127.0.0.1:0".into(),
-        store_path: dir.path().join("ledger.redb").display().to_string(),
-        ..Default::default()
-    };
-    let proxy = cocoon_proxy::start(
-        pconf,
-        proxy_tls,
-        chain.clone(),
-        chain.clone(),
-        Registry::new(),
-    )
-    .await
-    .unwrap();
-    let wconf = WorkerConfig {
-        proxies: vec![proxy.worker_addr.to_string()],
-        engine_url: engine.url(),
-        model: "fake-model".into(),
-        capacity: 4096,
-        ..Default::default()
-    };
-    let _worker = cocoon_worker::start(
-        wconf,
-        Arc::new(DevTls::generate(Role::Worker).unwrap()),
-        params,
-        Registry::new(),
-    )
-    .unwrap();
-    let gtls = Arc::new(DevTls::generate(Role::Client).unwrap());
-    let client_key = gtls.identity().public_key;
-    chain.open_escrow(client_key, u128::MAX / 4);
-    let gconf = GatewayConfig {
-        listen: "127.0.0.1:0".into(),
-        proxy: proxy.client_addr.to_string(),
-        ..Default::default()
-    };
-    let gateway = cocoon_gateway::start(gconf, gtls, Registry::new())
-        .await
-        .unwrap();
-    while proxy.proxy.workers.all().is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let net = cocoon_testkit::MemoryNetwork::builder()
+        .engine(FakeEngineOptions {
+            holds: false,
+            ..Default::default()
+        })
+        .credit(Some(u128::MAX / 4))
+        .tracing(false)
+        .worker_config(|w| w.capacity = 4096)
+        .start()
+        .await;
+    let (engine, gateway, client_key) = (&net.engine, &net.gateway, net.client_key);
     let http: Http = Client::builder(TokioExecutor::new()).build_http();
     let direct = format!("{}/v1/chat/completions", engine.url());
     let path = format!("http://{}/v1/chat/completions", gateway.addr);
@@ -153,7 +109,7 @@ async fn main() {
         "added_p50_ms": p50 - d50, "added_p99_ms": p99 - d99,
         "direct_ttfb_p50_ms": dttfb, "path_ttfb_p50_ms": pttfb, "added_ttfb_p50_ms": pttfb - dttfb,
         "direct_rps": direct_rps, "path_rps": path_rps, "path_throughput_ratio": path_rps / direct_rps,
-        "charged_nano": proxy.proxy.store.client(&client_key).unwrap().charged.to_string(),
+        "charged_nano": net.proxy().proxy.store.client(&client_key).unwrap().charged.to_string(),
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     if let Some(out) = out {

@@ -9,8 +9,6 @@
 //! `GET /cocoon/v1/bundle`), and strips every cocoon header before answering the app.
 
 pub mod bundle;
-mod bundle_evidence;
-mod bundle_verify;
 pub mod config;
 pub mod journal;
 mod proxy_conn;
@@ -29,56 +27,12 @@ use std::time::Duration;
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::Shutdown;
 use cocoon_daemon::tls::HopTls;
-use cocoon_protocol::SignedReceipt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 pub use config::GatewayConfig;
-
-/// One response's evidence, as kept for the proof bundle.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReceiptRecord {
-    /// Position in this gateway's store, from 1 (what bundle ranges select).
-    #[serde(default)]
-    pub id: u64,
-    /// The `x-request-id` of the response (the app's own when it sent a sane one).
-    #[serde(default)]
-    pub request_id: Option<String>,
-    /// The API path, e.g. `/v1/chat/completions`.
-    #[serde(default)]
-    pub endpoint: String,
-    /// Whether the response was streamed (SSE).
-    #[serde(default)]
-    pub stream: bool,
-    /// Unix seconds when the response ended at the gateway.
-    #[serde(default)]
-    pub received_at: u64,
-    /// SHA-256 of the request bytes sent to the proxy, hex.
-    #[serde(default)]
-    pub request_sha256: String,
-    /// SHA-256 of the response bytes received, hex.
-    #[serde(default)]
-    pub response_sha256: String,
-    /// The worker key the proxy attested and forwarded, hex.
-    #[serde(default)]
-    pub worker_key: Option<String>,
-    /// The worker image hash the proxy forwarded, hex.
-    #[serde(default)]
-    pub worker_image: Option<String>,
-    /// Whether the proxy said the worker's attestation is simulated or absent.
-    #[serde(default)]
-    pub worker_insecure: Option<bool>,
-    /// The verified receipt (or the one that failed).
-    pub receipt: Option<SignedReceipt>,
-    /// The receipt exactly as received (unpadded base64url of encoding ‖ signature).
-    #[serde(default)]
-    pub receipt_wire: Option<String>,
-    /// `verified` or the reason it is not.
-    pub status: String,
-    /// What the proxy charged, nanoTON (from its trailer), as a decimal string.
-    pub charged_nano: Option<String>,
-}
+pub use receipts::{ReceiptRecord, ReceiptStatus};
 
 const DROPPED_HELP: &str = "Receipts dropped from the store past receipts_kept (what=record), \
      or whose bodies were dropped past the body budget (what=bodies).";
@@ -100,7 +54,7 @@ pub struct Gateway {
 impl Gateway {
     pub(crate) fn record(self: &Arc<Self>, kept: receipts::Kept) {
         let r = &kept.record;
-        let verified = if r.status == "verified" {
+        let verified = if r.status.is_verified() {
             "true"
         } else {
             "false"
@@ -112,14 +66,14 @@ impl Gateway {
                 &[("verified", verified)],
             )
             .inc();
-        if r.status != "verified" {
+        if !r.status.is_verified() {
             tracing::warn!(
                 request_id = r.request_id.as_deref().unwrap_or(""),
                 status = %r.status,
                 "response receipt did not verify"
             );
         }
-        let worker = r.worker_key.as_deref().and_then(parse_key);
+        let worker = r.worker_key.map(|k| k.0);
         {
             let mut store = self.lock_store();
             let pushed = store.push(kept, self.config.receipts_kept);

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
-
-use crate::ReceiptRecord;
+use cocoon_audit::Hex32;
+use cocoon_protocol::SignedReceipt;
 
 /// Most bytes of request and response bodies kept in memory across all records; past it the oldest
 /// records lose their bodies (their hashes stay, and a bundle then carries hashes only).
@@ -15,6 +15,130 @@ pub const BODY_BUDGET_BYTES: usize = 64 << 20;
 pub const MAX_KEPT_BODY_BYTES: usize = 8 << 20;
 /// Most worker certificates remembered.
 const MAX_CERTIFICATES: usize = 1024;
+
+/// One response's evidence, as kept for the proof bundle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReceiptRecord {
+    /// Position in this gateway's store, from 1 (what bundle ranges select).
+    #[serde(default)]
+    pub id: u64,
+    /// The `x-request-id` of the response (the app's own when it sent a sane one).
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The API path, e.g. `/v1/chat/completions`.
+    #[serde(default)]
+    pub endpoint: String,
+    /// Whether the response was streamed (SSE).
+    #[serde(default)]
+    pub stream: bool,
+    /// Unix seconds when the response ended at the gateway.
+    #[serde(default)]
+    pub received_at: u64,
+    /// SHA-256 of the request bytes sent to the proxy (hex in JSON).
+    #[serde(default)]
+    pub request_sha256: Hex32,
+    /// SHA-256 of the response bytes received (hex in JSON).
+    #[serde(default)]
+    pub response_sha256: Hex32,
+    /// The worker key the proxy attested and forwarded (hex in JSON).
+    #[serde(default)]
+    pub worker_key: Option<Hex32>,
+    /// The worker image hash the proxy forwarded, as it sent it (hex unless the proxy misbehaves;
+    /// kept as text so that a bundle shows exactly what was forwarded).
+    #[serde(default)]
+    pub worker_image: Option<String>,
+    /// Whether the proxy said the worker's attestation is simulated or absent.
+    #[serde(default)]
+    pub worker_insecure: Option<bool>,
+    /// The verified receipt (or the one that failed).
+    pub receipt: Option<SignedReceipt>,
+    /// The receipt exactly as received (unpadded base64url of encoding ‖ signature).
+    #[serde(default)]
+    pub receipt_wire: Option<String>,
+    /// `verified` or the reason it is not.
+    pub status: ReceiptStatus,
+    /// What the proxy charged, nanoTON (from its trailer), as a decimal string.
+    pub charged_nano: Option<String>,
+}
+
+/// The gateway's verdict on a response's receipt. Written (journal, JSON, the
+/// `x-cocoon-receipt-status` header, bundles) as `verified` or the reason it is not.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReceiptStatus {
+    /// The receipt is signed by the attested worker over these bytes, at an acceptable price.
+    Verified,
+    /// The response came without a receipt.
+    #[default]
+    NoReceipt,
+    /// The proxy forwarded no attested worker key to check the receipt against.
+    NoAttestedWorkerKey,
+    /// The receipt verifies but prices above the client's coefficient cap.
+    PriceAboveCap,
+    /// The receipt does not decode or verify: why.
+    Invalid(String),
+}
+
+const VERIFIED: &str = "verified";
+const NO_RECEIPT: &str = "no receipt";
+const NO_ATTESTED_WORKER_KEY: &str = "no attested worker key";
+const PRICE_ABOVE_CAP: &str = "price above the cap";
+
+impl ReceiptStatus {
+    /// As written: `verified`, `no receipt`, `no attested worker key`, `price above the cap`, or
+    /// the reason the receipt is invalid.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReceiptStatus::Verified => VERIFIED,
+            ReceiptStatus::NoReceipt => NO_RECEIPT,
+            ReceiptStatus::NoAttestedWorkerKey => NO_ATTESTED_WORKER_KEY,
+            ReceiptStatus::PriceAboveCap => PRICE_ABOVE_CAP,
+            ReceiptStatus::Invalid(why) => why,
+        }
+    }
+
+    /// Whether the receipt verified.
+    pub fn is_verified(&self) -> bool {
+        *self == ReceiptStatus::Verified
+    }
+}
+
+impl From<&str> for ReceiptStatus {
+    /// Reads the written form back (any other text is an invalid receipt's reason).
+    fn from(text: &str) -> Self {
+        match text {
+            VERIFIED => ReceiptStatus::Verified,
+            NO_RECEIPT => ReceiptStatus::NoReceipt,
+            NO_ATTESTED_WORKER_KEY => ReceiptStatus::NoAttestedWorkerKey,
+            PRICE_ABOVE_CAP => ReceiptStatus::PriceAboveCap,
+            why => ReceiptStatus::Invalid(why.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for ReceiptStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the written form (`status == "verified"`).
+impl PartialEq<&str> for ReceiptStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for ReceiptStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReceiptStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ReceiptStatus::from(String::deserialize(d)?.as_str()))
+    }
+}
 
 /// A record and the bodies it covers.
 #[derive(Debug, Clone)]
@@ -132,6 +256,31 @@ mod tests {
             request: Some(Bytes::from(vec![1u8; len])),
             response: Some(Bytes::from(vec![2u8; len])),
         }
+    }
+
+    #[test]
+    fn statuses_are_written_as_before() {
+        let cases = [
+            (ReceiptStatus::Verified, "verified"),
+            (ReceiptStatus::NoReceipt, "no receipt"),
+            (ReceiptStatus::NoAttestedWorkerKey, "no attested worker key"),
+            (ReceiptStatus::PriceAboveCap, "price above the cap"),
+            (
+                ReceiptStatus::Invalid("bad signature".into()),
+                "bad signature",
+            ),
+        ];
+        for (status, text) in cases {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("{text:?}"));
+            assert_eq!(
+                serde_json::from_str::<ReceiptStatus>(&json).unwrap(),
+                status
+            );
+            assert_eq!(status, text);
+        }
+        assert!(ReceiptStatus::Verified.is_verified());
+        assert!(!ReceiptStatus::PriceAboveCap.is_verified());
     }
 
     #[test]

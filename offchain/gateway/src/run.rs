@@ -189,7 +189,7 @@ pub async fn build(config: GatewayConfig, insecure_dev_tls: bool) -> anyhow::Res
     let shown_proxy = proxy.0.clone();
     let status = Arc::new(move || {
         let receipts = gw.receipts();
-        let verified = receipts.iter().filter(|r| r.status == "verified").count();
+        let verified = receipts.iter().filter(|r| r.status.is_verified()).count();
         serde_json::json!({"role": "gateway", "client_key": client_key, "proxy": shown_proxy, "receipts": receipts.len(), "verified": verified})
     });
     let admin_shutdown = Shutdown::new();

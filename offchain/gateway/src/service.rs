@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, BoxError, empty, full, json_response, read_limited};
 use cocoon_protocol::api::{Endpoint, parse_request};
-use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers};
+use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers, wire};
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response};
 use sha2::{Digest, Sha256};
@@ -134,20 +134,20 @@ fn receipts_query(query: &str) -> Result<Option<&str>, ApiError> {
 
 /// Decodes `%XX` escapes; None when an escape is malformed or the result is not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
+    // percent-encoding passes a malformed escape through as text; a path with one is refused.
+    let malformed = s.split('%').skip(1).any(|after| {
+        !after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 /// `GET /cocoon/v1/workers/{key}/certificate` on the proxy: the certificate the worker presented.
@@ -155,10 +155,7 @@ pub(crate) async fn fetch_worker_certificate(
     gw: &Gateway,
     key: &[u8; 32],
 ) -> Result<Bytes, String> {
-    let path = format!(
-        "http://proxy/cocoon/v1/workers/{}/certificate",
-        hex::encode(key)
-    );
+    let path = format!("http://proxy{}", wire::worker_certificate_path(key));
     let resp = send(gw, || {
         Request::get(path.as_str())
             .body(empty())
@@ -396,13 +393,13 @@ async fn infer(
     );
     let status = kept.record.status.clone();
     gw.record(kept);
-    if status != "verified" && gw.config.require_receipts {
+    if !status.is_verified() && gw.config.require_receipts {
         return Err(ApiError::new(
             ErrorCode::UpstreamFailed,
             format!("response receipt rejected: {status}"),
         ));
     }
-    out.header(headers::RECEIPT_STATUS, status)
+    out.header(headers::RECEIPT_STATUS, status.as_str())
         .body(full(bytes))
         .map_err(build_err)
 }

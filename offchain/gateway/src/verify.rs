@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use cocoon_audit::Hex32;
 use cocoon_daemon::http::BoxError;
 use cocoon_daemon::shutdown::InFlight;
 use cocoon_protocol::{SignedReceipt, headers};
@@ -13,7 +14,7 @@ use hyper::body::Frame;
 use sha2::{Digest, Sha256};
 
 use crate::receipts::{Kept, MAX_KEPT_BODY_BYTES};
-use crate::{Gateway, ReceiptRecord};
+use crate::{Gateway, ReceiptRecord, ReceiptStatus};
 
 /// What the gateway knows about one exchange before the response ends.
 #[derive(Debug, Clone)]
@@ -63,17 +64,17 @@ pub(crate) fn check(
         .map(str::to_owned);
     let raw = trailers.and_then(|t| t.get(headers::RECEIPT));
     let (receipt, status) = match raw.map(|r| SignedReceipt::from_wire(r.as_bytes())) {
-        None => (None, "no receipt".to_owned()),
-        Some(Err(e)) => (None, e.to_string()),
+        None => (None, ReceiptStatus::NoReceipt),
+        Some(Err(e)) => (None, ReceiptStatus::Invalid(e.to_string())),
         Some(Ok(receipt)) => {
             let status = match ex.worker_key {
-                None => "no attested worker key".to_owned(),
+                None => ReceiptStatus::NoAttestedWorkerKey,
                 Some(key) => match receipt.verify_for(&key, &ex.request_sha256, response_sha256) {
-                    Err(e) => e.to_string(),
+                    Err(e) => ReceiptStatus::Invalid(e.to_string()),
                     Ok(()) if receipt.receipt.coefficient > ex.max_coefficient => {
-                        "price above the cap".to_owned()
+                        ReceiptStatus::PriceAboveCap
                     }
-                    Ok(()) => "verified".to_owned(),
+                    Ok(()) => ReceiptStatus::Verified,
                 },
             };
             (Some(receipt), status)
@@ -86,9 +87,9 @@ pub(crate) fn check(
             endpoint: ex.endpoint.to_owned(),
             stream: ex.stream,
             received_at: unix_now(),
-            request_sha256: hex::encode(ex.request_sha256),
-            response_sha256: hex::encode(response_sha256),
-            worker_key: ex.worker_key.map(hex::encode),
+            request_sha256: Hex32(ex.request_sha256),
+            response_sha256: Hex32(*response_sha256),
+            worker_key: ex.worker_key.map(Hex32),
             worker_image: ex.worker_image.clone(),
             worker_insecure: ex.worker_insecure,
             receipt,

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,11 +14,9 @@ use base64::engine::general_purpose::STANDARD;
 use cocoon_attestation as att;
 use cocoon_attestation::provider::simulated::SimulatedProvider;
 use cocoon_attestation::provider::{EvidenceKind, QuoteProvider};
-use cocoon_daemon::ra_tls::RaTls;
-use cocoon_daemon::tls::{HopTls, Role};
-use cocoon_gateway::bundle::{
-    BodyEvidence, ChargeEvidence, CheckResult, Forwarded, ProofBundle, ResponseEvidence, Selection,
-    Verdict, VerifyOptions, WorkerEvidence, verify_bundle,
+use cocoon_audit::{
+    BodyEvidence, BundleReport, ChargeEvidence, CheckResult, Forwarded, ProofBundle,
+    ResponseEvidence, Selection, Verdict, VerifyOptions, WorkerEvidence, verify_bundle,
 };
 use cocoon_protocol::{Receipt, Usage};
 use common::*;
@@ -34,55 +31,20 @@ const WORKER_LABEL: &str = "cocoon-worker-bundle-test";
 
 /// The in-process network over RA-TLS with simulated quotes (as in ra_tls.rs).
 async fn attested_net() -> Net {
-    let proxy_image = SimulatedProvider::new("cocoon-proxy-bundle-test");
-    let worker_image = SimulatedProvider::new(WORKER_LABEL);
-    let allow = Arc::new(att::InMemoryAllowlist::new());
-    allow.allow(att::Role::Proxy, proxy_image.image_hash());
-    allow.allow(att::Role::Worker, worker_image.image_hash());
-    let list: Arc<dyn att::ImageAllowlist> = allow;
-    let proxy_policy = att::Policy::strict(&[att::Role::Client, att::Role::Worker], list.clone())
-        .insecure_dev()
-        .accept_unattested(att::Role::Client);
-    let to_proxy = att::Policy::strict(&[att::Role::Proxy], list).insecure_dev();
-    let proxy: Arc<dyn HopTls> = Arc::new(
-        RaTls::new(
-            Role::Proxy,
-            key(),
-            Some(Arc::new(proxy_image)),
-            proxy_policy,
-        )
-        .unwrap(),
-    );
-    let gateway: Arc<dyn HopTls> =
-        Arc::new(RaTls::new(Role::Client, key(), None, to_proxy.clone()).unwrap());
-    let worker = Arc::new(move || {
-        let provider = Arc::new(SimulatedProvider::new(WORKER_LABEL));
-        Arc::new(RaTls::new(Role::Worker, key(), Some(provider), to_proxy.clone()).unwrap())
-            as Arc<dyn HopTls>
-    });
-    let kit = TlsKit {
-        proxy,
-        gateway,
-        worker,
-    };
-    let net = Net::start_full(&[1000], None, |_| {}, |_| {}, kit).await;
-    net.chain.open_escrow(net.client_key, CREDIT);
-    net
+    let kit = TlsKit::simulated("cocoon-proxy-bundle-test", WORKER_LABEL).unwrap();
+    Net::builder().tls(kit).start().await
 }
 
 /// Waits (bounded, asserting nothing about time) until the gateway has fetched the worker certificate.
 async fn wait_for_certificate(net: &Net) {
     let key = net.workers[0].state_key();
-    for _ in 0..500 {
-        if net.gateway.gateway.worker_certificate(&key).is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the gateway did not fetch the worker certificate");
+    cocoon_testkit::wait::until("the gateway to fetch the worker certificate", || {
+        net.gateway.gateway.worker_certificate(&key).is_some()
+    })
+    .await;
 }
 
-fn check<'a>(report: &'a cocoon_gateway::bundle::BundleReport, name: &str) -> Vec<&'a str> {
+fn check<'a>(report: &'a BundleReport, name: &str) -> Vec<&'a str> {
     report
         .responses
         .iter()

@@ -17,7 +17,7 @@ async fn worker_failing_before_the_first_byte_is_retried_elsewhere() {
     let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let broken = start_worker(net.proxy(), &dead_url, 500);
+    let broken = net.start_worker(&dead_url, 500).unwrap();
     let broken_key = broken.state_key();
     net.workers.push(broken);
     net.wait_for_workers(2).await;
@@ -229,7 +229,7 @@ async fn the_cheapest_worker_under_the_cap_serves_and_live_prices_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_guards_the_gateway() {
-    let net = Net::start_with(
+    let net = start_with(
         &[1000],
         Some(CREDIT),
         |_| {},
@@ -279,9 +279,10 @@ async fn proxy_shutdown_drains_an_open_stream_before_stopping() {
     assert_eq!(receipts[0].status, "verified");
     let cost = receipts[0].receipt.as_ref().unwrap().receipt.cost_nano;
     drop(store);
-    let reopened =
-        cocoon_proxy::store::Store::open(std::path::Path::new(&net.proxy_config.store_path))
-            .unwrap();
+    let reopened = cocoon_testkit::roles::proxy::store::Store::open(std::path::Path::new(
+        &net.proxy_config.store_path,
+    ))
+    .unwrap();
     assert_eq!(reopened.client(&net.client_key).unwrap().charged, cost);
 }
 
@@ -290,7 +291,7 @@ async fn workers_the_chain_does_not_allow_are_refused_at_connect() {
     let mut net = Net::start(&[1000], Some(CREDIT)).await;
     net.chain
         .allow_only_workers(vec![net.workers[0].state_key()]);
-    let stranger = start_worker(net.proxy(), &net.engine.url(), 100);
+    let stranger = net.start_worker(&net.engine.url(), 100).unwrap();
     let refused = net
         .proxy()
         .proxy

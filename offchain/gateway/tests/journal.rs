@@ -5,10 +5,10 @@
 
 mod common;
 
+use cocoon_audit::{ProofBundle, Selection, Verdict, VerifyOptions, verify_bundle};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::{DevTls, HopTls, Role};
 use cocoon_gateway::GatewayConfig;
-use cocoon_gateway::bundle::{ProofBundle, Selection, Verdict, VerifyOptions, verify_bundle};
 use cocoon_gateway::{GatewayHandle, ReceiptRecord};
 use common::*;
 use http_body_util::BodyExt;
@@ -36,6 +36,17 @@ async fn restart_on(
     (handle, metrics)
 }
 
+/// One worker, and a gateway journaling its receipts to `path`.
+async fn journaled_net(path: &str) -> Net {
+    start_with(
+        &[1000],
+        Some(CREDIT),
+        |_| {},
+        |g| g.receipts_path = path.to_owned(),
+    )
+    .await
+}
+
 /// `GET path` on a gateway, over HTTP like an app (or `cocoon receipt export`).
 async fn get(net: &Net, gw: &GatewayHandle, path: &str) -> (u16, bytes::Bytes) {
     let req = hyper::Request::get(format!("http://{}{path}", gw.addr))
@@ -51,13 +62,7 @@ async fn receipts_and_their_bodies_survive_a_restart_of_the_gateway() {
     let keep = tempfile::tempdir().unwrap();
     let journal = keep.path().join("receipts.journal");
     let path = journal.display().to_string();
-    let net = Net::start_with(
-        &[1000],
-        Some(CREDIT),
-        |_| {},
-        |g| g.receipts_path = path.clone(),
-    )
-    .await;
+    let net = journaled_net(&path).await;
     let mut request_ids = Vec::new();
     for (i, stream) in [false, true, false].into_iter().enumerate() {
         let r = net
@@ -136,13 +141,7 @@ async fn receipts_and_their_bodies_survive_a_restart_of_the_gateway() {
 async fn a_receipt_that_failed_is_journaled_as_failed_and_stays_failed_after_a_restart() {
     let keep = tempfile::tempdir().unwrap();
     let path = keep.path().join("receipts.journal").display().to_string();
-    let mut net = Net::start_with(
-        &[1000],
-        Some(CREDIT),
-        |_| {},
-        |g| g.receipts_path = path.clone(),
-    )
-    .await;
+    let mut net = journaled_net(&path).await;
     let r = net
         .post("/v1/chat/completions", &chat("good one", false), &[])
         .await;
@@ -182,13 +181,7 @@ async fn a_receipt_that_failed_is_journaled_as_failed_and_stays_failed_after_a_r
 async fn retention_keeps_the_newest_receipts_and_counts_every_one_it_drops() {
     let keep = tempfile::tempdir().unwrap();
     let path = keep.path().join("receipts.journal").display().to_string();
-    let net = Net::start_with(
-        &[1000],
-        Some(CREDIT),
-        |_| {},
-        |g| g.receipts_path = path.clone(),
-    )
-    .await;
+    let net = journaled_net(&path).await;
     for i in 0..5 {
         let r = net
             .post("/v1/chat/completions", &chat(&format!("r{i}"), false), &[])

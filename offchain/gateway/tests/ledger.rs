@@ -5,12 +5,12 @@ mod common;
 use std::time::Duration;
 
 use cocoon_daemon::metrics::Registry;
-use cocoon_proxy::store::StoreError;
-use cocoon_proxy::{ProxyError, ProxyHandle};
+use cocoon_testkit::roles::proxy::store::StoreError;
+use cocoon_testkit::roles::proxy::{ProxyError, ProxyHandle};
 use common::*;
 
 async fn restart(net: &Net) -> Result<ProxyHandle, ProxyError> {
-    cocoon_proxy::start(
+    cocoon_testkit::roles::proxy::start(
         net.proxy_config.clone(),
         net.proxy_tls.clone(),
         net.chain.clone(),
@@ -98,7 +98,7 @@ async fn a_store_behind_the_chain_marker_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charges_and_payouts_settle_at_their_thresholds_with_signed_cumulative_vouchers() {
     let credit = 100_000_000;
-    let net = Net::start_with(
+    let net = start_with(
         &[1000],
         Some(credit),
         |p| {

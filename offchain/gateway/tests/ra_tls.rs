@@ -3,59 +3,19 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use cocoon_attestation as att;
 use cocoon_attestation::provider::simulated::SimulatedProvider;
-use cocoon_daemon::ra_tls::RaTls;
-use cocoon_daemon::tls::{HopTls, Role};
 use common::*;
-use ed25519_dalek::SigningKey;
-
-fn key() -> SigningKey {
-    SigningKey::generate(&mut rand::rngs::OsRng)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_path_runs_over_mutual_ra_tls_and_receipts_carry_the_attested_image() {
-    let proxy_image = SimulatedProvider::new("cocoon-proxy-test");
-    let worker_image = SimulatedProvider::new("cocoon-worker-test");
-    let allow = Arc::new(att::InMemoryAllowlist::new());
-    allow.allow(att::Role::Proxy, proxy_image.image_hash());
-    allow.allow(att::Role::Worker, worker_image.image_hash());
-    let list: Arc<dyn att::ImageAllowlist> = allow.clone();
-    let proxy_policy = att::Policy::strict(&[att::Role::Client, att::Role::Worker], list.clone())
-        .insecure_dev()
-        .accept_unattested(att::Role::Client);
-    let to_proxy = att::Policy::strict(&[att::Role::Proxy], list.clone()).insecure_dev();
-    let worker_hash = worker_image.image_hash();
-    let proxy: Arc<dyn HopTls> = Arc::new(
-        RaTls::new(
-            Role::Proxy,
-            key(),
-            Some(Arc::new(proxy_image)),
-            proxy_policy,
-        )
-        .unwrap(),
-    );
-    let gateway: Arc<dyn HopTls> =
-        Arc::new(RaTls::new(Role::Client, key(), None, to_proxy.clone()).unwrap());
-    let worker = Arc::new(move || {
-        let provider = Arc::new(SimulatedProvider::new("cocoon-worker-test"));
-        Arc::new(RaTls::new(Role::Worker, key(), Some(provider), to_proxy.clone()).unwrap())
-            as Arc<dyn HopTls>
-    });
-    let kit = TlsKit {
-        proxy,
-        gateway,
-        worker,
-    };
-    let net = Net::start_full(&[1000], None, |_| {}, |_| {}, kit).await;
-    net.chain.open_escrow(net.client_key, CREDIT);
+    let worker_hash = SimulatedProvider::new("cocoon-worker-test").image_hash();
+    let kit = TlsKit::simulated("cocoon-proxy-test", "cocoon-worker-test").unwrap();
+    let net = Net::builder().tls(kit).start().await;
 
     let attested = net.proxy().proxy.workers.all();
     assert_eq!(attested[0].identity.image_hash, worker_hash);
-    assert_eq!(attested[0].identity.tee, "simulated");
+    assert_eq!(attested[0].identity.tee, att::TeeKind::Simulated);
     assert!(
         attested[0].identity.insecure,
         "simulated evidence must be flagged insecure"

@@ -97,7 +97,7 @@ pub async fn chat(
     Ok(ChatResult {
         answer,
         usage: json.get("usage").cloned().unwrap_or_default(),
-        receipt_status: record.status,
+        receipt_status: record.status.to_string(),
         receipt_matches_bytes: matches,
         charged_nano: record.charged_nano,
     })

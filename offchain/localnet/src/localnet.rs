@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_contracts::address::{escrow_address, vault_address};
+use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::codec::account_id;
+use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_engine::{EngineConfig, EngineHandle};
 use cocoon_gateway::run::GatewayDaemon;
-use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
+use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::{Outcome, fetch_state};
 use cocoon_onchain::{OnchainError, OnchainSettler, OnchainView};
 use cocoon_proxy::run::ProxyDaemon;
@@ -66,8 +68,11 @@ pub enum LocalnetError {
     },
 }
 
-fn chain(step: &'static str) -> impl FnOnce(OnchainError) -> LocalnetError {
-    move |source| LocalnetError::Chain { step, source }
+fn chain<E: Into<OnchainError>>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {
+    move |source| LocalnetError::Chain {
+        step,
+        source: source.into(),
+    }
 }
 
 pub(crate) fn daemon<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {
@@ -99,7 +104,7 @@ pub struct LocalNet {
     /// Wallets.
     pub parties: Parties,
     /// The root.
-    pub root: Root,
+    pub root: RootHandle,
     /// The proxy's view of the chain.
     pub view: Arc<OnchainView>,
     /// The proxy's settler.
@@ -116,8 +121,8 @@ pub struct LocalNet {
     pub client_key: [u8; 32],
     /// The model name requests use.
     pub model: String,
-    /// Transactions of the setup (deploy, allowlists, stakes, escrow).
-    pub setup: Outcome,
+    /// Transactions of the setup (deploy, allowlists, stakes, escrow), one outcome a message.
+    pub setup: Vec<Outcome>,
     /// The config files the daemons were built from (TOML), for inspection and reuse.
     pub configs: daemons::Configs,
     _dir: tempfile::TempDir,
@@ -237,26 +242,26 @@ impl LocalNet {
         };
         let model_hash = model_hash(&engine_choice)?;
 
-        let mut setup = Outcome::default();
+        let mut setup = Vec::new();
         let gov = &parties.governance;
-        let (root, o) = Root::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
+        let (root, o) = RootHandle::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
             .await
             .map_err(chain("deploying the root"))?;
-        setup.extend(o);
+        setup.push(o);
         for role in [ROLE_WORKER, ROLE_PROXY] {
-            setup.extend(
-                root.allow_image(c, gov, role, sim_image)
+            setup.push(
+                root.set_image(c, gov, role, sim_image, true)
                     .await
                     .map_err(chain("allowing the simulated image"))?,
             );
         }
-        setup.extend(
-            root.allow_model(c, gov, model_hash, &model)
+        setup.push(
+            root.set_model(c, gov, model_hash, Some(model.clone()))
                 .await
                 .map_err(chain("allowing the model"))?,
         );
         let proxy_pub = keys.proxy.verifying_key().to_bytes();
-        setup.extend(
+        setup.push(
             root.open_stake(
                 c,
                 &parties.proxy_operator,
@@ -268,7 +273,7 @@ impl LocalNet {
             .map_err(chain("staking the proxy"))?,
         );
         let worker_pub = keys.worker.verifying_key().to_bytes();
-        setup.extend(
+        setup.push(
             root.open_stake(
                 c,
                 &parties.gpu_owner,
@@ -305,18 +310,20 @@ impl LocalNet {
             step: "starting the proxy",
             message: "the proxy runs without a chain".into(),
         })?;
-        setup.extend(
-            root.register_proxy(
+        setup.push(
+            root.set_proxy(
                 c,
                 gov,
                 parties.proxy_operator.address(),
-                proxy_pub,
-                &proxy.handle.client_addr.to_string(),
+                Some(ProxyInfo {
+                    key: proxy_pub,
+                    endpoints: proxy.handle.client_addr.to_string(),
+                }),
             )
             .await
             .map_err(chain("registering the proxy"))?,
         );
-        setup.extend(
+        setup.push(
             root.open_escrow(
                 c,
                 &parties.client,
@@ -412,9 +419,9 @@ impl LocalNet {
             self.parties.client.address(),
             self.parties.proxy_operator.address(),
         )
-        .map_err(|e| chain("escrow address")(e.into()))?;
+        .map_err(chain("escrow address"))?;
         let vault = vault_address(&self.root.address, self.parties.proxy_operator.address())
-            .map_err(|e| chain("vault address")(e.into()))?;
+            .map_err(chain("vault address"))?;
         let es: EscrowStorage = fetch_state(c, &escrow)
             .await
             .map_err(chain("reading the escrow"))?
@@ -438,10 +445,10 @@ impl LocalNet {
             chain_escrow_balance: es.balance,
             chain_worker_paid: paid_onchain,
             chain_proxy_kept: es.charged.saturating_sub(paid_onchain),
-            settlement_transactions: records.iter().map(|r| r.outcome.transactions.len()).sum(),
+            settlement_transactions: records.iter().map(|r| r.outcome.transaction_count()).sum(),
             settlement_fees: records.iter().map(|r| r.outcome.fees()).sum(),
-            setup_transactions: self.setup.transactions.len(),
-            setup_fees: self.setup.fees(),
+            setup_transactions: self.setup.iter().map(Outcome::transaction_count).sum(),
+            setup_fees: self.setup.iter().map(Outcome::fees).sum(),
         })
     }
 

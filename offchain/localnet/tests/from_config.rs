@@ -49,12 +49,15 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
             Some(proxy_identity.public_key)
         )
     );
-    assert_eq!(proxy_identity.tee, "simulated");
+    assert_eq!(proxy_identity.tee, cocoon_attestation::TeeKind::Simulated);
     let image = net.configs.proxy.tls.simulated_image_hash();
     assert_eq!(proxy_identity.image_hash, image);
     let workers = net.proxy.handle.proxy.workers.all();
     assert_eq!(workers.len(), 1);
-    assert_eq!(workers[0].identity.tee, "simulated");
+    assert_eq!(
+        workers[0].identity.tee,
+        cocoon_attestation::TeeKind::Simulated
+    );
     assert!(
         workers[0].identity.insecure,
         "simulated peers are marked insecure"
@@ -167,7 +170,7 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         proxy_payouts.len(),
         proxy_payouts
             .iter()
-            .map(|r| r.outcome.transactions.len())
+            .map(|r| r.outcome.transaction_count())
             .sum::<usize>(),
         proxy_payouts.iter().map(|r| r.outcome.fees()).sum::<u128>()
     );

@@ -12,8 +12,10 @@
 //!
 //! `cocoon-proxy` implements its `ChainView` and `Settler` traits over these (its `onchain` module),
 //! so this crate depends on no daemon.
-//! - [`bootstrap`] deploys and configures a network (root, images, model, proxy, stakes, escrow), as
-//!   the demo and the tests do on the devnet.
+//! - [`bootstrap`]: the development network's parameters and wallets for keys; the root itself is
+//!   driven through cocoon-contracts' typed client (`cocoon_contracts::chain::RootHandle`).
+//! - [`tx`]: sending and state reads in [`OnchainError`] terms over cocoon-contracts' `chain`, which
+//!   sends through the one tracer, `cocoon_ton::send_and_trace`.
 //!
 //! Keys to addresses: the proxy learns clients and workers by their TLS keys, while escrows and
 //! payouts are keyed by wallet addresses. Each peer announces its wallet (a worker its owner in its

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cocoon_daemon::http::{Body, full, json_response, read_limited};
 use cocoon_daemon::tls::PeerIdentity;
 use cocoon_protocol::api::{Endpoint, parse_request};
-use cocoon_protocol::{ApiError, Coefficient, ErrorCode, headers};
+use cocoon_protocol::{ApiError, Coefficient, ErrorCode, headers, wire};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -48,7 +48,7 @@ pub(crate) async fn accept_clients(proxy: Arc<Proxy>, listener: TcpListener) {
             let Some(client) = proxy.tls.peer_identity(stream.get_ref().1) else {
                 return;
             };
-            if client.role.is_some_and(|r| r != cocoon_daemon::tls::Role::Client) {
+            if client.role != cocoon_daemon::tls::Role::Client {
                 tracing::warn!(%peer_addr, role = ?client.role, "non-client peer on the client port");
                 return;
             }
@@ -86,7 +86,7 @@ async fn handle(
         (&Method::GET, "/v1/models", _) => {
             json_response(200, proxy.workers.models_json().to_string().into_bytes())
         }
-        (&Method::GET, p, _) if p.starts_with("/cocoon/v1/workers/") => {
+        (&Method::GET, p, _) if p.starts_with(wire::WORKER_CERTIFICATE_PREFIX) => {
             worker_certificate(&proxy, p)
         }
         (&Method::POST, _, Some(endpoint)) => match infer(&proxy, client, endpoint, req).await {
@@ -114,10 +114,7 @@ async fn handle(
 /// `GET /cocoon/v1/workers/{key hex}/certificate`: the RA-TLS certificate (DER) a connected worker
 /// presented, so that a gateway can put the evidence behind a receipt into a proof bundle.
 fn worker_certificate(proxy: &Proxy, path: &str) -> Response<Body> {
-    let key = path
-        .strip_prefix("/cocoon/v1/workers/")
-        .and_then(|rest| rest.strip_suffix("/certificate"))
-        .unwrap_or_default();
+    let key = wire::worker_certificate_key(path).unwrap_or_default();
     let found = proxy
         .workers
         .all()

@@ -1,7 +1,8 @@
 //! What the proxy needs from the chain, as traits: [`ChainView`] (read) and [`Settler`] (write).
 //!
-//! The contract wrappers (`cocoon-contracts` over `cocoon-ton`) implement them against toncenter or the
-//! devnet; [`MemoryChain`] implements both in memory for tests and for running without a chain.
+//! The contract wrappers (`cocoon-onchain` over `cocoon-contracts`) implement them against toncenter
+//! or the devnet; [`InsecureDevChain`] implements both in memory for the insecure development mode
+//! without a chain. Test doubles live in `cocoon-testkit`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -146,101 +147,85 @@ pub trait Settler: Send + Sync + 'static {
     }
 }
 
-/// In-memory chain: escrows, allowed workers, and a log of every settlement.
+/// INSECURE development chain (`cocoon proxy run --dev-client-credit`): no chain at all. Every
+/// client gets an escrow with `credit` nanoTON on first sight, every worker may serve, and
+/// settlements only update this in-memory view (vouchers are still verified against the proxy's
+/// key and must not go down, so the proxy's settling runs as it would on chain). A restart forgets
+/// it all. Never for production: it admits everyone.
 #[derive(Debug)]
-pub struct MemoryChain {
+pub struct InsecureDevChain {
     params: PriceParams,
     proxy_key: [u8; 32],
-    inner: Mutex<MemoryChainState>,
+    credit: u128,
+    books: Mutex<DevBooks>,
 }
 
-/// What [`MemoryChain`] has recorded.
-#[derive(Debug, Default, Clone)]
-pub struct MemoryChainState {
-    /// Escrows by client key.
-    pub escrows: HashMap<[u8; 32], EscrowInfo>,
-    /// Accepted charge vouchers, in order.
-    pub charges: Vec<ChargeVoucher>,
-    /// Accepted payout vouchers, in order.
-    pub payouts: Vec<PayoutVoucher>,
-    /// Last committed marker.
-    pub marker: u64,
-    /// When set, only these worker keys may serve.
-    pub allowed_workers: Option<Vec<[u8; 32]>>,
-    /// Cumulative payout per worker.
-    pub paid: HashMap<[u8; 32], u128>,
+#[derive(Debug, Default)]
+struct DevBooks {
+    escrows: HashMap<[u8; 32], EscrowInfo>,
+    paid: HashMap<[u8; 32], u128>,
+    marker: u64,
 }
 
-impl MemoryChain {
-    /// An empty chain with these parameters; `proxy_key` verifies submitted vouchers.
-    pub fn new(params: PriceParams, proxy_key: [u8; 32]) -> Self {
-        MemoryChain {
+/// The escrow id the development chain gives a client: its key with the last byte replaced, so
+/// that vouchers name an escrow distinct from the client key.
+pub fn dev_escrow_id(client_key: &[u8; 32]) -> [u8; 32] {
+    let mut escrow = *client_key;
+    escrow[31] = 0xe5;
+    escrow
+}
+
+impl InsecureDevChain {
+    /// A development chain pricing with `params`, taking vouchers signed by `proxy_key`, giving
+    /// each new client `credit` nanoTON.
+    pub fn new(params: PriceParams, proxy_key: [u8; 32], credit: u128) -> Self {
+        InsecureDevChain {
             params,
             proxy_key,
-            inner: Mutex::new(MemoryChainState::default()),
+            credit,
+            books: Mutex::new(DevBooks::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryChainState> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Opens an escrow for `client_key` with `credit` nanoTON.
-    pub fn open_escrow(&self, client_key: [u8; 32], credit: u128) {
-        let mut escrow = [0u8; 32];
-        escrow[..31].copy_from_slice(&client_key[..31]);
-        escrow[31] = 0xe5;
-        self.lock().escrows.insert(
-            client_key,
-            EscrowInfo {
-                escrow,
-                credit,
-                settled: 0,
-            },
-        );
-    }
-
-    /// Restricts serving to these worker keys.
-    pub fn allow_only_workers(&self, keys: Vec<[u8; 32]>) {
-        self.lock().allowed_workers = Some(keys);
-    }
-
-    /// Sets the committed marker directly (to simulate a chain ahead of a restored store).
-    pub fn set_marker(&self, marker: u64) {
-        self.lock().marker = marker;
-    }
-
-    /// A copy of the recorded state.
-    pub fn snapshot(&self) -> MemoryChainState {
-        self.lock().clone()
+    fn books(&self) -> std::sync::MutexGuard<'_, DevBooks> {
+        self.books.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-impl ChainView for MemoryChain {
+impl ChainView for InsecureDevChain {
     fn params(&self) -> PriceParams {
         self.params
     }
     fn network_id(&self) -> i32 {
-        -3
+        DEV_NETWORK_ID
     }
     fn escrow(&self, client_key: &[u8; 32]) -> Option<EscrowInfo> {
-        self.lock().escrows.get(client_key).copied()
+        let credit = self.credit;
+        let mut books = self.books();
+        let escrow = books.escrows.entry(*client_key).or_insert(EscrowInfo {
+            escrow: dev_escrow_id(client_key),
+            credit,
+            settled: 0,
+        });
+        Some(*escrow)
     }
-    fn worker_allowed(&self, worker: &PeerIdentity) -> bool {
-        self.lock()
-            .allowed_workers
-            .as_ref()
-            .is_none_or(|keys| keys.contains(&worker.public_key))
+    fn worker_allowed(&self, _worker: &PeerIdentity) -> bool {
+        true
     }
     fn committed_marker(&self) -> u64 {
-        self.lock().marker
+        self.books().marker
     }
     fn payer(&self) -> [u8; 32] {
-        [0xaa; 32]
+        DEV_PAYER
     }
 }
 
-impl Settler for MemoryChain {
+/// Network id the development chain binds vouchers to (no real network uses it).
+pub const DEV_NETWORK_ID: i32 = -3;
+/// Account id of the development chain's paying contract.
+pub const DEV_PAYER: [u8; 32] = [0xaa; 32];
+
+impl Settler for InsecureDevChain {
     fn submit_charge(
         &self,
         v: SignedVoucher<ChargeVoucher>,
@@ -248,21 +233,13 @@ impl Settler for MemoryChain {
         Box::pin(async move {
             v.verify(&self.proxy_key)
                 .map_err(|e| SettleError::Rejected(e.to_string()))?;
-            let mut st = self.lock();
-            let entry = st
+            let mut books = self.books();
+            let entry = books
                 .escrows
                 .values_mut()
                 .find(|e| e.escrow == v.voucher.escrow)
                 .ok_or_else(|| SettleError::Rejected("unknown escrow".into()))?;
-            let delta = v
-                .voucher
-                .cumulative_nano
-                .checked_sub(entry.settled)
-                .ok_or_else(|| SettleError::Rejected("cumulative charge went down".into()))?;
-            entry.credit = entry.credit.saturating_sub(delta);
-            entry.settled = v.voucher.cumulative_nano;
-            st.charges.push(v.voucher);
-            Ok(())
+            apply_charge(entry, v.voucher.cumulative_nano)
         })
     }
     fn submit_payout(
@@ -272,82 +249,98 @@ impl Settler for MemoryChain {
         Box::pin(async move {
             v.verify(&self.proxy_key)
                 .map_err(|e| SettleError::Rejected(e.to_string()))?;
-            let mut st = self.lock();
-            let paid = st.paid.entry(v.voucher.worker_key).or_default();
-            if v.voucher.cumulative_nano < *paid {
-                return Err(SettleError::Rejected("cumulative payout went down".into()));
-            }
-            *paid = v.voucher.cumulative_nano;
-            st.payouts.push(v.voucher);
-            Ok(())
+            let mut books = self.books();
+            let paid = books.paid.entry(v.voucher.worker_key).or_default();
+            raise_payout(paid, v.voucher.cumulative_nano)
         })
     }
     fn commit_marker(&self, marker: u64) -> BoxFuture<'_, Result<(), SettleError>> {
-        Box::pin(async move {
-            let mut st = self.lock();
-            if marker < st.marker {
-                return Err(SettleError::Rejected("marker went down".into()));
-            }
-            st.marker = marker;
-            Ok(())
-        })
+        Box::pin(async move { raise_marker(&mut self.books().marker, marker) })
     }
 }
 
-/// Development chain: a [`MemoryChain`] that opens an escrow with a fixed credit for any client on
-/// first sight. Never for production: it admits everyone.
-#[derive(Debug)]
-pub struct OpenChain {
-    inner: MemoryChain,
-    credit: u128,
+/// Applies a cumulative charge to an escrow as the escrow contract does: the charge may not go
+/// down, and the credit shrinks by what is new.
+pub fn apply_charge(escrow: &mut EscrowInfo, cumulative_nano: u128) -> Result<(), SettleError> {
+    let delta = cumulative_nano
+        .checked_sub(escrow.settled)
+        .ok_or_else(|| SettleError::Rejected("cumulative charge went down".into()))?;
+    escrow.credit = escrow.credit.saturating_sub(delta);
+    escrow.settled = cumulative_nano;
+    Ok(())
 }
 
-impl OpenChain {
-    /// Wraps `inner`; unknown clients get `credit` nanoTON.
-    pub fn new(inner: MemoryChain, credit: u128) -> Self {
-        OpenChain { inner, credit }
+/// Raises a worker's cumulative payout as the paying contract does: it may not go down.
+pub fn raise_payout(paid: &mut u128, cumulative_nano: u128) -> Result<(), SettleError> {
+    if cumulative_nano < *paid {
+        return Err(SettleError::Rejected("cumulative payout went down".into()));
     }
+    *paid = cumulative_nano;
+    Ok(())
 }
 
-impl ChainView for OpenChain {
-    fn params(&self) -> PriceParams {
-        self.inner.params()
+/// Raises the committed state marker as the proxy's contract does: it may not go down.
+pub fn raise_marker(held: &mut u64, marker: u64) -> Result<(), SettleError> {
+    if marker < *held {
+        return Err(SettleError::Rejected("marker went down".into()));
     }
-    fn network_id(&self) -> i32 {
-        self.inner.network_id()
-    }
-    fn escrow(&self, client_key: &[u8; 32]) -> Option<EscrowInfo> {
-        if let Some(e) = self.inner.escrow(client_key) {
-            return Some(e);
-        }
-        self.inner.open_escrow(*client_key, self.credit);
-        self.inner.escrow(client_key)
-    }
-    fn worker_allowed(&self, worker: &PeerIdentity) -> bool {
-        self.inner.worker_allowed(worker)
-    }
-    fn committed_marker(&self) -> u64 {
-        self.inner.committed_marker()
-    }
-    fn payer(&self) -> [u8; 32] {
-        self.inner.payer()
-    }
+    *held = marker;
+    Ok(())
 }
 
-impl Settler for OpenChain {
-    fn submit_charge(
-        &self,
-        v: SignedVoucher<ChargeVoucher>,
-    ) -> BoxFuture<'_, Result<(), SettleError>> {
-        self.inner.submit_charge(v)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn charge(
+        key: &SigningKey,
+        client: &[u8; 32],
+        seqno: u64,
+        cumulative: u128,
+    ) -> SignedVoucher<ChargeVoucher> {
+        let voucher = ChargeVoucher {
+            network_id: DEV_NETWORK_ID,
+            escrow: dev_escrow_id(client),
+            seqno,
+            cumulative_nano: cumulative,
+        };
+        SignedVoucher::sign(voucher, key)
     }
-    fn submit_payout(
-        &self,
-        v: SignedVoucher<PayoutVoucher>,
-    ) -> BoxFuture<'_, Result<(), SettleError>> {
-        self.inner.submit_payout(v)
-    }
-    fn commit_marker(&self, marker: u64) -> BoxFuture<'_, Result<(), SettleError>> {
-        self.inner.commit_marker(marker)
+
+    #[tokio::test]
+    async fn the_dev_chain_credits_anyone_and_settles_only_what_the_proxy_signed() {
+        let proxy = SigningKey::from_bytes(&[7; 32]);
+        let chain = InsecureDevChain::new(
+            PriceParams::default(),
+            proxy.verifying_key().to_bytes(),
+            1_000,
+        );
+        let client = [3; 32];
+        assert_eq!(chain.escrow(&client).map(|e| e.credit), Some(1_000));
+        chain
+            .submit_charge(charge(&proxy, &client, 1, 300))
+            .await
+            .unwrap();
+        let escrow = chain.escrow(&client).unwrap();
+        assert_eq!((escrow.credit, escrow.settled), (700, 300));
+        // Going down, or signed by another key, is refused and changes nothing.
+        assert!(
+            chain
+                .submit_charge(charge(&proxy, &client, 2, 200))
+                .await
+                .is_err()
+        );
+        let stranger = SigningKey::from_bytes(&[8; 32]);
+        assert!(
+            chain
+                .submit_charge(charge(&stranger, &client, 3, 900))
+                .await
+                .is_err()
+        );
+        assert_eq!(chain.escrow(&client).unwrap().credit, 700);
+        chain.commit_marker(5).await.unwrap();
+        assert!(chain.commit_marker(4).await.is_err());
+        assert_eq!(chain.committed_marker(), 5);
     }
 }

@@ -11,7 +11,6 @@ pub mod chain;
 pub mod chain_config;
 mod charge_body;
 pub mod config;
-pub mod memory_vault;
 pub mod onchain;
 mod payout;
 pub mod registry;
@@ -32,9 +31,8 @@ use cocoon_daemon::tls::HopTls;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-pub use chain::{ChainView, EscrowInfo, MemoryChain, Settler};
+pub use chain::{ChainView, EscrowInfo, Settler};
 pub use config::ProxyConfig;
-pub use memory_vault::VaultMemoryChain;
 use registry::Registry;
 use store::Store;
 

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cocoon_contracts::statements::SignedPayout;
+use cocoon_protocol::wire::{PAYOUT_CONTENT_TYPE, PAYOUT_PATH, PayoutAnswer, WORKER_AUTHORITY};
 
 use crate::Proxy;
 use crate::chain::SettleError;
@@ -168,7 +169,7 @@ async fn push(proxy: &Proxy, worker: &[u8; 32], signed: &SignedPayout) -> Push {
         return Push::NotConnected;
     }
     for entry in conns {
-        let Ok(req) = cocoon_worker::payout_request(signed) else {
+        let Ok(req) = payout_request(signed) else {
             return Push::Unencodable;
         };
         let mut sender = entry.sender();
@@ -184,8 +185,7 @@ async fn push(proxy: &Proxy, worker: &[u8; 32], signed: &SignedPayout) -> Push {
         .await;
         match answer {
             Ok(Some((true, body))) => {
-                let claims = serde_json::from_slice::<serde_json::Value>(&body)
-                    .is_ok_and(|v| v["claims"] == true);
+                let claims = serde_json::from_slice::<PayoutAnswer>(&body).is_ok_and(|a| a.claims);
                 return if claims {
                     Push::Claims
                 } else {
@@ -205,6 +205,19 @@ async fn push(proxy: &Proxy, worker: &[u8; 32], signed: &SignedPayout) -> Push {
         }
     }
     Push::Unreachable
+}
+
+/// The request handing `voucher` to a worker on its connection ([`PAYOUT_PATH`]).
+fn payout_request(
+    voucher: &SignedPayout,
+) -> Result<hyper::Request<cocoon_daemon::http::Body>, Box<dyn std::error::Error + Send + Sync>> {
+    use cocoon_contracts::CellCodec;
+    let boc = voucher.to_boc()?;
+    Ok(
+        hyper::Request::post(format!("http://{WORKER_AUTHORITY}{PAYOUT_PATH}"))
+            .header(hyper::header::CONTENT_TYPE, PAYOUT_CONTENT_TYPE)
+            .body(cocoon_daemon::http::full(boc))?,
+    )
 }
 
 enum Claimed {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{MemoryChain, ProxyConfig, ProxyHandle};
+use crate::{ProxyConfig, ProxyHandle};
 use anyhow::Context;
 use cocoon_attestation as att;
 use cocoon_daemon::config::{Sources, load};
@@ -272,8 +272,9 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
             Arc::new(att::InMemoryAllowlist::new()),
         )
         .context("building the proxy's TLS")?;
-        let chain = Arc::new(crate::chain::OpenChain::new(
-            MemoryChain::new(PriceParams::default(), tls.identity().public_key),
+        let chain = Arc::new(crate::chain::InsecureDevChain::new(
+            PriceParams::default(),
+            tls.identity().public_key,
             credit,
         ));
         let handle = crate::start(

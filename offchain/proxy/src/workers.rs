@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cocoon_daemon::http::{Body, empty, read_limited};
 use cocoon_daemon::tls::Role;
-use cocoon_worker::{ANNOUNCE_PATH, Announcement};
+use cocoon_protocol::wire::{ANNOUNCE_PATH, Announcement, WORKER_AUTHORITY};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -46,7 +46,8 @@ async fn announcement(
     sender: &mut SendRequest<Body>,
 ) -> Result<Announcement, Box<dyn std::error::Error + Send + Sync>> {
     sender.ready().await?;
-    let req = hyper::Request::get(format!("http://worker{ANNOUNCE_PATH}")).body(empty())?;
+    let req =
+        hyper::Request::get(format!("http://{WORKER_AUTHORITY}{ANNOUNCE_PATH}")).body(empty())?;
     let resp = sender.send_request(req).await?;
     if !resp.status().is_success() {
         return Err(format!("announcement status {}", resp.status()).into());
@@ -74,7 +75,7 @@ async fn serve_worker(
         .and_then(|c| c.first())
         .map(|c| c.to_vec())
         .unwrap_or_default();
-    if identity.role.is_some_and(|r| r != Role::Worker) {
+    if identity.role != Role::Worker {
         return Err(format!("peer on the worker port has role {:?}", identity.role).into());
     }
     if identity.insecure {

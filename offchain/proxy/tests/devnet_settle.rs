@@ -2,22 +2,22 @@
 //! one charge and one payout through the proxy's chain-backed Settler (`cocoon_proxy::onchain`) and
 //! check every balance moved exactly.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_contracts::address::{escrow_address, stake_address, vault_address};
+use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::codec::account_id;
+use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
 use cocoon_daemon::tls::{PeerIdentity, Role};
-use cocoon_devnet::{Devnet, DevnetOptions};
-use cocoon_onchain::bootstrap::{Root, dev_params, wallet_for_key};
+use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::fetch_state;
 use cocoon_onchain::{
     BindError, BindPolicy, OnchainConfig, OnchainSettler, OnchainView, SettleOptions,
 };
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
 use cocoon_proxy::{ChainView, Settler};
-use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig};
+use cocoon_ton::Network;
 use ed25519_dalek::SigningKey;
 
 const TON: u128 = 1_000_000_000;
@@ -28,13 +28,7 @@ fn key(seed: u8) -> SigningKey {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charge_and_payout_settle_exactly_and_idempotently() {
-    let devnet = Devnet::start(DevnetOptions::default())
-        .await
-        .expect("devnet");
-    let mut cfg = TonClientConfig::new(devnet.url());
-    cfg.poll_interval = Duration::from_millis(50);
-    cfg.max_retries = 1;
-    let client: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(cfg).expect("client"));
+    let (devnet, client) = cocoon_testkit::devnet::start_devnet(1).await;
     let c = client.as_ref();
 
     let gov = wallet_for_key(&key(11), Network::Testnet).unwrap();
@@ -49,14 +43,18 @@ async fn charge_and_payout_settle_exactly_and_idempotently() {
     let client_tls_key = [7u8; 32];
     let worker_image = [0x5a; 32];
 
-    let (root, _) = Root::deploy(c, &gov, -239, dev_params(), TON)
+    let (root, _) = RootHandle::deploy(c, &gov, -239, dev_params(), TON)
         .await
         .unwrap();
-    root.allow_image(c, &gov, ROLE_WORKER, worker_image)
+    root.set_image(c, &gov, ROLE_WORKER, worker_image, true)
         .await
         .unwrap();
     let proxy_pub = proxy_key.verifying_key().to_bytes();
-    root.register_proxy(c, &gov, proxy_op.address(), proxy_pub, "127.0.0.1:1")
+    let info = ProxyInfo {
+        key: proxy_pub,
+        endpoints: "127.0.0.1:1".into(),
+    };
+    root.set_proxy(c, &gov, proxy_op.address(), Some(info))
         .await
         .unwrap();
     root.open_stake(c, &proxy_op, ROLE_PROXY, proxy_pub, 2 * TON)
@@ -150,12 +148,15 @@ async fn charge_and_payout_settle_exactly_and_idempotently() {
     assert_eq!(info.settled, 0);
     let vault = vault_address(&root.address, proxy_op.address()).unwrap();
     assert_eq!(view.payer(), account_id(&vault));
+    let public_key = worker_key.verifying_key().to_bytes();
     let mut worker = PeerIdentity {
-        role: Some(Role::Worker),
-        public_key: worker_key.verifying_key().to_bytes(),
+        role: Role::Worker,
+        public_key,
         image_hash: worker_image,
-        tee: "tdx".into(),
+        tee: cocoon_attestation::TeeKind::Tdx,
         insecure: false,
+        claims: cocoon_attestation::Claims::new(Role::Worker, public_key, 0),
+        not_after: i64::MAX,
     };
     assert!(ChainView::worker_allowed(view.as_ref(), &worker));
     worker.image_hash = [0x5b; 32];

@@ -12,19 +12,20 @@ use std::time::{Duration, Instant};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::{DevTls, HopTls, Role};
 use cocoon_protocol::{Cost, PriceParams};
-use cocoon_proxy::{MemoryChain, ProxyConfig, ProxyHandle, VaultMemoryChain};
+use cocoon_proxy::{ProxyConfig, ProxyHandle};
+use cocoon_testkit::roles::worker::WorkerHandle;
+use cocoon_testkit::roles::worker::chain::{StakeView, WorkerChain};
+use cocoon_testkit::roles::worker::payouts::ClaimEvent;
+use cocoon_testkit::{
+    FAKE_MODEL, FakeEngine, MemoryChain, VaultMemoryChain, WorkerMemoryChain, chain_worker_config,
+    proxy_config, start_chain_worker,
+};
 use cocoon_ton::{TonAddress, TonHash};
-use cocoon_worker::chain::{MemoryChain as WorkerMemoryChain, StakeView, WorkerChain};
-use cocoon_worker::fake_engine::FakeEngine;
-use cocoon_worker::payouts::ClaimEvent;
-use cocoon_worker::{WorkerConfig, WorkerHandle, WorkerOptions};
 
 const MODEL_HASH: [u8; 32] = [0x2b; 32];
 const CLIENT: [u8; 32] = [0xc1; 32];
 /// What one charge earns the worker, nanoTON.
 const EARNED: u128 = 900;
-/// Generous bound for waiting on something that must happen (not a speed assertion).
-const WAIT: Duration = Duration::from_secs(30);
 
 fn addr(byte: u8) -> TonAddress {
     TonAddress::new(0, TonHash::from([byte; 32]))
@@ -49,7 +50,7 @@ enum WorkerMode {
 /// development TLS reports).
 fn serving_chain(key: [u8; 32]) -> WorkerMemoryChain {
     let chain = WorkerMemoryChain::new(addr(0x77));
-    chain.set_model(MODEL_HASH, Some("fake-model"));
+    chain.set_model(MODEL_HASH, Some(FAKE_MODEL));
     chain.set_worker_image([0; 32], 0);
     chain.set_stake(Some(StakeView {
         can_serve: true,
@@ -88,13 +89,9 @@ impl Net {
             vault.clone(),
         ));
         let config = ProxyConfig {
-            client_listen: "127.0.0.1:0".into(),
-            worker_listen: "127.0.0.1:0".into(),
-            store_path: dir.path().join("ledger.redb").display().to_string(),
-            announce_poll_ms: 50,
             payout_threshold_nano: 1,
             payout_self_submit_after_ms: grace_ms,
-            ..Default::default()
+            ..proxy_config(dir.path())
         };
         let proxy = cocoon_proxy::start(
             config.clone(),
@@ -124,32 +121,23 @@ impl Net {
             _ => vault_view.clone(),
         };
 
-        let mut wconf = WorkerConfig {
-            proxies: vec![proxy.worker_addr.to_string()],
-            engine_url: engine.url(),
-            model: "fake-model".into(),
-            model_hash: hex::encode(MODEL_HASH),
-            reconnect_ms: 20,
-            health_interval_ms: 0,
-            ..Default::default()
-        };
-        wconf.chain.check_interval_ms = 3_600_000;
-        wconf.chain.max_stale_ms = 3_600_000;
-        wconf.chain.claim_interval_ms = 3_600_000;
+        let mut wconf = chain_worker_config(
+            &proxy.worker_addr.to_string(),
+            &engine.url(),
+            FAKE_MODEL,
+            &MODEL_HASH,
+        );
         wconf.chain.claim_threshold_nano = match mode {
             WorkerMode::HighThreshold => u64::MAX,
             _ => 0,
         };
         let worker_metrics = Registry::new();
-        let worker = cocoon_worker::start_with(
+        let worker = start_chain_worker(
             wconf,
             worker_tls,
             PriceParams::default(),
             worker_metrics.clone(),
-            WorkerOptions {
-                chain: Some(Arc::new(worker_view.clone())),
-                on_root: None,
-            },
+            Arc::new(worker_view.clone()),
         )
         .unwrap();
         let mut proxy_config = config;
@@ -198,13 +186,7 @@ impl Net {
     }
 
     async fn until(&self, what: &str, f: impl Fn() -> bool) {
-        tokio::time::timeout(WAIT, async {
-            while !f() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+        cocoon_testkit::wait::until(what, f).await;
     }
 
     /// Records one response's charge (as the request path does) and starts the payouts due.

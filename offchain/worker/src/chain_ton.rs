@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_contracts::address::stake_address;
-use cocoon_contracts::chain::{ChainError, RootHandle, SendOptions, StakeHandle, message, send};
+use cocoon_contracts::chain::{ChainError, RootHandle, StakeHandle, TraceOptions, message, send};
 use cocoon_contracts::fees::STAKE_CLAIM_VALUE;
 use cocoon_contracts::messages::StakeClaimPayout;
 use cocoon_contracts::state::{ROLE_PROXY, ROLE_WORKER, STAKE_ACTIVE, StakeStorage};
@@ -166,24 +166,15 @@ impl WorkerChain for TonChain {
             &StakeClaimPayout::new(0, voucher.clone()),
         )
         .map_err(chain_err)?;
-        let options = SendOptions {
+        let options = TraceOptions {
             wait: self.wait,
             hops: 2,
         };
         let outcome = send(self.client.as_ref(), wallet, transfer, options)
             .await
             .map_err(chain_err)?;
-        let fees = std::iter::once(&outcome.wallet_tx)
-            .chain(outcome.chain.iter())
-            .map(|t| t.fee)
-            .fold(0u128, u128::saturating_add);
-        let received = outcome
-            .chain
-            .iter()
-            .flat_map(|t| t.out_msgs.iter())
-            .filter(|m| m.destination.as_ref() == Some(&self.owner))
-            .map(|m| m.value)
-            .fold(0u128, u128::saturating_add);
+        let fees = outcome.fees();
+        let received = outcome.value_sent_to(&self.owner);
         Ok(ClaimReceipt {
             tx_hash: hex::encode(outcome.wallet_tx.id.hash.as_slice()),
             lt: outcome.wallet_tx.id.lt,

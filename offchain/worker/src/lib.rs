@@ -13,7 +13,6 @@ pub mod chain;
 mod chain_config;
 pub mod chain_ton;
 pub mod config;
-pub mod fake_engine;
 mod health;
 pub mod payouts;
 mod receipt_body;
@@ -36,26 +35,6 @@ pub use config::WorkerConfig;
 use service::WorkerService;
 use status::{Eligibility, WorkerStatus};
 
-/// Path of the announcement the proxy fetches after the worker connects.
-pub const ANNOUNCE_PATH: &str = "/cocoon/v1/announce";
-/// Path where a proxy hands the worker a signed payout voucher (`POST`, body = the voucher's BoC).
-pub const PAYOUT_PATH: &str = "/cocoon/v1/payout";
-
-/// The request a proxy sends on a worker connection to hand over a signed payout voucher (the
-/// worker answers 200 `{"kept": bool, "claims": bool}` — `claims`: it has an owner wallet and claims
-/// vouchers itself — or an OpenAI-shaped error saying why it refused it).
-pub fn payout_request(
-    voucher: &cocoon_contracts::statements::SignedPayout,
-) -> Result<hyper::Request<cocoon_daemon::http::Body>, cocoon_contracts::CodecError> {
-    use cocoon_contracts::CellCodec;
-    let boc = voucher.to_boc()?;
-    let req = hyper::Request::post(format!("http://worker{PAYOUT_PATH}"))
-        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
-        .body(cocoon_daemon::http::full(boc));
-    // Only a constant URI and header go in: building cannot fail.
-    Ok(req.expect("constant request parts are valid"))
-}
-
 /// Called with every root snapshot the chain monitor reads (the binary refreshes its TLS image
 /// allowlist from it).
 pub struct RootHook(pub Box<dyn Fn(&chain::RootView) + Send + Sync>);
@@ -73,25 +52,6 @@ pub struct WorkerOptions {
     pub chain: Option<Arc<dyn chain::WorkerChain>>,
     /// Called with every root snapshot read.
     pub on_root: Option<RootHook>,
-}
-
-/// What a worker tells a proxy about itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Announcement {
-    /// The served model name.
-    pub model: String,
-    /// Hash of the model weights, hex.
-    pub model_hash: String,
-    /// Current price coefficient, thousandths.
-    pub coefficient: u32,
-    /// Concurrent requests the worker accepts.
-    pub capacity: u32,
-    /// Requests in flight now.
-    pub in_flight: u32,
-    /// The GPU owner's wallet (`chain.owner`): the proxy binds this worker's key to it once the
-    /// owner's worker stake on chain holds this key, and pays it. Empty without a chain.
-    #[serde(default)]
-    pub owner: String,
 }
 
 /// Live state shared by the worker's connections.

@@ -17,6 +17,7 @@ use cocoon_contracts::CellCodec;
 use cocoon_contracts::statements::SignedPayout;
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::Shutdown;
+use cocoon_protocol::wire::PayoutAnswer;
 use serde::Serialize;
 
 use crate::chain::{ClaimReceipt, WorkerChain, WorkerChainError};
@@ -39,15 +40,6 @@ pub enum OfferError {
     /// The chain could not be read to check the voucher.
     #[error(transparent)]
     Chain(#[from] WorkerChainError),
-}
-
-/// The worker's answer to a voucher a proxy handed over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub(crate) struct Offered {
-    /// It pays more than the voucher held for its vault, and replaced it.
-    pub(crate) kept: bool,
-    /// This worker will claim it itself (see [`Payouts::offer_boc`]); otherwise the proxy submits it.
-    pub(crate) claims: bool,
 }
 
 /// What one claim pass did for one vault.
@@ -135,12 +127,12 @@ impl Payouts {
 
     /// Checks a voucher from a BoC and keeps it if it pays more than the one held for its vault, and
     /// says whether this worker will claim it itself.
-    pub(crate) async fn offer_boc(&self, boc: &[u8]) -> Result<Offered, OfferError> {
+    pub(crate) async fn offer_boc(&self, boc: &[u8]) -> Result<PayoutAnswer, OfferError> {
         let voucher = SignedPayout::from_boc(boc).map_err(|e| OfferError::Codec(e.to_string()))?;
         // Decided before the voucher is kept: once kept, the claim pass may claim it at once.
         let claims = self.will_claim(&voucher).await;
         let kept = self.offer(voucher).await?;
-        Ok(Offered { kept, claims })
+        Ok(PayoutAnswer { kept, claims })
     }
 
     /// Whether this worker will claim `voucher` itself: it has an owner wallet and the voucher pays

@@ -8,6 +8,7 @@ use cocoon_daemon::http::{Body, full, json_response, read_limited};
 use cocoon_daemon::shutdown::Shutdown;
 use cocoon_daemon::tls::HopTls;
 use cocoon_protocol::api::{Endpoint, parse_request};
+use cocoon_protocol::wire::{ANNOUNCE_PATH, Announcement, PAYOUT_PATH};
 use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers};
 use hyper::{Method, Request, Response};
 use hyper_util::client::legacy::Client;
@@ -15,8 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
+use crate::WorkerState;
 use crate::receipt_body::{ReceiptBody, ReceiptContext, Slot, boxed};
-use crate::{ANNOUNCE_PATH, Announcement, PAYOUT_PATH, WorkerState};
 
 #[derive(Clone)]
 pub(crate) struct WorkerService {

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::Role;
 use cocoon_protocol::PriceParams;
+use cocoon_testkit::FakeEngine;
+use cocoon_testkit::WorkerMemoryChain as MemoryChain;
+use cocoon_testkit::{chain_worker_config, start_chain_worker};
 use cocoon_ton::{TonAddress, TonHash};
-use cocoon_worker::chain::{MemoryChain, StakeView};
-use cocoon_worker::fake_engine::FakeEngine;
+use cocoon_worker::chain::StakeView;
 use cocoon_worker::status::{Eligibility, Refusal};
-use cocoon_worker::{WorkerConfig, WorkerHandle, WorkerOptions};
+use cocoon_worker::{WorkerConfig, WorkerHandle};
 use common::{FakeProxy, simulated_image, simulated_tls, within};
 
 const MODEL: &str = "fake-model";
@@ -25,31 +27,19 @@ fn owner() -> TonAddress {
 }
 
 fn config(proxy: &FakeProxy, engine: &FakeEngine, max_stale_ms: u64) -> WorkerConfig {
-    let mut c = WorkerConfig {
-        proxies: vec![proxy.addr.to_string()],
-        engine_url: engine.url(),
-        model: MODEL.into(),
-        model_hash: hex::encode(MODEL_HASH),
-        reconnect_ms: 20,
-        health_interval_ms: 0,
-        ..Default::default()
-    };
     // Checks run at start and when the test asks (recheck_chain), never on a timer here.
-    c.chain.check_interval_ms = 3_600_000;
+    let mut c = chain_worker_config(&proxy.addr.to_string(), &engine.url(), MODEL, &MODEL_HASH);
     c.chain.max_stale_ms = max_stale_ms;
     c
 }
 
 fn start(config: WorkerConfig, chain: &MemoryChain) -> WorkerHandle {
-    cocoon_worker::start_with(
+    start_chain_worker(
         config,
         simulated_tls(Role::Worker),
         PriceParams::default(),
         Registry::new(),
-        WorkerOptions {
-            chain: Some(Arc::new(chain.clone())),
-            on_root: None,
-        },
+        Arc::new(chain.clone()),
     )
     .expect("worker starts")
 }

@@ -12,20 +12,17 @@ use std::time::Duration;
 use cocoon_contracts::address::{NETWORK_ID_MAINNET, stake_address, vault_address};
 use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::fees::STAKE_CLAIM_VALUE;
-use cocoon_contracts::messages::NetworkParams;
+use cocoon_contracts::messages::{NetworkParams, ProxyInfo};
 use cocoon_contracts::state::{ROLE_PROXY, ROLE_WORKER};
 use cocoon_contracts::statements::{PayoutVoucher, public_key};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::Role;
-use cocoon_devnet::{Devnet, DevnetOptions};
-use cocoon_ton::{
-    HttpTonClient, KeyPair, Network, TonClient, TonClientConfig, Transfer, Wallet, WalletVersion,
-};
+use cocoon_testkit::{FakeEngine, chain_worker_config};
+use cocoon_ton::{KeyPair, Network, Transfer, Wallet, WalletVersion};
+use cocoon_worker::WorkerOptions;
 use cocoon_worker::chain::WorkerChain;
 use cocoon_worker::chain_ton::{TonChain, price_params};
-use cocoon_worker::fake_engine::FakeEngine;
 use cocoon_worker::status::{Eligibility, Refusal};
-use cocoon_worker::{WorkerConfig, WorkerOptions};
 use common::{FakeProxy, simulated_image, simulated_tls, within};
 use ed25519_dalek::SigningKey;
 
@@ -69,13 +66,7 @@ fn params() -> NetworkParams {
 
 #[tokio::test]
 async fn chain_reader_gates_serving_and_the_worker_claims_its_payout_on_the_devnet() {
-    let devnet = Devnet::start(DevnetOptions::default())
-        .await
-        .expect("devnet");
-    let mut cfg = TonClientConfig::new(devnet.url());
-    cfg.poll_interval = Duration::from_millis(50);
-    cfg.max_retries = 1;
-    let client: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(cfg).expect("client"));
+    let (devnet, client) = cocoon_testkit::devnet::start_devnet(1).await;
     let c = client.as_ref();
     let (gov, proxy_op, gpu) = (wallet(21), wallet(22), wallet(23));
     for w in [&gov, &proxy_op, &gpu] {
@@ -88,6 +79,14 @@ async fn chain_reader_gates_serving_and_the_worker_claims_its_payout_on_the_devn
         .await
         .expect("deploy root");
     let proxy_key = SigningKey::from_bytes(&[0x62; 32]);
+    // a vault pays out against the key governance registered for its proxy (issue 13, finding 1)
+    let info = ProxyInfo {
+        key: public_key(&proxy_key),
+        endpoints: "tls://127.0.0.1:1".into(),
+    };
+    root.set_proxy(c, &gov, proxy_op.address(), Some(info))
+        .await
+        .expect("register proxy");
     root.open_stake(c, &proxy_op, ROLE_PROXY, public_key(&proxy_key), 3 * TON)
         .await
         .expect("proxy stake");
@@ -96,18 +95,12 @@ async fn chain_reader_gates_serving_and_the_worker_claims_its_payout_on_the_devn
     // The worker starts before its stake exists: the real chain reader refuses it.
     let engine = FakeEngine::start().await.expect("engine");
     let mut proxy = FakeProxy::start(simulated_tls(Role::Proxy)).await;
-    let mut config = WorkerConfig {
-        proxies: vec![proxy.addr.to_string()],
-        engine_url: engine.url(),
-        model: "smollm2".into(),
-        model_hash: hex::encode(MODEL_HASH),
-        reconnect_ms: 20,
-        health_interval_ms: 0,
-        ..Default::default()
-    };
-    config.chain.check_interval_ms = 3_600_000;
-    config.chain.max_stale_ms = 3_600_000;
-    config.chain.claim_interval_ms = 3_600_000;
+    let mut config = chain_worker_config(
+        &proxy.addr.to_string(),
+        &engine.url(),
+        "smollm2",
+        &MODEL_HASH,
+    );
     config.chain.claim_threshold_nano = 100_000_000;
     let chain = Arc::new(
         TonChain::new(
@@ -203,8 +196,8 @@ async fn chain_reader_gates_serving_and_the_worker_claims_its_payout_on_the_devn
         .first()
         .map(|t| t.id.lt)
         .unwrap_or(0);
-    let request = cocoon_worker::payout_request(&voucher).expect("request");
-    let (code, body) = conn.send(request).await;
+    let boc = cocoon_contracts::CellCodec::to_boc(&voucher).expect("voucher BoC");
+    let (code, body) = conn.post(cocoon_protocol::wire::PAYOUT_PATH, boc).await;
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     within("the automatic claim", async {
         while chain.payout_claimed(&vault).await.ok() != Some((1, paid)) {

@@ -6,8 +6,8 @@ mod common;
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::Role;
 use cocoon_protocol::PriceParams;
+use cocoon_testkit::FakeEngine;
 use cocoon_worker::WorkerConfig;
-use cocoon_worker::fake_engine::FakeEngine;
 use common::{FakeProxy, simulated_tls, within};
 
 const MODEL: &str = "fake-model";

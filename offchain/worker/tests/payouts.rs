@@ -13,11 +13,14 @@ use cocoon_contracts::statements::{PayoutVoucher, SignedPayout};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::Role;
 use cocoon_protocol::PriceParams;
+use cocoon_protocol::wire::PAYOUT_PATH;
+use cocoon_testkit::FakeEngine;
+use cocoon_testkit::WorkerMemoryChain as MemoryChain;
+use cocoon_testkit::{FAKE_MODEL, chain_worker_config, start_chain_worker};
 use cocoon_ton::{TonAddress, TonHash};
-use cocoon_worker::chain::{MemoryChain, StakeView, WorkerChain};
-use cocoon_worker::fake_engine::FakeEngine;
+use cocoon_worker::WorkerHandle;
+use cocoon_worker::chain::{StakeView, WorkerChain};
 use cocoon_worker::payouts::ClaimEvent;
-use cocoon_worker::{PAYOUT_PATH, WorkerConfig, WorkerHandle, WorkerOptions};
 use common::{FakeProxy, simulated_image, simulated_tls, within};
 use ed25519_dalek::SigningKey;
 
@@ -51,40 +54,26 @@ fn start(
     threshold: u64,
     file: &str,
 ) -> WorkerHandle {
-    let mut config = WorkerConfig {
-        proxies: vec![proxy.addr.to_string()],
-        engine_url: engine.url(),
-        model: "fake-model".into(),
-        model_hash: hex::encode(MODEL_HASH),
-        reconnect_ms: 20,
-        health_interval_ms: 0,
-        ..Default::default()
-    };
-    config.chain.check_interval_ms = 3_600_000;
-    config.chain.max_stale_ms = 3_600_000;
-    config.chain.claim_interval_ms = 3_600_000;
+    let mut config = chain_worker_config(
+        &proxy.addr.to_string(),
+        &engine.url(),
+        FAKE_MODEL,
+        &MODEL_HASH,
+    );
     config.chain.claim_threshold_nano = threshold;
     config.chain.voucher_file = file.into();
-    cocoon_worker::start_with(
+    start_chain_worker(
         config,
         simulated_tls(Role::Worker),
         PriceParams::default(),
         Registry::new(),
-        WorkerOptions {
-            chain: Some(Arc::new(chain.clone())),
-            on_root: None,
-        },
+        Arc::new(chain.clone()),
     )
     .expect("worker starts")
 }
 
 async fn until(what: &str, f: impl Fn() -> bool) {
-    within(what, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    cocoon_testkit::wait::until(what, f).await;
 }
 
 #[tokio::test]
@@ -94,7 +83,7 @@ async fn vouchers_are_checked_and_claimed_automatically_past_the_threshold_exact
     let owner = addr(0x77);
     let chain = MemoryChain::new(owner.clone());
     chain.set_worker_image(simulated_image(), 0);
-    chain.set_model(MODEL_HASH, Some("fake-model"));
+    chain.set_model(MODEL_HASH, Some(FAKE_MODEL));
     let proxy_key = SigningKey::from_bytes(&[0x62; 32]);
     let vault = addr(0xa1);
     chain.add_vault(&vault, proxy_key.verifying_key().to_bytes());

@@ -118,6 +118,30 @@ impl ParsedCert {
     }
 }
 
+/// The certificate's subject key, which must be Ed25519.
+fn ed25519_subject_key(cert: &x509_parser::certificate::X509Certificate<'_>) -> Result<[u8; 32]> {
+    let bad = |m: String| AttestError::MalformedCertificate(m);
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
+        return Err(bad(format!(
+            "key algorithm {} is not Ed25519",
+            spki.algorithm.algorithm.to_id_string()
+        )));
+    }
+    spki.subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| bad("Ed25519 key is not 32 bytes".into()))
+}
+
+/// The raw Ed25519 subject key of any X.509 certificate (RA-TLS or not), without checking anything
+/// else: what pins a peer by key, or matches a certificate to the key that signed a receipt.
+pub fn ed25519_key_of_cert(der: &[u8]) -> Option<[u8; 32]> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    ed25519_subject_key(&cert).ok()
+}
+
 /// Parses an RA-TLS certificate and checks its self-signature; does not judge the evidence.
 pub fn parse_certificate(der: &[u8]) -> Result<ParsedCert> {
     let bad = |m: String| AttestError::MalformedCertificate(m);
@@ -126,19 +150,7 @@ pub fn parse_certificate(der: &[u8]) -> Result<ParsedCert> {
     if !rest.is_empty() {
         return Err(bad("trailing bytes after the certificate".into()));
     }
-    let spki = cert.public_key();
-    if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
-        return Err(bad(format!(
-            "key algorithm {} is not Ed25519",
-            spki.algorithm.algorithm.to_id_string()
-        )));
-    }
-    let public_key: [u8; 32] = spki
-        .subject_public_key
-        .data
-        .as_ref()
-        .try_into()
-        .map_err(|_| bad("Ed25519 key is not 32 bytes".into()))?;
+    let public_key = ed25519_subject_key(&cert)?;
     if cert.signature_algorithm.algorithm.to_id_string() != ED25519_OID {
         return Err(bad("certificate not signed with Ed25519".into()));
     }
@@ -405,18 +417,7 @@ impl CredentialManager {
         clock: Arc<dyn Clock>,
         lifetime: Duration,
     ) -> Result<Self> {
-        Self::with_extra(role, key, provider, clock, lifetime, BTreeMap::new())
-    }
-
-    /// As [`CredentialManager::new`], with extra claims in every certificate.
-    pub fn with_extra(
-        role: Role,
-        key: SigningKey,
-        provider: Option<Arc<dyn QuoteProvider>>,
-        clock: Arc<dyn Clock>,
-        lifetime: Duration,
-        extra: BTreeMap<String, String>,
-    ) -> Result<Self> {
+        let extra = BTreeMap::new();
         let first = Credential::issue(
             role,
             &key,

@@ -29,7 +29,8 @@ pub use claims::{Claims, Role};
 pub use dcap::{QuoteReport, TeeKind};
 pub use error::AttestError;
 pub use policy::{
-    Clock, FixedClock, ImageAllowlist, InMemoryAllowlist, Policy, SystemClock, TcbPolicy,
+    Clock, FixedClock, ImageAllowlist, InMemoryAllowlist, InsecureMode, Policy, SystemClock,
+    TcbPolicy,
 };
 pub use provider::{ProviderConfig, QuoteProvider};
 pub use tls::{client_config, peer_identity, server_config};

@@ -267,6 +267,20 @@ impl ImageAllowlist for CachingAllowlist {
     }
 }
 
+/// Which evidence that proves nothing a policy still accepts (development only; every acceptance
+/// logs an INSECURE warning and the peer's identity is marked insecure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InsecureMode {
+    /// Only hardware evidence (and, for unattested roles, none): production.
+    #[default]
+    Refuse,
+    /// Also simulated quotes, verified like real ones but backed by nothing (`tls.mode = "simulated"`).
+    Simulated,
+    /// Development TLS (`tls.mode = "dev-insecure"`): any role, any evidence or none, nothing verified
+    /// but the certificate itself (self-signature, lifetime, claims naming its key, pinned keys).
+    Unverified,
+}
+
 /// What this endpoint requires of its peers.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -275,8 +289,8 @@ pub struct Policy {
     /// Roles accepted without attestation evidence ("any", as COCOON does for clients). A peer of
     /// such a role that does present evidence still has it verified.
     pub unattested_roles: Vec<Role>,
-    /// Development mode: accept simulated quotes (each acceptance logs an INSECURE warning).
-    pub allow_insecure_simulated: bool,
+    /// Development modes: what insecure evidence is accepted anyway.
+    pub insecure: InsecureMode,
     /// Acceptable TCB statuses for DCAP quotes.
     pub tcb: TcbPolicy,
     /// Image hashes allowed per role.
@@ -298,7 +312,7 @@ impl Policy {
         Policy {
             allowed_roles: allowed_roles.to_vec(),
             unattested_roles: Vec::new(),
-            allow_insecure_simulated: false,
+            insecure: InsecureMode::Refuse,
             tcb: TcbPolicy::default(),
             allowlist,
             collateral: Arc::new(CollateralStore::new()),
@@ -310,8 +324,20 @@ impl Policy {
 
     /// Development mode: also accepts simulated quotes, loudly.
     pub fn insecure_dev(mut self) -> Self {
-        self.allow_insecure_simulated = true;
+        self.insecure = InsecureMode::Simulated;
         self
+    }
+
+    /// Development TLS: accepts every cocoon certificate of any role whose key signs the
+    /// handshake, without verifying its evidence; every peer is insecure (see
+    /// [`InsecureMode::Unverified`]). Pin keys with [`Policy::expect_peer_keys`] if needed.
+    pub fn dev_insecure() -> Self {
+        let mut policy = Policy::strict(
+            &[Role::Client, Role::Proxy, Role::Worker],
+            Arc::new(InMemoryAllowlist::new()),
+        );
+        policy.insecure = InsecureMode::Unverified;
+        policy
     }
 
     /// Accepts peers of `role` without attestation (a proxy admitting clients).

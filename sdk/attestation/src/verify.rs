@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cert::{ParsedCert, parse_certificate};
 use crate::dcap::{Measurements, TeeKind, parse_quote, verify_quote};
-use crate::policy::ImageStatus;
+use crate::policy::{ImageStatus, InsecureMode};
 use crate::provider::EvidenceKind;
 use crate::provider::simulated::SimulatedQuote;
 use crate::{AttestError, Claims, Policy, Result, Role};
@@ -36,7 +36,8 @@ pub struct PeerIdentity {
     pub image_hash: [u8; 32],
     /// The TEE behind the evidence.
     pub tee: TeeKind,
-    /// True when the evidence is simulated: the peer proved nothing.
+    /// True when nothing hardware-backed attests the peer: its evidence is simulated or absent, or
+    /// it was accepted under development TLS ([`crate::InsecureMode::Unverified`]) unverified.
     pub insecure: bool,
     /// The certificate's claims.
     pub claims: Claims,
@@ -62,15 +63,21 @@ pub fn identity_of(parsed: &ParsedCert) -> Result<PeerIdentity> {
             (_, _, Measurements::Sgx { .. }, _) => (TeeKind::Sgx, [0u8; 32]),
         },
     };
-    Ok(PeerIdentity {
+    Ok(identity(parsed, tee, image_hash))
+}
+
+/// The identity of `parsed` with evidence `tee` measuring `image_hash`; insecure unless the evidence
+/// is hardware's.
+fn identity(parsed: &ParsedCert, tee: TeeKind, image_hash: [u8; 32]) -> PeerIdentity {
+    PeerIdentity {
         role: parsed.claims.role,
         public_key: parsed.public_key,
         image_hash,
         tee,
-        insecure: tee == TeeKind::Simulated,
+        insecure: matches!(tee, TeeKind::Simulated | TeeKind::None),
         claims: parsed.claims.clone(),
         not_after: parsed.not_after,
-    })
+    }
 }
 
 #[derive(Debug)]
@@ -117,12 +124,17 @@ impl PeerVerifier {
         Ok(Arc::clone(&self.verify_entry(der)?.identity))
     }
 
-    /// The verified Ed25519 key of a certificate (verifying it first if needed).
-    pub fn verified_key(&self, der: &[u8]) -> Result<VerifyingKey> {
-        Ok(self.verify_entry(der)?.key)
+    /// The identity this verifier gave a certificate it accepted (e.g. during the handshake of an
+    /// established connection), without re-checking or logging; verifies it if no longer cached.
+    pub fn verified_identity(&self, der: &[u8]) -> Result<Arc<PeerIdentity>> {
+        match self.cached_entry(der).1 {
+            Some(v) => Ok(Arc::clone(&v.identity)),
+            None => self.verify(der),
+        }
     }
 
-    fn verify_entry(&self, der: &[u8]) -> Result<Arc<Verified>> {
+    /// The cache key of `der` and its entry, if cached.
+    fn cached_entry(&self, der: &[u8]) -> ([u8; 32], Option<Arc<Verified>>) {
         let hash: [u8; 32] = Sha256::digest(der).into();
         let hit = self
             .cache
@@ -130,14 +142,22 @@ impl PeerVerifier {
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
             .cloned();
+        (hash, hit)
+    }
+
+    /// The verified Ed25519 key of a certificate (verifying it first if needed).
+    pub fn verified_key(&self, der: &[u8]) -> Result<VerifyingKey> {
+        Ok(self.verify_entry(der)?.key)
+    }
+
+    fn verify_entry(&self, der: &[u8]) -> Result<Arc<Verified>> {
+        let (hash, hit) = self.cached_entry(der);
         if let Some(v) = hit {
             self.check_lifetime(v.not_before, v.identity.not_after)?;
-            if v.identity.tee != TeeKind::None {
+            if v.identity.tee != TeeKind::None && !self.unverified() {
                 self.check_allowlist(v.identity.role, &v.identity.image_hash)?;
             }
-            if v.identity.insecure {
-                warn_insecure(&v.identity);
-            }
+            self.warn_if_insecure(&v.identity);
             return Ok(v);
         }
         let parsed = parse_certificate(der)?;
@@ -213,6 +233,14 @@ impl PeerVerifier {
         if !policy.allowed_roles.contains(&role) {
             return Err(AttestError::RoleNotAllowed(role.to_string()));
         }
+        if self.unverified() {
+            let identity = PeerIdentity {
+                insecure: true,
+                ..identity_of(parsed)?
+            };
+            self.warn_if_insecure(&identity);
+            return Ok(identity);
+        }
         let expected = parsed.expected_report_data();
         let (tee, image_hash) = match &parsed.evidence {
             None if policy.unattested_roles.contains(&role) => {
@@ -224,7 +252,7 @@ impl PeerVerifier {
                 if q.report_data != expected {
                     return Err(AttestError::ReportDataMismatch);
                 }
-                if !policy.allow_insecure_simulated {
+                if policy.insecure != InsecureMode::Simulated {
                     return Err(AttestError::SimulatedRefused);
                 }
                 (TeeKind::Simulated, q.measurements.image_hash())
@@ -248,26 +276,31 @@ impl PeerVerifier {
             }
         };
         self.check_allowlist(role, &image_hash)?;
-        let identity = PeerIdentity {
-            role,
-            public_key: parsed.public_key,
-            image_hash,
-            tee,
-            insecure: tee == TeeKind::Simulated,
-            claims: parsed.claims.clone(),
-            not_after: parsed.not_after,
-        };
-        if identity.insecure {
-            warn_insecure(&identity);
-        }
+        let identity = identity(parsed, tee, image_hash);
+        self.warn_if_insecure(&identity);
         Ok(identity)
     }
-}
 
-fn warn_insecure(identity: &PeerIdentity) {
-    tracing::warn!(
-        role = %identity.role,
-        public_key = %hex::encode(identity.public_key),
-        "INSECURE: accepted a peer with SIMULATED attestation (development mode); it proves nothing about its code"
-    );
+    /// Whether this verifier runs development TLS (evidence accepted unverified).
+    fn unverified(&self) -> bool {
+        self.policy.insecure == InsecureMode::Unverified
+    }
+
+    /// Logs every acceptance that proves nothing: simulated evidence, or development TLS. (A
+    /// client without evidence, as production admits it, is not worth a warning per handshake.)
+    fn warn_if_insecure(&self, identity: &PeerIdentity) {
+        if self.unverified() {
+            tracing::warn!(
+                role = %identity.role,
+                public_key = %hex::encode(identity.public_key),
+                "INSECURE: accepted a peer under development TLS (tls.mode = \"dev-insecure\"); nothing about it is verified"
+            );
+        } else if identity.tee == TeeKind::Simulated {
+            tracing::warn!(
+                role = %identity.role,
+                public_key = %hex::encode(identity.public_key),
+                "INSECURE: accepted a peer with SIMULATED attestation (development mode); it proves nothing about its code"
+            );
+        }
+    }
 }

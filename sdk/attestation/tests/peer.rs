@@ -199,10 +199,62 @@ fn roles_and_missing_evidence() {
     let id = PeerVerifier::new(strict.accept_unattested(Role::Client))
         .verify(client.cert_der())
         .expect("any client");
+    // Accepted, but nothing attests it: insecure.
     assert_eq!(
         (id.role, id.tee, id.insecure),
-        (Role::Client, TeeKind::None, false)
+        (Role::Client, TeeKind::None, true)
     );
+}
+
+#[test]
+fn development_tls_accepts_any_cocoon_certificate_unverified_and_insecure() {
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let dev = Policy::dev_insecure().with_clock(clock.clone());
+    let unattested =
+        Credential::issue(Role::Worker, &key(2), None, T0, DAY, BTreeMap::new()).expect("issue");
+    let verifier = PeerVerifier::new(dev.clone());
+    let id = verifier.verify(unattested.cert_der()).expect("dev accepts");
+    assert_eq!(
+        (id.role, id.tee, id.insecure),
+        (Role::Worker, TeeKind::None, true)
+    );
+    // A simulated quote whose image is on no allowlist, and a real quote bound to another key:
+    // neither is judged, both are insecure.
+    let sim = verifier
+        .verify(sim_cert(Role::Proxy).cert_der())
+        .expect("dev accepts");
+    assert_eq!((sim.tee, sim.insecure), (TeeKind::Simulated, true));
+    assert!(
+        verifier.verify(sim_cert(Role::Proxy).cert_der()).is_ok(),
+        "cached, no allowlist"
+    );
+    let quote = std::fs::read(fixtures_dir().join("cocoon-tdx-quote.bin")).expect("fixture");
+    let replayed = Credential::issue(
+        Role::Worker,
+        &key(3),
+        Some(&ReplayedRealQuote(quote)),
+        T0,
+        DAY,
+        BTreeMap::new(),
+    )
+    .expect("issue");
+    let tdx = verifier.verify(replayed.cert_der()).expect("dev accepts");
+    assert_eq!((tdx.tee, tdx.insecure), (TeeKind::Tdx, true));
+    assert_eq!(
+        verifier.verified_identity(replayed.cert_der()).unwrap(),
+        tdx
+    );
+    // The certificate itself is still checked: lifetime and pinned keys.
+    clock.set(T0 + 2 * 86_400);
+    assert!(matches!(
+        PeerVerifier::new(dev.clone()).verify(unattested.cert_der()),
+        Err(AttestError::CertificateExpired { .. })
+    ));
+    clock.set(T0 + 60);
+    assert!(matches!(
+        PeerVerifier::new(dev.expect_peer_keys(vec![[9; 32]])).verify(unattested.cert_der()),
+        Err(AttestError::UnexpectedPeerKey(_))
+    ));
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub trait CellCodec: Sized {
 
     /// The BoC of [`CellCodec::to_cell`], byte-identical to @ton/core's `toBoc()`.
     fn to_boc(&self) -> Result<Vec<u8>, CodecError> {
-        Ok(crate::boc::serialize_boc(&self.to_cell()?))
+        write_boc(&self.to_cell()?)
     }
 
     /// Parses a single-root BoC holding exactly this value.
@@ -323,9 +323,15 @@ pub fn account_id(a: &TonAddress) -> Bits256 {
     hash_bytes(&a.hash_part)
 }
 
+/// A cell's BoC as @ton/core writes it (the one writer, [`cocoon_ton::boc::cell_to_boc`]).
+pub fn write_boc(cell: &Cell) -> Result<Vec<u8>, CodecError> {
+    cocoon_ton::boc::cell_to_boc(cell)
+        .map_err(|e| CodecError::Cell(TonCellError::BagOfCellsSerializationError(e.to_string())))
+}
+
 /// Hex of a cell's BoC (as @ton/core writes it), lower case.
 pub fn boc_hex(cell: &Cell) -> Result<String, CodecError> {
-    Ok(hex::encode(crate::boc::serialize_boc(cell)))
+    Ok(hex::encode(write_boc(cell)?))
 }
 
 /// Parses a single-root BoC from hex.
@@ -366,4 +372,21 @@ pub(crate) fn write_codec<T: CellCodec>(b: &mut CellBuilder, v: T) -> Result<(),
 
 pub(crate) fn read_codec<T: CellCodec>(p: &mut CellParser<'_>) -> Result<T, TonCellError> {
     T::load(p).map_err(|e| TonCellError::CellParserError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_reproduces_the_embedded_code_byte_for_byte() {
+        // The build writes the code BoCs with @ton/core, so the shared writer must match them.
+        for c in crate::Contract::ALL {
+            let hex_in = c.build().expect("record").code_boc_hex;
+            let cell = c.code().expect("code");
+            assert_eq!(boc_hex(&cell).expect("boc"), hex_in, "{}", c.name());
+            let parsed = cell_from_boc_hex(&hex_in).expect("parse");
+            assert_eq!(cell_hash(&parsed), cell_hash(&cell));
+        }
+    }
 }

@@ -68,7 +68,8 @@ impl JsonField for [u8; 64] {
 
 impl JsonField for ArcCell {
     fn to_json_value(&self) -> Value {
-        Value::from(hex::encode(crate::boc::serialize_boc(self)))
+        // The writer fails only on a cyclic graph, which shared cells cannot form.
+        crate::codec::boc_hex(self).map_or(Value::Null, Value::from)
     }
 }
 

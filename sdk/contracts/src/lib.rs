@@ -11,7 +11,8 @@
 //!   cell's representation hash ([`statements::sign_charge`], [`statements::sign_payout`]).
 //! - [`address`]: child addresses derived offline exactly as the root derives them.
 //! - [`json`], [`registry`]: a JSON view of every type and decoding by name or opcode.
-//! - [`boc`]: BoC bytes identical to @ton/core's.
+//! - BoC bytes identical to @ton/core's come from the one writer in cocoon-ton
+//!   ([`cocoon_ton::boc::cell_to_boc`]; [`codec::write_boc`] and [`CellCodec::to_boc`] use it).
 //! - [`chain`]: async wrappers over `cocoon_ton::TonClient` and `Wallet` that send, follow the
 //!   message chain and report the first failing contract with its decoded exit code.
 
@@ -19,7 +20,6 @@
 mod tlb_macro;
 
 pub mod address;
-pub mod boc;
 pub mod chain;
 pub mod code;
 pub mod codec;

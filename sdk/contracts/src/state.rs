@@ -91,7 +91,15 @@ tlb_struct! {
         faults_in_period: u8 => uint(8),
         /// A proxy vault's committed ledger marker (`stake_commit_marker`); 0 until the first commit.
         marker: u64 => uint(64),
-        /// Evidence hash -> time used.
+        /// A proxy vault's income (pool + paid out + owner withdrawn) when the worker share last
+        /// changed, nanoTON.
+        income_at_share: u128 => coins,
+        /// The proxy's entitlement from the income up to that change, nanoTON.
+        proxy_share_at_share: u128 => coins,
+        /// A worker stake's keys retired within the unbonding delay -> when retired (they still sign
+        /// slashable statements; at most 4 live).
+        retired_keys: BTreeMap<Bits256, u32> => dict_u32,
+        /// Offence id -> time slashed.
         used_evidence: BTreeMap<Bits256, u32> => dict_u32,
     }
 }

@@ -151,6 +151,9 @@ tlb_struct! {
 tlb_struct! {
     /// `equivocation_evidence`: two conflicting statements signed by the same proxy key.
     pub struct EquivocationEvidence {
+        /// The escrow's client (charge vouchers: the root derives the escrow from it and the accused
+        /// proxy); ignored for payout vouchers, whose vault the root derives from the proxy.
+        client: TonAddress => addr,
         /// First statement.
         a: SignedCell => child,
         /// Second statement (same kind, channel and seqno; different hash).
@@ -247,32 +250,59 @@ pub fn public_key(key: &SigningKey) -> Bits256 {
     key.verifying_key().to_bytes()
 }
 
-fn xor(a: Bits256, b: Bits256) -> Bits256 {
-    let mut out = [0u8; 32];
-    for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b.iter())) {
-        *o = x ^ y;
-    }
-    out
-}
-
 impl EquivocationEvidence {
-    /// Evidence from two signed statements of the same kind (both charge or both payout vouchers).
-    pub fn new<T: CellCodec>(a: &Signed<T>, b: &Signed<T>) -> Result<Self, CodecError> {
+    /// Evidence from two signed statements of the same kind (both charge or both payout vouchers);
+    /// `client` names the escrow's client for charge vouchers (any address for payout vouchers).
+    pub fn new<T: CellCodec>(
+        client: &TonAddress,
+        a: &Signed<T>,
+        b: &Signed<T>,
+    ) -> Result<Self, CodecError> {
         Ok(EquivocationEvidence {
+            client: client.clone(),
             a: a.to_signed_cell()?,
             b: b.to_signed_cell()?,
         })
     }
 
-    /// The single-use key the stake records: XOR of the two statement hashes (order-independent).
-    pub fn evidence_hash(&self) -> Bits256 {
-        xor(cell_hash(&self.a.statement), cell_hash(&self.b.statement))
+    /// The offence id the stake records: the hash of (statement tag, channel, seqno), so one
+    /// offence is slashed once whichever pair of statements proves it. Taken from statement `a`.
+    pub fn evidence_hash(&self) -> Result<Bits256, CodecError> {
+        let mut tag = self.a.statement.parser();
+        let mut b = CellBuilder::new();
+        match tag.load_u32(32)? {
+            opcodes::CHARGE_VOUCHER => {
+                let v = ChargeVoucher::from_cell(&self.a.statement)?;
+                b.store_u32(32, opcodes::CHARGE_VOUCHER)?;
+                crate::codec::store_address(&mut b, &v.escrow)?;
+                b.store_u32(32, v.seqno)?;
+            }
+            _ => {
+                let v = PayoutVoucher::from_cell(&self.a.statement)?;
+                b.store_u32(32, opcodes::PAYOUT_VOUCHER)?;
+                crate::codec::store_address(&mut b, &v.vault)?;
+                crate::codec::store_address(&mut b, &v.worker)?;
+                b.store_u32(32, v.seqno)?;
+            }
+        }
+        Ok(cell_hash(&b.build()?))
+    }
+}
+
+impl ServingStatement {
+    /// The offence id the stake records for serving after revocation: one per revoked image
+    /// (hash of `kind:uint8 = 2, image_hash:bits256`), however many receipts show it.
+    pub fn offence_id(&self) -> Result<Bits256, CodecError> {
+        let mut b = CellBuilder::new();
+        b.store_u8(8, 2)?;
+        b.store_slice(&self.image_hash)?;
+        Ok(cell_hash(&b.build()?))
     }
 }
 
 impl<T: CellCodec> Signed<T> {
-    /// The single-use key the stake records for revoked-serving and fault evidence: the hash of the
-    /// signed statement.
+    /// The hash of the signed statement: the single-use key the stake records for fault evidence
+    /// (revoked serving uses [`ServingStatement::offence_id`]).
     pub fn evidence_hash(&self) -> Result<Bits256, CodecError> {
         Ok(cell_hash(&self.statement.to_cell()?))
     }

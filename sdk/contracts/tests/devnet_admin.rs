@@ -38,7 +38,8 @@ async fn slashing_reports_on_the_devnet() {
         .sign(&net.proxy_key)
         .expect("sign")
     };
-    let evidence = EquivocationEvidence::new(&sign(10), &sign(11)).expect("evidence");
+    let evidence =
+        EquivocationEvidence::new(net.user.address(), &sign(10), &sign(11)).expect("evidence");
     let before = vault.storage(c).await.expect("vault");
     let outcome = net
         .root
@@ -51,7 +52,10 @@ async fn slashing_reports_on_the_devnet() {
     assert_eq!(before.staked - after.staked, slashed);
     let cold = after.cold.as_ref().expect("cold");
     assert_eq!(cold.slashed, slashed);
-    assert!(cold.used_evidence.contains_key(&evidence.evidence_hash()));
+    assert!(
+        cold.used_evidence
+            .contains_key(&evidence.evidence_hash().expect("offence"))
+    );
     let reward = slashed * u128::from(params.reporter_reward_bps) / 10_000;
     let got = sent_to(&outcome, net.user.address());
     assert!(
@@ -65,6 +69,7 @@ async fn slashing_reports_on_the_devnet() {
     );
     // the same pair again, in either order, is spent
     let swapped = EquivocationEvidence {
+        client: evidence.client.clone(),
         a: evidence.b.clone(),
         b: evidence.a.clone(),
     };
@@ -75,7 +80,8 @@ async fn slashing_reports_on_the_devnet() {
         ErrorCode::EvidenceUsed,
     );
     // one voucher twice is no equivocation
-    let same = EquivocationEvidence::new(&sign(10), &sign(10)).expect("evidence");
+    let same =
+        EquivocationEvidence::new(net.user.address(), &sign(10), &sign(10)).expect("evidence");
     expect_contract_error(
         net.root
             .report_equivocation(c, &net.user, net.proxy.address(), same)
@@ -284,5 +290,5 @@ async fn serving_after_revocation_is_slashed_on_the_devnet() {
         (before.staked + before.unbonding) * u128::from(params.revoked_slash_bps) / 10_000;
     assert_eq!(before.staked - after.staked, slashed);
     let used = &after.cold.as_ref().expect("cold").used_evidence;
-    assert!(used.contains_key(&evidence.evidence_hash().expect("hash")));
+    assert!(used.contains_key(&evidence.statement.offence_id().expect("offence")));
 }

@@ -272,10 +272,13 @@ fn check_extras(v: &Value, d: &Decoded, cell: &Cell) -> Result<(), String> {
 #[test]
 fn every_golden_vector_decodes_matches_and_reencodes() {
     let dir = golden_dir();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("no golden vectors at {} yet", dir.display());
-        return;
-    };
+    // a missing or empty folder is a failure, never a pass over zero vectors
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "no golden vectors at {} ({e}): run `cd sandbox-tests && UPDATE_GOLDEN=1 npm test`",
+            dir.display()
+        )
+    });
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -323,7 +326,7 @@ fn every_golden_vector_decodes_matches_and_reencodes() {
             if let Err(e) = check_extras(&v, &decoded, &cell) {
                 failures.push(format!("{at}: {e}"));
             }
-            let again = hex::encode(cocoon_contracts::boc::serialize_boc(&decoded.reencoded));
+            let again = cocoon_contracts::codec::boc_hex(&decoded.reencoded).expect("re-encode");
             if !again.eq_ignore_ascii_case(hex.trim().trim_start_matches("0x")) {
                 failures.push(format!(
                     "{at}: re-encoded {} differs from the vector",
@@ -332,6 +335,12 @@ fn every_golden_vector_decodes_matches_and_reencodes() {
             }
         }
     }
+    assert!(
+        !files.is_empty() && checked > 0,
+        "{} holds no golden vectors ({} JSON files)",
+        dir.display(),
+        files.len()
+    );
     assert!(
         failures.is_empty(),
         "{} failures in {} golden vectors:

@@ -188,6 +188,7 @@ fn root_messages() {
     let mut other = charge();
     other.charged += 1;
     let ev = EquivocationEvidence {
+        client: addr(0x11),
         a: charge()
             .sign(&proxy)
             .expect("sign")
@@ -476,6 +477,9 @@ fn storage_layouts() {
         fault_period_start: 0,
         faults_in_period: 0,
         marker: 77,
+        income_at_share: 5_000,
+        proxy_share_at_share: 500,
+        retired_keys: [([9; 32], 1_699_000_000)].into_iter().collect(),
         used_evidence: [([7; 32], 1_700_000_000)].into_iter().collect(),
     });
     stake

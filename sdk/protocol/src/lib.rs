@@ -10,8 +10,10 @@ pub mod pricing;
 pub mod receipt;
 pub mod sse;
 pub mod voucher;
+pub mod wire;
 
 pub use api::{ApiError, Endpoint, ErrorCode, ParsedRequest, RequestLimits};
 pub use pricing::{Coefficient, Cost, PriceParams, PricingError, Usage};
 pub use receipt::{Receipt, ReceiptError, SignedReceipt};
 pub use voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher, VoucherError};
+pub use wire::{Announcement, PayoutAnswer};

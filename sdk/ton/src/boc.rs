@@ -1,4 +1,6 @@
-//! Bags of cells: bytes and base64 to cells and back.
+//! Bags of cells: bytes and base64 to cells and back. The workspace's only BoC writer
+//! ([`cell_to_boc`], byte-identical to @ton/core) and its only reader entry ([`parse_boc`], which
+//! runs [`check_boc`] first); the CRC32-C both use lives beside `check_boc`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -8,6 +10,7 @@ use tonlib_core::TonHash;
 use tonlib_core::cell::{ArcCell, BagOfCells, Cell, TonCellError};
 
 use crate::TonError;
+use crate::boc_check::crc32c;
 pub use crate::boc_check::{InvalidBoc, MAX_CELLS, MAX_DEPTH, check_boc};
 
 /// Parses a bag of cells from untrusted bytes: [`check_boc`] first (tonlib-core's own reader panics
@@ -198,22 +201,6 @@ fn write_boc(root: &Cell, with_crc: bool) -> Result<Vec<u8>, TonError> {
     Ok(out)
 }
 
-/// CRC32-C (Castagnoli), bitwise; BoCs are small.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,11 +223,6 @@ mod tests {
         assert_eq!(back.cell_hash(), root.cell_hash());
         assert!(boc_b64_to_cell("not base64!").is_err());
         assert!(boc_to_cell(&[1, 2, 3]).is_err());
-    }
-
-    #[test]
-    fn crc32c_check_value() {
-        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
     }
 
     #[test]

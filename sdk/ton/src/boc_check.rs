@@ -51,8 +51,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// CRC32-C (Castagnoli, reflected), as TON appends it to a BoC.
-fn crc32c(data: &[u8]) -> u32 {
+/// CRC32-C (Castagnoli, reflected), as TON appends it to a BoC: the one the writer
+/// ([`crate::boc::cell_to_boc`]) appends and [`check_boc`] verifies. Bitwise; BoCs are small.
+pub(crate) fn crc32c(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for byte in data {
         crc ^= u32::from(*byte);

@@ -3,7 +3,9 @@
 //! Built on `tonlib-core` (re-exported as [`tonlib`]) for cells, addresses, mnemonics and wallet
 //! contracts; this crate adds exact TON amounts, v4r2/v5r1 transfer messages with their hashes, and
 //! a toncenter API v2 client ([`TonClient`], [`HttpTonClient`]) that works the same against
-//! toncenter and the local devnet.
+//! toncenter and the local devnet, the one BoC writer ([`boc::cell_to_boc`], beside its validator
+//! [`boc::check_boc`] and their CRC32-C), and the one tracer ([`send_and_trace`]: send from a
+//! wallet, follow the message's transactions, typed [`Outcome`] and [`TraceError`]).
 
 mod address;
 pub mod amount;
@@ -12,6 +14,7 @@ mod boc_check;
 mod client;
 mod error;
 mod send;
+pub mod trace;
 mod wallet;
 
 pub use address::{
@@ -25,6 +28,7 @@ pub use client::{
 };
 pub use error::TonError;
 pub use send::{DEFAULT_VALIDITY, SendError, Sent};
+pub use trace::{Outcome, TraceError, TraceOptions, send_and_trace};
 pub use wallet::{
     DEFAULT_SEND_MODE, ExternalMessage, MNEMONIC_WORDS, Transfer, Wallet, WalletVersion,
     keypair_from_mnemonic, normalized_hash, split_external,

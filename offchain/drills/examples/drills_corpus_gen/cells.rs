@@ -3,7 +3,6 @@
 //! plus a few field-level faults (bad address tags, bad UTF-8, missing references, trailing data).
 
 use cocoon_contracts::CellCodec;
-use cocoon_contracts::boc::serialize_boc;
 use cocoon_contracts::messages::{EscrowDeposit, StakeUnbond};
 use cocoon_contracts::opcodes;
 use cocoon_contracts::registry::{TYPE_NAMES, normalize};
@@ -33,7 +32,7 @@ fn cell(build: impl FnOnce(&mut CellBuilder)) -> Cell {
 }
 
 fn boc(c: &Cell) -> Vec<u8> {
-    serialize_boc(c)
+    cocoon_ton::boc::cell_to_boc(c).expect("boc")
 }
 
 fn structural(g: &mut Gen) {

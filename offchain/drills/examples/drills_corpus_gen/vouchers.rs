@@ -155,7 +155,7 @@ fn contract(g: &mut Gen) {
     let sig_only = {
         let mut bld = cocoon_ton::CellBuilder::new();
         bld.store_slice(&good.signature).expect("bits");
-        cocoon_contracts::boc::serialize_boc(&bld.build().expect("cell"))
+        cocoon_ton::boc::cell_to_boc(&bld.build().expect("cell")).expect("boc")
     };
     g.add(
         "vouchers/charge_without_voucher.boc",

@@ -3,31 +3,21 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use cocoon_attestation as att;
 use cocoon_daemon::http::{Body, empty, full, read_limited};
 use cocoon_daemon::tls::{HopTls, Role};
 use cocoon_daemon::tls_config::{TlsMode, TlsSection, build_hop_tls};
-use cocoon_worker::{ANNOUNCE_PATH, Announcement};
+use cocoon_protocol::wire::{ANNOUNCE_PATH, Announcement};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::{mpsc, watch};
 
-/// Generous bound for waiting on an event that must happen (not a speed assertion).
-pub const WAIT: Duration = Duration::from_secs(30);
-
-/// Awaits `f` or panics with `what` after [`WAIT`].
-pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
+pub use cocoon_testkit::wait::within;
 
 /// The image hash simulated TEEs report by default.
 pub fn simulated_image() -> [u8; 32] {

@@ -1,32 +1,25 @@
-//! Async wrappers over [`cocoon_ton::TonClient`] and [`cocoon_ton::Wallet`]: send a typed message
-//! from a wallet to a contract, follow the message chain it starts, and report the first contract
-//! that failed with its decoded exit code. Per-contract handles live in [`root`], [`stake`] and
-//! [`escrow`].
+//! Typed clients of the cocoon contracts over [`cocoon_ton::TonClient`] and [`cocoon_ton::Wallet`]:
+//! [`RootHandle`], [`StakeHandle`] and [`EscrowHandle`] send typed messages through the one tracer,
+//! [`cocoon_ton::send_and_trace`] (its documentation says how transactions are matched), and
+//! [`ChainError`] names a failing contract with its decoded exit code.
 
 pub mod escrow;
 pub mod root;
 pub mod stake;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cocoon_ton::{
-    ClientError, SendError, StackEntry, TonClient, Transaction, Transfer, TxMessage, WAIT_PAGE,
-    Wallet,
-};
+use cocoon_ton::{ClientError, SendError, StackEntry, TonClient, TraceError, Transfer, Wallet};
 use tonlib_core::TonAddress;
 use tonlib_core::cell::{ArcCell, Cell};
 
 use crate::codec::{CellCodec, load_address};
 use crate::error::{CodecError, ContractError};
 
+pub use cocoon_ton::trace::{DEFAULT_WAIT, MAX_HOPS, Outcome, TraceOptions};
 pub use escrow::EscrowHandle;
 pub use root::RootHandle;
 pub use stake::StakeHandle;
-
-/// How long to wait for each transaction of a chain by default.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
-/// How many message hops [`send`] follows after the wallet.
-pub const MAX_HOPS: usize = 4;
 
 /// A chain operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +44,18 @@ pub enum ChainError {
     /// A transaction was aborted without a reported exit code.
     #[error("{0}: transaction aborted")]
     Aborted(String),
+    /// A message bounced back from the account that refused it (raw address); where exit codes
+    /// are not reported (toncenter) this is how a contract failure shows.
+    #[error("{0}: refused the message (it bounced)")]
+    Bounced(String),
+    /// A message was not received by its destination (raw address) in time.
+    #[error("{address}: the message was not received within {after:?}")]
+    NotDelivered {
+        /// The destination.
+        address: String,
+        /// How long we waited.
+        after: Duration,
+    },
     /// The account holds no state (not deployed yet).
     #[error("{0}: not deployed")]
     NotDeployed(String),
@@ -66,129 +71,79 @@ pub enum ChainError {
     },
 }
 
-/// The transactions one wallet message caused, in the order they were found.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The wallet's own transaction.
-    pub wallet_tx: Transaction,
-    /// Transactions of the contracts the message reached, hop by hop (breadth first).
-    pub chain: Vec<Transaction>,
-}
-
-impl Outcome {
-    /// The first contract transaction (the one the wallet's message started), if it was seen.
-    pub fn first(&self) -> Option<&Transaction> {
-        self.chain.first()
-    }
-}
-
-/// Options for [`send`].
-#[derive(Debug, Clone, Copy)]
-pub struct SendOptions {
-    /// How long to wait for each transaction.
-    pub wait: Duration,
-    /// How many hops to follow (0 = only the wallet transaction).
-    pub hops: usize,
-}
-
-impl Default for SendOptions {
-    fn default() -> Self {
-        SendOptions {
-            wait: DEFAULT_WAIT,
-            hops: MAX_HOPS,
+impl From<TraceError> for ChainError {
+    fn from(e: TraceError) -> Self {
+        match e {
+            TraceError::Send(e) => ChainError::Send(e),
+            TraceError::Client(e) => ChainError::Client(e),
+            TraceError::Failed { address, exit_code } => {
+                match ContractError::from_exit_code(exit_code) {
+                    Some(error) => ChainError::Contract {
+                        address: address.to_hex(),
+                        error,
+                    },
+                    None => ChainError::Aborted(address.to_hex()),
+                }
+            }
+            TraceError::Aborted { address } => ChainError::Aborted(address.to_hex()),
+            TraceError::Bounced { refused_by, .. } => ChainError::Bounced(refused_by.to_hex()),
+            TraceError::NotDelivered {
+                destination, after, ..
+            } => ChainError::NotDelivered {
+                address: destination.to_hex(),
+                after,
+            },
         }
     }
 }
 
-fn check(tx: &Transaction, address: &TonAddress) -> Result<(), ChainError> {
-    if let Some(code) = tx.compute_exit_code
-        && let Some(error) = ContractError::from_exit_code(code)
-    {
-        return Err(ChainError::Contract {
-            address: address.to_hex(),
-            error,
-        });
-    }
-    if tx.aborted == Some(true) {
-        return Err(ChainError::Aborted(address.to_hex()));
-    }
-    Ok(())
-}
-
-/// Sends one internal message from `wallet` and follows the chain it starts for up to
-/// `options.hops` hops; fails with the first contract error found (devnet reports exit codes;
-/// toncenter does not, so there only the wallet transaction and aborts are checked).
+/// Sends one internal message from `wallet` and follows it with [`cocoon_ton::send_and_trace`];
+/// fails with the first contract that failed, its exit code decoded.
 pub async fn send(
     client: &dyn TonClient,
     wallet: &Wallet,
     transfer: Transfer,
-    options: SendOptions,
+    options: TraceOptions,
 ) -> Result<Outcome, ChainError> {
-    let sent = wallet
-        .send_and_wait(client, std::slice::from_ref(&transfer), options.wait)
-        .await?;
-    check(&sent.transaction, wallet.address())?;
-    let mut outcome = Outcome {
-        wallet_tx: sent.transaction.clone(),
-        chain: Vec::new(),
-    };
-    let mut frontier = vec![sent.transaction];
-    for _ in 0..options.hops {
-        let mut next = Vec::new();
-        for tx in &frontier {
-            for msg in &tx.out_msgs {
-                let Some(dest) = &msg.destination else {
-                    continue;
-                };
-                let source = tx.account.as_ref().or(msg.source.as_ref());
-                let found = wait_for_delivery(client, dest, msg, source, options.wait).await?;
-                check(&found, dest)?;
-                outcome.chain.push(found.clone());
-                next.push(found);
-            }
-        }
-        if next.is_empty() {
-            break;
-        }
-        frontier = next;
-    }
-    Ok(outcome)
+    Ok(cocoon_ton::send_and_trace(client, wallet, transfer, options).await?)
 }
 
-/// Waits for `dest`'s transaction that consumed `msg`. Matches the message hash, or the sender and
-/// the creation lt (unique per sender), because servers do not always report the same hash for a
-/// message on both sides (re-serialised state inits hash differently).
-async fn wait_for_delivery(
+/// Sends `body` with `value` to `to` from `wallet` with the default [`TraceOptions`].
+pub(crate) async fn send_body(
     client: &dyn TonClient,
-    dest: &TonAddress,
-    msg: &TxMessage,
-    source: Option<&TonAddress>,
-    wait: Duration,
-) -> Result<Transaction, ChainError> {
-    let started = Instant::now();
-    loop {
-        let txs = client.get_transactions(dest, WAIT_PAGE, None).await?;
-        let found = txs.into_iter().find(|t| {
-            t.in_msg.as_ref().is_some_and(|m| {
-                m.hash == msg.hash
-                    || (msg.created_lt != 0
-                        && m.created_lt == msg.created_lt
-                        && m.source.is_some()
-                        && m.source.as_ref() == source)
-            })
-        });
-        if let Some(tx) = found {
-            return Ok(tx);
-        }
-        if started.elapsed() >= wait {
-            return Err(ChainError::Client(ClientError::Timeout {
-                method: "wait_for_delivery".into(),
-                after: started.elapsed(),
-            }));
-        }
-        tokio::time::sleep(client.poll_interval().min(wait)).await;
-    }
+    wallet: &Wallet,
+    to: &TonAddress,
+    value: u128,
+    body: &impl CellCodec,
+) -> Result<Outcome, ChainError> {
+    send(
+        client,
+        wallet,
+        message(to, value, body)?,
+        TraceOptions::default(),
+    )
+    .await
 }
+
+/// Defines handle methods that each send one message: `fn name(args) => value, body;` becomes
+/// `pub async fn name(&self, client, wallet, args) -> Result<Outcome, ChainError>` sending `body`
+/// with `value` nanoTON to the handle's address.
+macro_rules! message_ops {
+    ($( $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) => $value:expr, $body:expr; )*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(
+                &self,
+                client: &dyn cocoon_ton::TonClient,
+                wallet: &cocoon_ton::Wallet,
+                $($arg: $ty),*
+            ) -> Result<super::Outcome, super::ChainError> {
+                super::send_body(client, wallet, &self.address, $value, &$body).await
+            }
+        )*
+    };
+}
+pub(crate) use message_ops;
 
 /// A transfer of `value` to `to` carrying `body`.
 pub fn message(

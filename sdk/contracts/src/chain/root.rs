@@ -1,17 +1,16 @@
 //! The root: deploy, governance, opening stakes and escrows, slashing reports, getters.
 
-use cocoon_ton::{StackEntry, TonClient, Transfer, Wallet};
+use cocoon_ton::{StackEntry, TonClient, TraceOptions, Transfer, Wallet};
 use tonlib_core::TonAddress;
 
 use super::{
-    ChainError, Outcome, SendOptions, address_arg, fetch_state, get, message, send, stack_address,
-    stack_err,
+    ChainError, Outcome, address_arg, fetch_state, get, message_ops, send, stack_address, stack_err,
 };
 use crate::address::{
     Deployment, escrow_deployment, root_deployment, root_initial_storage, stake_deployment,
 };
 use crate::codec::{Bits256, CellCodec};
-use crate::fees;
+use crate::fees::{ROOT_OWNER_OP_VALUE, ROOT_REPORT_VALUE};
 use crate::messages::*;
 use crate::state::RootStorage;
 use crate::statements::{EquivocationEvidence, FaultEvidence, RevokedServingEvidence};
@@ -54,254 +53,53 @@ impl RootHandle {
         let transfer = Transfer::new(d.address.clone(), value)
             .with_bounce(false)
             .with_state_init(d.state_init()?.to_arc());
-        let outcome = send(client, wallet, transfer, SendOptions::default()).await?;
+        let outcome = send(client, wallet, transfer, TraceOptions::default()).await?;
         Ok((RootHandle { address: d.address }, outcome))
     }
 
-    async fn owner_op(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        body: &impl CellCodec,
-    ) -> Result<Outcome, ChainError> {
-        let t = message(&self.address, fees::ROOT_OWNER_OP_VALUE, body)?;
-        send(client, wallet, t, SendOptions::default()).await
-    }
-
-    /// Owner: proposes a new owner.
-    pub async fn change_owner(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        new_owner: &TonAddress,
-    ) -> Result<Outcome, ChainError> {
-        self.owner_op(
-            client,
-            wallet,
-            &RootChangeOwner {
-                query_id: 0,
-                new_owner: new_owner.clone(),
-            },
-        )
-        .await
-    }
-
-    /// Pending owner: accepts ownership.
-    pub async fn accept_owner(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-    ) -> Result<Outcome, ChainError> {
-        self.owner_op(client, wallet, &RootAcceptOwner { query_id: 0 })
-            .await
-    }
-
-    /// Owner: allows (`true`) or revokes (`false`) an image for a role.
-    pub async fn set_image(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        role: u8,
-        image_hash: Bits256,
-        allowed: bool,
-    ) -> Result<Outcome, ChainError> {
-        self.owner_op(
-            client,
-            wallet,
-            &RootSetImage {
-                query_id: 0,
-                role,
-                image_hash,
-                allowed,
-            },
-        )
-        .await
-    }
-
-    /// Owner: names a model, or removes it with `None`.
-    pub async fn set_model(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        model_hash: Bits256,
-        name: Option<String>,
-    ) -> Result<Outcome, ChainError> {
-        self.owner_op(
-            client,
-            wallet,
-            &RootSetModel {
-                query_id: 0,
-                model_hash,
-                name,
-            },
-        )
-        .await
-    }
-
-    /// Owner: registers a proxy, or removes it with `None`.
-    pub async fn set_proxy(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        proxy: &TonAddress,
-        info: Option<ProxyInfo>,
-    ) -> Result<Outcome, ChainError> {
-        self.owner_op(
-            client,
-            wallet,
-            &RootSetProxy {
-                query_id: 0,
-                proxy: proxy.clone(),
-                info,
-            },
-        )
-        .await
-    }
-
-    /// Owner: replaces the network parameters.
-    pub async fn set_params(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        params: NetworkParams,
-    ) -> Result<Outcome, ChainError> {
-        self.owner_op(
-            client,
-            wallet,
-            &RootSetParams {
-                query_id: 0,
-                params,
-            },
-        )
-        .await
-    }
-
-    /// Owner: replaces the child code.
-    pub async fn set_codes(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        codes: ChildCodes,
-    ) -> Result<Outcome, ChainError> {
-        self.owner_op(client, wallet, &RootSetCodes { query_id: 0, codes })
-            .await
-    }
-
-    /// Owner: withdraws kept slash proceeds.
-    pub async fn withdraw_kept(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        amount: u128,
-    ) -> Result<Outcome, ChainError> {
-        self.owner_op(
-            client,
-            wallet,
-            &RootWithdrawKept {
-                query_id: 0,
-                amount,
-            },
-        )
-        .await
-    }
-
-    /// Anyone: opens (or tops up) the wallet's stake for `role`; `value` must be at least
-    /// [`fees::ROOT_OPEN_VALUE`], the rest minus the stake's deposit fee becomes stake.
-    pub async fn open_stake(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        role: u8,
-        key: Bits256,
-        value: u128,
-    ) -> Result<Outcome, ChainError> {
-        let t = message(
-            &self.address,
-            value,
-            &RootOpenStake {
-                query_id: 0,
-                role,
-                key,
-            },
-        )?;
-        send(client, wallet, t, SendOptions::default()).await
-    }
-
-    /// Anyone: opens (or tops up) the wallet's escrow with `proxy`, keeping `stake` as credit line
-    /// and naming `client_key` (the client gateway's TLS key; zero keeps the recorded one) as the key
-    /// that may spend it at the proxy.
-    pub async fn open_escrow(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        proxy: &TonAddress,
-        stake: u128,
-        client_key: Bits256,
-        value: u128,
-    ) -> Result<Outcome, ChainError> {
-        let t = message(
-            &self.address,
-            value,
-            &RootOpenEscrow {
-                query_id: 0,
-                proxy: proxy.clone(),
-                stake,
-                client_key,
-            },
-        )?;
-        send(client, wallet, t, SendOptions::default()).await
-    }
-
-    /// Anyone: reports a proxy's equivocation.
-    pub async fn report_equivocation(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        proxy: &TonAddress,
-        evidence: EquivocationEvidence,
-    ) -> Result<Outcome, ChainError> {
-        let body = RootReportEquivocation {
-            query_id: 0,
-            proxy: proxy.clone(),
-            evidence,
-        };
-        let t = message(&self.address, fees::ROOT_REPORT_VALUE, &body)?;
-        send(client, wallet, t, SendOptions::default()).await
-    }
-
-    /// Anyone: reports a worker serving on a revoked image.
-    pub async fn report_revoked(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        worker: &TonAddress,
-        evidence: RevokedServingEvidence,
-    ) -> Result<Outcome, ChainError> {
-        let body = RootReportRevoked {
-            query_id: 0,
-            worker: worker.clone(),
-            evidence,
-        };
-        let t = message(&self.address, fees::ROOT_REPORT_VALUE, &body)?;
-        send(client, wallet, t, SendOptions::default()).await
-    }
-
-    /// Anyone: forwards a registered proxy's fault report.
-    pub async fn report_fault(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        evidence: FaultEvidence,
-    ) -> Result<Outcome, ChainError> {
-        let t = message(
-            &self.address,
-            fees::ROOT_REPORT_VALUE,
-            &RootReportFault {
-                query_id: 0,
-                evidence,
-            },
-        )?;
-        send(client, wallet, t, SendOptions::default()).await
+    message_ops! {
+        /// Owner: proposes a new owner.
+        fn change_owner(new_owner: &TonAddress) => ROOT_OWNER_OP_VALUE,
+            RootChangeOwner { query_id: 0, new_owner: new_owner.clone() };
+        /// Pending owner: accepts ownership.
+        fn accept_owner() => ROOT_OWNER_OP_VALUE, RootAcceptOwner { query_id: 0 };
+        /// Owner: allows (`true`) or revokes (`false`) an image for a role.
+        fn set_image(role: u8, image_hash: Bits256, allowed: bool) => ROOT_OWNER_OP_VALUE,
+            RootSetImage { query_id: 0, role, image_hash, allowed };
+        /// Owner: names a model, or removes it with `None`.
+        fn set_model(model_hash: Bits256, name: Option<String>) => ROOT_OWNER_OP_VALUE,
+            RootSetModel { query_id: 0, model_hash, name };
+        /// Owner: registers a proxy, or removes it with `None`.
+        fn set_proxy(proxy: &TonAddress, info: Option<ProxyInfo>) => ROOT_OWNER_OP_VALUE,
+            RootSetProxy { query_id: 0, proxy: proxy.clone(), info };
+        /// Owner: replaces the network parameters.
+        fn set_params(params: NetworkParams) => ROOT_OWNER_OP_VALUE,
+            RootSetParams { query_id: 0, params };
+        /// Owner: replaces the child code.
+        fn set_codes(codes: ChildCodes) => ROOT_OWNER_OP_VALUE, RootSetCodes { query_id: 0, codes };
+        /// Owner: withdraws kept slash proceeds.
+        fn withdraw_kept(amount: u128) => ROOT_OWNER_OP_VALUE,
+            RootWithdrawKept { query_id: 0, amount };
+        /// Anyone: opens (or tops up) the wallet's stake for `role`; `value` must be at least
+        /// [`crate::fees::ROOT_OPEN_VALUE`], the rest minus the stake's deposit fee becomes stake.
+        fn open_stake(role: u8, key: Bits256, value: u128) => value,
+            RootOpenStake { query_id: 0, role, key };
+        /// Anyone: opens (or tops up) the wallet's escrow with `proxy`, keeping `stake` as credit
+        /// line and naming `client_key` (the client gateway's TLS key; zero keeps the recorded one)
+        /// as the key that may spend it at the proxy.
+        fn open_escrow(proxy: &TonAddress, stake: u128, client_key: Bits256, value: u128) => value,
+            RootOpenEscrow { query_id: 0, proxy: proxy.clone(), stake, client_key };
+        /// Anyone: reports a proxy's equivocation.
+        fn report_equivocation(proxy: &TonAddress, evidence: EquivocationEvidence) =>
+            ROOT_REPORT_VALUE,
+            RootReportEquivocation { query_id: 0, proxy: proxy.clone(), evidence };
+        /// Anyone: reports a worker serving on a revoked image.
+        fn report_revoked(worker: &TonAddress, evidence: RevokedServingEvidence) =>
+            ROOT_REPORT_VALUE,
+            RootReportRevoked { query_id: 0, worker: worker.clone(), evidence };
+        /// Anyone: forwards a registered proxy's fault report.
+        fn report_fault(evidence: FaultEvidence) => ROOT_REPORT_VALUE,
+            RootReportFault { query_id: 0, evidence };
     }
 
     /// The root's whole storage, decoded.
@@ -382,9 +180,7 @@ impl RootHandle {
             .and_then(stack_address)
             .ok_or_else(|| stack_err(&self.address, method, "no address"))
     }
-}
 
-impl RootHandle {
     /// `get_params`: the params version and the network parameters, as the root reports them.
     pub async fn get_params(
         &self,

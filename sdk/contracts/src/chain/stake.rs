@@ -1,11 +1,11 @@
 //! A stake (and, for a proxy, its payout vault): deposit, key rotation, unbond, withdraw, payout
 //! claims, earnings, decoded state.
 
-use cocoon_ton::{TonClient, Wallet};
+use cocoon_ton::TonClient;
 use tonlib_core::TonAddress;
 
-use super::{ChainError, Outcome, SendOptions, fetch_state, message, send};
-use crate::codec::{Bits256, CellCodec};
+use super::{ChainError, fetch_state, message_ops};
+use crate::codec::Bits256;
 use crate::fees;
 use crate::messages::*;
 use crate::state::StakeStorage;
@@ -24,135 +24,24 @@ impl StakeHandle {
         StakeHandle { address }
     }
 
-    async fn op(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        value: u128,
-        body: &impl CellCodec,
-    ) -> Result<Outcome, ChainError> {
-        send(
-            client,
-            wallet,
-            message(&self.address, value, body)?,
-            SendOptions::default(),
-        )
-        .await
-    }
-
-    /// Anyone: adds `value` minus [`fees::STAKE_DEPOSIT_FEE`] to the stake.
-    pub async fn deposit(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        value: u128,
-    ) -> Result<Outcome, ChainError> {
-        self.op(client, wallet, value, &StakeDeposit { query_id: 0 })
-            .await
-    }
-
-    /// Owner: rotates the operator key.
-    pub async fn set_key(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        key: Bits256,
-    ) -> Result<Outcome, ChainError> {
-        self.op(
-            client,
-            wallet,
-            fees::STAKE_OWNER_OP_VALUE,
-            &StakeSetKey { query_id: 0, key },
-        )
-        .await
-    }
-
-    /// Owner of a proxy vault: commits the proxy ledger's marker (strictly increasing).
-    pub async fn commit_marker(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        marker: u64,
-    ) -> Result<Outcome, ChainError> {
-        self.op(
-            client,
-            wallet,
-            fees::STAKE_OWNER_OP_VALUE,
-            &StakeCommitMarker {
-                query_id: 0,
-                marker,
-            },
-        )
-        .await
-    }
-
-    /// Owner: starts unbonding `amount`.
-    pub async fn unbond(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        amount: u128,
-    ) -> Result<Outcome, ChainError> {
-        self.op(
-            client,
-            wallet,
-            fees::STAKE_OWNER_OP_VALUE,
-            &StakeUnbond {
-                query_id: 0,
-                amount,
-            },
-        )
-        .await
-    }
-
-    /// Owner: withdraws everything unbonded once the delay passed.
-    pub async fn withdraw(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-    ) -> Result<Outcome, ChainError> {
-        self.op(
-            client,
-            wallet,
-            fees::STAKE_OWNER_OP_VALUE,
-            &StakeWithdraw { query_id: 0 },
-        )
-        .await
-    }
-
-    /// Anyone (usually the worker): claims a proxy-signed payout from this vault.
-    pub async fn claim_payout(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        voucher: SignedPayout,
-    ) -> Result<Outcome, ChainError> {
-        self.op(
-            client,
-            wallet,
-            fees::STAKE_CLAIM_VALUE,
-            &StakeClaimPayout::new(0, voucher),
-        )
-        .await
-    }
-
-    /// Proxy vault owner: takes `amount` of the proxy's share.
-    pub async fn withdraw_earnings(
-        &self,
-        client: &dyn TonClient,
-        wallet: &Wallet,
-        amount: u128,
-    ) -> Result<Outcome, ChainError> {
-        self.op(
-            client,
-            wallet,
-            fees::STAKE_OWNER_OP_VALUE,
-            &StakeWithdrawEarnings {
-                query_id: 0,
-                amount,
-            },
-        )
-        .await
+    message_ops! {
+        /// Anyone: adds `value` minus [`fees::STAKE_DEPOSIT_FEE`] to the stake.
+        fn deposit(value: u128) => value, StakeDeposit { query_id: 0 };
+        /// Owner: rotates the operator key.
+        fn set_key(key: Bits256) => fees::STAKE_OWNER_OP_VALUE, StakeSetKey { query_id: 0, key };
+        /// Owner of a proxy vault: commits the proxy ledger's marker (strictly increasing).
+        fn commit_marker(marker: u64) =>
+            fees::STAKE_OWNER_OP_VALUE, StakeCommitMarker { query_id: 0, marker };
+        /// Owner: starts unbonding `amount`.
+        fn unbond(amount: u128) => fees::STAKE_OWNER_OP_VALUE, StakeUnbond { query_id: 0, amount };
+        /// Owner: withdraws everything unbonded once the delay passed.
+        fn withdraw() => fees::STAKE_OWNER_OP_VALUE, StakeWithdraw { query_id: 0 };
+        /// Anyone (usually the worker): claims a proxy-signed payout from this vault.
+        fn claim_payout(voucher: SignedPayout) =>
+            fees::STAKE_CLAIM_VALUE, StakeClaimPayout::new(0, voucher);
+        /// Proxy vault owner: takes `amount` of the proxy's share.
+        fn withdraw_earnings(amount: u128) =>
+            fees::STAKE_OWNER_OP_VALUE, StakeWithdrawEarnings { query_id: 0, amount };
     }
 
     /// The stake's storage, decoded.

@@ -184,6 +184,16 @@ tlb_struct! {
 }
 
 tlb_struct! {
+    /// `root_sync_vault_key` (anyone): the root sends the proxy's registered key to its vault.
+    pub struct RootSyncVaultKey [opcode = opcodes::ROOT_SYNC_VAULT_KEY] {
+        /// Query id.
+        query_id: u64 => uint(64),
+        /// The proxy (owner address, must be registered).
+        proxy: TonAddress => addr,
+    }
+}
+
+tlb_struct! {
     /// `root_report_equivocation` (anyone): two conflicting proxy-signed statements.
     pub struct RootReportEquivocation [opcode = opcodes::ROOT_REPORT_EQUIVOCATION] {
         /// Query id.
@@ -222,5 +232,16 @@ tlb_struct! {
     pub struct RootOwnerNotice [opcode = opcodes::ROOT_OWNER_NOTICE] {
         /// Query id.
         query_id: u64 => uint(64),
+    }
+}
+
+tlb_struct! {
+    /// `root_report_refused`: the value of a report whose slash the stake refused (or whose stake
+    /// does not exist) going back to the reporter.
+    pub struct RootReportRefused [opcode = opcodes::ROOT_REPORT_REFUSED] {
+        /// Query id of the report.
+        query_id: u64 => uint(64),
+        /// The stake's exit code (0 when the stake did not exist).
+        exit_code: i32 => int(32),
     }
 }

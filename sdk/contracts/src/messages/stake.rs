@@ -163,6 +163,17 @@ tlb_struct! {
 }
 
 tlb_struct! {
+    /// `stake_registered_key` (root only, to a proxy vault): the key governance registered for the
+    /// proxy, which payout vouchers are checked against.
+    pub struct StakeRegisteredKey [opcode = opcodes::STAKE_REGISTERED_KEY] {
+        /// Query id.
+        query_id: u64 => uint(64),
+        /// The registered key.
+        key: Bits256 => bits256,
+    }
+}
+
+tlb_struct! {
     /// `stake_payout_notice`: body of a payout to a worker.
     pub struct StakePayoutNotice [opcode = opcodes::STAKE_PAYOUT_NOTICE] {
         /// Query id.

@@ -1,6 +1,6 @@
 //! [`VaultMemoryChain`]: a [`MemoryChain`] whose payouts go, in the contracts' format, to in-memory
 //! vaults that the workers see too. Each worker key is paid through a [`WorkerChain`] (in tests, the
-//! worker's own `cocoon_worker::chain::MemoryChain`, which applies the vault's rules: its key,
+//! worker's own [`WorkerMemoryChain`](crate::WorkerMemoryChain), which applies the vault's rules: its key,
 //! strictly higher seqno and amount), so the proxy's submissions and the worker's claims meet in the
 //! same vault record, as on chain.
 
@@ -14,7 +14,10 @@ use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
 use cocoon_ton::TonAddress;
 use cocoon_worker::chain::{WorkerChain, WorkerChainError};
 
-use crate::chain::{BoxFuture, ChainView, EscrowInfo, MemoryChain, SettleError, Settler};
+use cocoon_proxy::chain::{BoxFuture, SettleError};
+use cocoon_proxy::{ChainView, EscrowInfo, Settler};
+
+use crate::MemoryChain;
 
 /// A [`MemoryChain`] paying registered workers through their vault records (see the module docs);
 /// other workers are paid with ledger vouchers as [`MemoryChain`] does.

@@ -11,8 +11,8 @@ use cocoon_attestation::provider::EvidenceKind;
 use cocoon_attestation::provider::simulated::SimulatedQuote;
 use cocoon_protocol::Receipt;
 
-use crate::bundle::ProofBundle;
-use crate::bundle_verify::{CheckResult, Checks, VerifyOptions};
+use crate::bundle::{ProofBundle, WorkerEvidence};
+use crate::report::{CheckResult, Checks, VerifyOptions};
 
 /// The certificate, quote, key binding and image checks; returns the TEE kind.
 pub(crate) fn evidence_checks(
@@ -43,9 +43,10 @@ pub(crate) fn evidence_checks(
     let parsed = match parse_certificate(&der) {
         Ok(p) => p,
         Err(e) => {
-            // A development-TLS certificate: a plain self-signed key, no claims, no quote.
+            // A certificate of development TLS before it became an attestation policy (bundles
+            // exported then): a plain self-signed key, no claims, no quote.
             let plain = e.to_string().contains("no claims extension")
-                && cocoon_daemon::tls::ed25519_key_of_cert(&der) == Some(rc.worker_key);
+                && cocoon_attestation::cert::ed25519_key_of_cert(&der) == Some(rc.worker_key);
             if plain {
                 checks.add(
                     "certificate",
@@ -152,7 +153,7 @@ fn certificate_check(checks: &mut Checks, parsed: &ParsedCert) {
 
 fn dcap_checks(
     checks: &mut Checks,
-    ev: &crate::bundle::WorkerEvidence,
+    ev: &WorkerEvidence,
     quote: &[u8],
     rc: &Receipt,
     opts: &VerifyOptions,
