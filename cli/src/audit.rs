@@ -8,7 +8,7 @@ use cocoon_contracts::state::{ROLE_PROXY, RootStorage};
 use cocoon_contracts::{ArcCell, Contract};
 use cocoon_ton::{AccountState, HttpTonClient, Network, TonAddress, TonClient, to_friendly};
 
-use crate::common::{RootArg, contract_address, friendly_raw};
+use crate::common::{contract_address, friendly_raw};
 use crate::exit::{ExitKind, fail};
 use crate::global::GlobalArgs;
 use crate::output::{Fields, OutputArgs};
@@ -18,8 +18,6 @@ use crate::{attest, client, ops, receipt, runtime, stake};
 /// Audit: deployed code versus this repository, decoded state, the network's registry.
 #[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
-    #[command(flatten)]
-    root: RootArg,
     #[command(flatten)]
     out: OutputArgs,
     #[command(subcommand)]
@@ -64,7 +62,7 @@ pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
         AuditCommand::Image(a) => return crate::image::run_audit(global, &args.root, a, json),
         AuditCommand::Network | AuditCommand::Contracts { .. } => {}
     }
-    let root = args.root.handle()?;
+    let root = global.root.handle()?;
     runtime::block_on(async move {
         let client = global.client()?;
         let network = global.network.ton_network();

@@ -11,7 +11,7 @@ use cocoon_contracts::state::{ROLE_PROXY, STAKE_ACTIVE, StakeStorage};
 use cocoon_contracts::statements::SignedPayout;
 use cocoon_ton::{HttpTonClient, TonAddress, Wallet};
 
-use crate::common::{RoleChoice, RootArg, contract_address, friendly_raw, parse_hash};
+use crate::common::{RoleChoice, contract_address, friendly_raw, parse_hash};
 use crate::exit::{ExitKind, fail};
 use crate::global::GlobalArgs;
 use crate::keystore::Keystore;
@@ -53,8 +53,6 @@ enum StakeCommand {
 #[derive(Debug, Args)]
 pub(crate) struct WorkerArgs {
     #[command(flatten)]
-    root: RootArg,
-    #[command(flatten)]
     out: OutputArgs,
     #[command(subcommand)]
     command: WorkerCommand,
@@ -77,8 +75,6 @@ enum WorkerCommand {
 /// Arguments of `cocoon proxy` (the stake commands plus `withdraw-earnings`).
 #[derive(Debug, Args)]
 pub(crate) struct ProxyArgs {
-    #[command(flatten)]
-    root: RootArg,
     #[command(flatten)]
     out: OutputArgs,
     #[command(subcommand)]
@@ -104,7 +100,7 @@ pub(crate) fn run_worker(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
     if let WorkerCommand::Run(run) = args.command {
         return runtime::block_on_daemon(cocoon_worker::daemon::run(run));
     }
-    let root = args.root.handle()?;
+    let root = global.root.handle()?;
     match args.command {
         WorkerCommand::Stake(cmd) => {
             run_stake(global, RoleChoice::Worker, root, cmd, args.out.json)
@@ -126,7 +122,7 @@ pub(crate) fn run_proxy(global: &GlobalArgs, args: ProxyArgs) -> Result<()> {
         };
         return runtime::block_on_daemon(cocoon_proxy::daemon::run_with(run, operator));
     }
-    let root = args.root.handle()?;
+    let root = global.root.handle()?;
     match args.command {
         ProxyCommand::Stake(cmd) => run_stake(global, RoleChoice::Proxy, root, cmd, args.out.json),
         ProxyCommand::WithdrawEarnings { amount } => {
