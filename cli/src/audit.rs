@@ -8,7 +8,7 @@ use cocoon_contracts::state::{ROLE_PROXY, RootStorage};
 use cocoon_contracts::{ArcCell, Contract};
 use cocoon_ton::{AccountState, HttpTonClient, Network, TonAddress, TonClient, to_friendly};
 
-use crate::common::{RootArg, contract_address, friendly_raw};
+use crate::common::{contract_address, friendly_raw};
 use crate::exit::{ExitKind, fail};
 use crate::global::GlobalArgs;
 use crate::output::{Fields, OutputArgs};
@@ -18,8 +18,6 @@ use crate::{attest, client, ops, receipt, runtime, stake};
 /// Audit: deployed code versus this repository, decoded state, the network's registry.
 #[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
-    #[command(flatten)]
-    root: RootArg,
     #[command(flatten)]
     out: OutputArgs,
     #[command(subcommand)]
@@ -48,6 +46,11 @@ enum AuditCommand {
     /// Run the attested TLS 1.3 handshake with HOST:PORT and report what was verified (the same
     /// check as `cocoon attest endpoint`). Needs no chain.
     Endpoint(attest::EndpointArgs),
+    /// Measure an image and check its hash against the root's allowlist for a role.
+    ///
+    /// Takes the inputs of `cocoon image measure`; with --expected, names the register and event
+    /// that differ. Exit 9 if the hash is not allowed.
+    Image(crate::image::AuditImageArgs),
 }
 
 /// Runs an `audit` subcommand.
@@ -56,9 +59,10 @@ pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
     match args.command {
         AuditCommand::Receipt(a) => return receipt::verify(&a, json, receipt::Style::Audit),
         AuditCommand::Endpoint(a) => return attest::run_endpoint(a, json),
+        AuditCommand::Image(a) => return crate::image::run_audit(global, &global.root, a, json),
         AuditCommand::Network | AuditCommand::Contracts { .. } => {}
     }
-    let root = args.root.handle()?;
+    let root = global.root.handle()?;
     runtime::block_on(async move {
         let client = global.client()?;
         let network = global.network.ton_network();
@@ -68,7 +72,7 @@ pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
             AuditCommand::Contracts { stakes, escrows } => {
                 contracts(&client, &root, &storage, &stakes, &escrows, network, json).await
             }
-            AuditCommand::Receipt(_) | AuditCommand::Endpoint(_) => Ok(()),
+            AuditCommand::Receipt(_) | AuditCommand::Endpoint(_) | AuditCommand::Image(_) => Ok(()),
         }
     })
 }

@@ -11,7 +11,7 @@ use cocoon_contracts::state::{ESCROW_CLOSED, ESCROW_CLOSING, ESCROW_OPEN, Escrow
 use cocoon_contracts::statements::SignedCharge;
 use cocoon_ton::{HttpTonClient, Network, TonAddress, format_ton};
 
-use crate::common::{RootArg, contract_address, friendly_raw};
+use crate::common::{contract_address, friendly_raw};
 use crate::exit::{ExitKind, fail};
 use crate::global::GlobalArgs;
 use crate::output::{Fields, OutputArgs};
@@ -21,8 +21,6 @@ use crate::{ops, runtime, tx};
 /// Client: your escrow (payment channel) with a proxy.
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
-    #[command(flatten)]
-    root: RootArg,
     #[command(flatten)]
     out: OutputArgs,
     /// The proxy operator's address (as registered in the root).
@@ -35,7 +33,7 @@ pub(crate) struct ClientArgs {
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
     /// Run the client gateway: a local OpenAI-compatible endpoint that reaches the network.
-    Gateway(cocoon_gateway::run::RunArgs),
+    Gateway(cocoon_daemon::launch::DaemonArgs),
     /// Open an escrow with the proxy (or add to it) through the root.
     Open {
         /// TON to deposit.
@@ -118,9 +116,9 @@ impl ClientKeyArgs {
 /// Runs a `client` subcommand.
 pub(crate) fn run(global: &GlobalArgs, args: ClientArgs) -> Result<()> {
     if let ClientCommand::Gateway(run) = args.command {
-        return runtime::block_on_daemon(cocoon_gateway::run::run(run));
+        return runtime::block_on_daemon(cocoon_gateway::daemon::run(run));
     }
-    let root = args.root.handle()?;
+    let root = global.root.handle()?;
     let proxy = match &args.proxy {
         Some(p) => parse_addr(p)?.0,
         None => {

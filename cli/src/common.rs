@@ -9,7 +9,7 @@ use cocoon_contracts::state::{ROLE_PROXY, ROLE_WORKER};
 use cocoon_ton::{Network, TonAddress, to_friendly, to_raw};
 
 use crate::exit::{ExitKind, fail};
-use crate::global::GlobalArgs;
+use crate::global::{GlobalArgs, NetworkChoice};
 use crate::output::Fields;
 use crate::wallet::parse_addr;
 
@@ -85,6 +85,10 @@ pub(crate) fn parse_hash(text: &str, what: &str) -> Result<Bits256> {
 
 /// The chain's global id for this network, as the root stores it.
 pub(crate) fn network_id(global: &GlobalArgs) -> i32 {
+    // The devnet's chain runs mainnet's configuration (its global id), whatever its address flavour.
+    if global.network == NetworkChoice::Local {
+        return cocoon_devnet::GLOBAL_ID;
+    }
     match global.network.ton_network() {
         Network::Mainnet => NETWORK_ID_MAINNET,
         Network::Testnet => NETWORK_ID_TESTNET,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use cocoon_localnet::flow;
 use cocoon_localnet::localnet::{EngineChoice, Funding, LocalNet};
@@ -14,8 +14,10 @@ pub(crate) struct DemoArgs {
     /// Keep the network up after the summary and print the gateway URL (Ctrl-C stops it).
     #[arg(long)]
     serve: bool,
-    /// The GGUF model for the built-in engine.
-    #[arg(long, env = "COCOON_MODEL_PATH")]
+    /// The GGUF model for the built-in engine [default: $COCOON_MODEL_PATH, else
+    /// .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf in the current folder or a parent up to the
+    /// repository root, where `make setup` puts it].
+    #[arg(long)]
     model: Option<PathBuf>,
     /// Use the zero-latency fixed engine instead of the model (no real tokens).
     #[arg(long)]
@@ -50,14 +52,8 @@ async fn demo(args: DemoArgs) -> Result<()> {
     let engine = if args.fixed_engine {
         EngineChoice::Fixed
     } else {
-        let Some(path) = args.model else {
-            bail!(
-                "no model: set COCOON_MODEL_PATH or --model (`make setup` fetches SmolLM2), or pass --fixed-engine"
-            );
-        };
-        if !path.is_file() {
-            bail!("model file {} not found (run `make setup`)", path.display());
-        }
+        let path = cocoon_engine::locate_model(args.model.as_deref())
+            .map_err(|e| anyhow::anyhow!("{e}\n(or pass --fixed-engine to run without a model)"))?;
         EngineChoice::Gguf(path)
     };
     eprintln!("{INSECURE}");

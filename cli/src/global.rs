@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use cocoon_ton::{HttpTonClient, Network, TonClientConfig};
 
+use crate::common::RootArg;
 use crate::exit::{ExitKind, fail};
 
 /// Where the local devnet started by `cocoon devnet up` keeps its PID, URL and state.
@@ -82,6 +83,11 @@ pub(crate) struct GlobalArgs {
         default_value_t = 90
     )]
     pub(crate) tx_timeout: u64,
+
+    /// The root contract (`--root`, `COCOON_ROOT`): read by gov, worker, proxy, client and audit;
+    /// global so that it may come before or after the command.
+    #[command(flatten)]
+    pub(crate) root: RootArg,
 }
 
 impl GlobalArgs {

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use cocoon_contracts::fees::ROOT_OWNER_OP_VALUE;
 use cocoon_contracts::messages::ProxyInfo;
 
-use crate::common::{RoleChoice, RootArg, contract_address, parse_hash};
+use crate::common::{RoleChoice, contract_address, parse_hash};
 use crate::exit::{ExitKind, fail};
 use crate::global::GlobalArgs;
 use crate::output::{Fields, OutputArgs};
@@ -17,8 +17,6 @@ use crate::{deploy, ops, runtime, tx};
 /// Governance: images, models, proxies, parameters and ownership of the root.
 #[derive(Debug, Args)]
 pub(crate) struct GovArgs {
-    #[command(flatten)]
-    root: RootArg,
     #[command(flatten)]
     out: OutputArgs,
     #[command(subcommand)]
@@ -89,7 +87,7 @@ enum GovCommand {
 
 /// Runs a `gov` subcommand.
 pub(crate) fn run(global: &GlobalArgs, args: GovArgs) -> Result<()> {
-    let root = args.root.handle()?;
+    let root = global.root.handle()?;
     let json = args.out.json;
     runtime::block_on(async move {
         let client = global.client()?;

@@ -20,6 +20,7 @@ mod devnet;
 mod exit;
 mod global;
 mod gov;
+mod image;
 mod keystore;
 mod mnemonic;
 mod ops;
@@ -71,6 +72,8 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// The whole network on a local devnet: one real request, settlement, a summary (INSECURE dev mode).
     Demo(demo::DemoArgs),
+    /// TD images: measure boot artifacts (MRTD, RTMRs, image hash), replay event logs.
+    Image(image::ImageArgs),
     /// Proof bundles: export receipts from a client gateway, verify them offline.
     Receipt(receipt::ReceiptArgs),
     /// Benchmarks (BRIEF §8): request path, proxy memory, settlement, gas, attestation, engine.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args),
         Command::Receipt(args) => receipt::run(args),
+        Command::Image(args) => image::run(args),
     };
     exit::report(result)
 }

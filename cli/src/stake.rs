@@ -11,7 +11,7 @@ use cocoon_contracts::state::{ROLE_PROXY, STAKE_ACTIVE, StakeStorage};
 use cocoon_contracts::statements::SignedPayout;
 use cocoon_ton::{HttpTonClient, TonAddress, Wallet};
 
-use crate::common::{RoleChoice, RootArg, contract_address, friendly_raw, parse_hash};
+use crate::common::{RoleChoice, contract_address, friendly_raw, parse_hash};
 use crate::exit::{ExitKind, fail};
 use crate::global::GlobalArgs;
 use crate::keystore::Keystore;
@@ -53,8 +53,6 @@ enum StakeCommand {
 #[derive(Debug, Args)]
 pub(crate) struct WorkerArgs {
     #[command(flatten)]
-    root: RootArg,
-    #[command(flatten)]
     out: OutputArgs,
     #[command(subcommand)]
     command: WorkerCommand,
@@ -65,7 +63,7 @@ enum WorkerCommand {
     #[command(flatten)]
     Stake(StakeCommand),
     /// Run the worker daemon (dials proxies, serves them through an inference engine).
-    Run(cocoon_worker::run::RunArgs),
+    Run(cocoon_daemon::launch::DaemonArgs),
     /// Claim a proxy-signed payout voucher from the proxy's vault.
     Claim {
         /// The signed payout voucher: BoC in hex (as the worker daemon stores it).
@@ -78,8 +76,6 @@ enum WorkerCommand {
 #[derive(Debug, Args)]
 pub(crate) struct ProxyArgs {
     #[command(flatten)]
-    root: RootArg,
-    #[command(flatten)]
     out: OutputArgs,
     #[command(subcommand)]
     command: ProxyCommand,
@@ -90,7 +86,7 @@ enum ProxyCommand {
     #[command(flatten)]
     Stake(StakeCommand),
     /// Run the proxy daemon (admits clients, routes to workers, records charges and payouts).
-    Run(cocoon_proxy::run::RunArgs),
+    Run(cocoon_proxy::daemon::RunArgs),
     /// Withdraw the proxy's share of what clients paid into the vault (see `earnings_available`).
     WithdrawEarnings {
         /// TON to withdraw.
@@ -102,9 +98,9 @@ enum ProxyCommand {
 /// Runs a `worker` subcommand.
 pub(crate) fn run_worker(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
     if let WorkerCommand::Run(run) = args.command {
-        return runtime::block_on_daemon(cocoon_worker::run::run(run));
+        return runtime::block_on_daemon(cocoon_worker::daemon::run(run));
     }
-    let root = args.root.handle()?;
+    let root = global.root.handle()?;
     match args.command {
         WorkerCommand::Stake(cmd) => {
             run_stake(global, RoleChoice::Worker, root, cmd, args.out.json)
@@ -124,9 +120,9 @@ pub(crate) fn run_proxy(global: &GlobalArgs, args: ProxyArgs) -> Result<()> {
             Some(_) => Some(crate::wallet::unlock(global)?),
             None => None,
         };
-        return runtime::block_on_daemon(cocoon_proxy::run::run_with(run, operator));
+        return runtime::block_on_daemon(cocoon_proxy::daemon::run_with(run, operator));
     }
-    let root = args.root.handle()?;
+    let root = global.root.handle()?;
     match args.command {
         ProxyCommand::Stake(cmd) => run_stake(global, RoleChoice::Proxy, root, cmd, args.out.json),
         ProxyCommand::WithdrawEarnings { amount } => {

@@ -7,11 +7,10 @@ import {
     BlockchainTransaction,
     EmulationError,
     GetMethodError,
-    snapshotFromSerializable,
-    snapshotToSerializable,
 } from '@ton/sandbox';
 import { Address, beginCell, Cell, loadMessage, Message, Transaction, TupleItem } from '@ton/core';
 import { ApiError, b64, normalizedExternalHash, rawMessageCells } from './format.js';
+import { SerializableSnapshot, snapshotFromState, snapshotToState } from './state.js';
 
 const STATE_VERSION = 1;
 const TREASURY_SEED = 'cocoon-devnet-treasury';
@@ -29,7 +28,6 @@ type DevnetMeta = {
     sentHashes: Record<string, string>;
 };
 
-type SerializableSnapshot = ReturnType<typeof snapshotToSerializable>;
 type StateFile = { version: number; meta: DevnetMeta; snapshot: SerializableSnapshot };
 
 export type WalletKind = { type: string; code: Cell };
@@ -57,7 +55,11 @@ export class Chain {
             if (parsed.version !== STATE_VERSION) {
                 throw new Error(`state file ${statePath} has version ${parsed.version}, expected ${STATE_VERSION}`);
             }
-            await bc.loadFrom(snapshotFromSerializable(parsed.snapshot));
+            const { snapshot, droppedLinks } = snapshotFromState(parsed.snapshot);
+            if (droppedLinks > 0) {
+                console.error(`devnet: ${statePath} was written by an older devnet: dropped ${droppedLinks} transaction links it could not resolve`);
+            }
+            await bc.loadFrom(snapshot);
             chain.meta = parsed.meta;
         }
         bc.verbosity = { print: false, blockchainLogs: false, vmLogs: 'none', debugLogs: false };
@@ -130,7 +132,7 @@ export class Chain {
         const state: StateFile = {
             version: STATE_VERSION,
             meta: this.meta,
-            snapshot: snapshotToSerializable(this.bc.snapshot()),
+            snapshot: snapshotToState(this.bc.snapshot()),
         };
         const dir = path.dirname(this.statePath);
         fs.mkdirSync(dir, { recursive: true });

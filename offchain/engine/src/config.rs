@@ -1,7 +1,7 @@
 //! Engine configuration, validated before anything is loaded or bound.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::EngineError;
 
@@ -138,6 +138,98 @@ impl EngineConfig {
     }
 }
 
+/// The model `make setup` fetches, under `.cache/models/` at the repository root.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The environment variable that names the model file when no flag or config value does.
+pub const MODEL_PATH_ENV: &str = "COCOON_MODEL_PATH";
+
+/// Where to look for the GGUF model, in this order: an explicit path (a `--model` flag or a config
+/// value), then `$COCOON_MODEL_PATH`, then `.cache/models/` + [`DEFAULT_MODEL_FILE`] in the start
+/// directory and each parent up to the repository root (the first one holding `.git`).
+///
+/// An explicit or environment path that does not exist is an error, not a reason to look further:
+/// the user asked for that file.
+#[derive(Debug, Clone)]
+pub struct ModelSearch {
+    /// the flag or config value, and the name to report it by (e.g. `--model`)
+    pub explicit: Option<(PathBuf, String)>,
+    /// the value of [`MODEL_PATH_ENV`], if set and not empty
+    pub env: Option<PathBuf>,
+    /// where the upward search starts (the current directory)
+    pub start: PathBuf,
+}
+
+impl ModelSearch {
+    /// The search for a process: `explicit` from the flag named `flag`, the real environment and the
+    /// current directory.
+    pub fn from_process(explicit: Option<&Path>, flag: &str) -> Self {
+        Self {
+            explicit: explicit.map(|p| (p.to_path_buf(), flag.to_string())),
+            env: std::env::var_os(MODEL_PATH_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            start: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        }
+    }
+
+    /// The model file, or an error naming every place looked at.
+    pub fn find(&self) -> Result<PathBuf, EngineError> {
+        if let Some((path, flag)) = &self.explicit {
+            return existing(path, flag);
+        }
+        if let Some(path) = &self.env {
+            return existing(path, MODEL_PATH_ENV);
+        }
+        let candidates = cache_candidates(&self.start);
+        if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+            return Ok(found.clone());
+        }
+        let flag = "--model";
+        let mut msg = format!(
+            "no model file found; looked at:\n  {flag}: not given\n  {MODEL_PATH_ENV}: not set"
+        );
+        for c in &candidates {
+            msg.push_str(&format!("\n  {}: absent", c.display()));
+        }
+        msg.push_str(&format!(
+            "\nrun `make setup` in the repository (it fetches {DEFAULT_MODEL_FILE} into .cache/models/), \
+             or pass {flag} PATH or set {MODEL_PATH_ENV}"
+        ));
+        Err(EngineError::Config(msg))
+    }
+}
+
+/// Finds the model as a binary does: `explicit` is the value of its `--model` flag.
+pub fn locate_model(explicit: Option<&Path>) -> Result<PathBuf, EngineError> {
+    ModelSearch::from_process(explicit, "--model").find()
+}
+
+fn existing(path: &Path, from: &str) -> Result<PathBuf, EngineError> {
+    if path.is_file() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(EngineError::Config(format!(
+            "model file {} (from {from}) does not exist; run `make setup` for the default model",
+            path.display()
+        )))
+    }
+}
+
+/// `.cache/models/<DEFAULT_MODEL_FILE>` in `start` and each parent, up to and including the first
+/// directory that holds `.git` (the repository root), or up to `/` outside a repository.
+fn cache_candidates(start: &Path) -> Vec<PathBuf> {
+    let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
+    let mut out = Vec::new();
+    for dir in start.ancestors() {
+        out.push(dir.join(".cache").join("models").join(DEFAULT_MODEL_FILE));
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +254,121 @@ mod tests {
         assert!(zero_threads.validate().is_err());
         assert!("fixed".parse::<BackendKind>().is_ok());
         assert!("gpu".parse::<BackendKind>().is_err());
+    }
+
+    fn search(dir: &Path, explicit: Option<PathBuf>, env: Option<PathBuf>) -> ModelSearch {
+        ModelSearch {
+            explicit: explicit.map(|p| (p, "--model".to_string())),
+            env,
+            start: dir.to_path_buf(),
+        }
+    }
+
+    /// A fresh folder under the system temp dir, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("cocoon-model-search-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A repository at `<tmp>/repo` with the model in `.cache/models/` and a nested folder.
+    fn repo_with_model() -> (TempDir, PathBuf, PathBuf) {
+        let tmp = TempDir::new();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(repo.join(".cache/models")).unwrap();
+        std::fs::create_dir_all(repo.join("cli/src")).unwrap();
+        let model = repo.join(".cache/models").join(DEFAULT_MODEL_FILE);
+        std::fs::write(&model, b"gguf").unwrap();
+        (tmp, repo, model)
+    }
+
+    #[test]
+    fn model_is_found_from_any_folder_of_the_repository() {
+        let (_tmp, repo, model) = repo_with_model();
+        assert_eq!(search(&repo, None, None).find().unwrap(), model);
+        assert_eq!(
+            search(&repo.join("cli/src"), None, None).find().unwrap(),
+            model
+        );
+    }
+
+    #[test]
+    fn flag_beats_environment_beats_cache() {
+        let (tmp, repo, cached) = repo_with_model();
+        let flag = tmp.path().join("flag.gguf");
+        let env = tmp.path().join("env.gguf");
+        std::fs::write(&flag, b"gguf").unwrap();
+        std::fs::write(&env, b"gguf").unwrap();
+        let s = search(&repo, Some(flag.clone()), Some(env.clone()));
+        assert_eq!(s.find().unwrap(), flag);
+        assert_eq!(search(&repo, None, Some(env.clone())).find().unwrap(), env);
+        assert_eq!(search(&repo, None, None).find().unwrap(), cached);
+    }
+
+    #[test]
+    fn a_named_file_that_is_missing_is_an_error_not_a_fallback() {
+        let (tmp, repo, _) = repo_with_model();
+        let gone = tmp.path().join("gone.gguf");
+        let err = search(&repo, Some(gone.clone()), None)
+            .find()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gone.gguf") && err.contains("--model"),
+            "{err}"
+        );
+        let err = search(&repo, None, Some(gone))
+            .find()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(MODEL_PATH_ENV), "{err}");
+    }
+
+    #[test]
+    fn nothing_found_names_every_place_looked_and_stops_at_the_repository_root() {
+        let tmp = TempDir::new();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(repo.join("a/b")).unwrap();
+        // a model above the repository root is not found
+        std::fs::create_dir_all(tmp.path().join(".cache/models")).unwrap();
+        std::fs::write(
+            tmp.path().join(".cache/models").join(DEFAULT_MODEL_FILE),
+            b"x",
+        )
+        .unwrap();
+        let err = search(&repo.join("a/b"), None, None)
+            .find()
+            .unwrap_err()
+            .to_string();
+        for dir in [repo.join("a/b"), repo.join("a"), repo.clone()] {
+            let c = dir.join(".cache/models").join(DEFAULT_MODEL_FILE);
+            assert!(err.contains(&c.display().to_string()), "{err}");
+        }
+        let above = tmp.path().join(".cache/models").join(DEFAULT_MODEL_FILE);
+        assert!(!err.contains(&above.display().to_string()), "{err}");
+        assert!(
+            err.contains("--model") && err.contains(MODEL_PATH_ENV) && err.contains("make setup"),
+            "{err}"
+        );
     }
 }

@@ -24,7 +24,10 @@ mod server;
 use std::sync::Arc;
 
 pub use backend::{Backend, ChatMessage, ModelInfo, Prompt, SamplingParams, Session, TokenStep};
-pub use config::{BackendKind, DEFAULT_MAX_BODY_BYTES, EngineConfig};
+pub use config::{
+    BackendKind, DEFAULT_MAX_BODY_BYTES, DEFAULT_MODEL_FILE, EngineConfig, MODEL_PATH_ENV,
+    ModelSearch, locate_model,
+};
 pub use error::{ApiError, BackendError, EngineError};
 pub use fixed::{FIXED_MODEL_ID, FixedBackend};
 pub use gguf::{BpeTokenizer, ChatTemplate, GgufBackend, Sampler};

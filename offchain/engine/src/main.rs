@@ -11,8 +11,10 @@ use cocoon_engine::{BackendKind, DEFAULT_MAX_BODY_BYTES, EngineConfig};
 #[derive(Debug, Parser)]
 #[command(name = "cocoon-engine", version)]
 struct Args {
-    /// GGUF model file (required with --backend gguf).
-    #[arg(long, env = "COCOON_MODEL_PATH")]
+    /// GGUF model file for --backend gguf [default: $COCOON_MODEL_PATH, else
+    /// .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf in the current folder or a parent up to the
+    /// repository root, where `make setup` puts it].
+    #[arg(long)]
     model: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -76,7 +78,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = EngineConfig {
         backend,
         model_path: if backend == BackendKind::Gguf {
-            args.model
+            Some(cocoon_engine::locate_model(args.model.as_deref())?)
         } else {
             None
         },

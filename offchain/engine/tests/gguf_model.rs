@@ -1,4 +1,4 @@
-//! The real model (SmolLM2-135M-Instruct Q4_1 at `COCOON_MODEL_PATH`): tokenizer, chat template,
+//! The real model (SmolLM2-135M-Instruct Q4_1, `make setup`): tokenizer, chat template,
 //! deterministic greedy generation and streaming, through the library and over HTTP.
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic
 
@@ -10,38 +10,28 @@ use cocoon_engine::{
 };
 use serde_json::{Value, json};
 
-/// The model file, or `None` (with the reason printed) when it is absent outside CI.
-fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("COCOON_MODEL_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if path.is_file() {
-        return Some(path);
+/// The model file, found as the binaries find it (`COCOON_MODEL_PATH`, else `.cache/models/` from
+/// this crate's folder up to the repository root). Missing, every test here fails with the reason:
+/// a real-model test that skips would pass while testing nothing.
+fn model_path() -> PathBuf {
+    match cocoon_engine::locate_model(None) {
+        Ok(path) => path,
+        Err(e) => panic!(
+            "the real-model tests need SmolLM2-135M-Instruct Q4_1: run `make setup` first \
+             (it fetches the model into .cache/models/).\n{e}"
+        ),
     }
-    eprintln!(
-        "skipping: model file {} is absent (run `make setup`)",
-        path.display()
-    );
-    None
 }
 
 #[test]
-fn model_is_present_under_ci() {
-    if std::env::var_os("CI").is_some() {
-        assert!(
-            model_path().is_some(),
-            "CI must run the real-model tests: the model file is missing"
-        );
-    }
+fn model_is_present() {
+    assert!(model_path().is_file());
 }
 
-fn backend() -> Option<Arc<GgufBackend>> {
-    static BACKEND: OnceLock<Option<Arc<GgufBackend>>> = OnceLock::new();
+fn backend() -> Arc<GgufBackend> {
+    static BACKEND: OnceLock<Arc<GgufBackend>> = OnceLock::new();
     BACKEND
-        .get_or_init(|| model_path().map(|p| Arc::new(GgufBackend::load(&p, None, None).unwrap())))
+        .get_or_init(|| Arc::new(GgufBackend::load(&model_path(), None, None).unwrap()))
         .clone()
 }
 
@@ -54,7 +44,7 @@ fn user(content: &str) -> Vec<ChatMessage> {
 
 #[test]
 fn tokenizer_round_trips_and_knows_special_tokens() {
-    let Some(backend) = backend() else { return };
+    let backend = backend();
     let tok = backend.tokenizer();
     assert_eq!(tok.vocab_size(), 49152);
     for text in [
@@ -78,7 +68,7 @@ fn tokenizer_round_trips_and_knows_special_tokens() {
 
 #[test]
 fn chat_template_comes_from_the_gguf_metadata() {
-    let Some(backend) = backend() else { return };
+    let backend = backend();
     let prompt = backend.render_chat(&user("What is 2+2?")).unwrap();
     assert!(prompt.starts_with("<|im_start|>system\n"), "{prompt}");
     assert!(prompt.contains("<|im_start|>user\nWhat is 2+2?<|im_end|>\n"));
@@ -129,7 +119,7 @@ fn greedy(
 
 #[test]
 fn greedy_generation_is_deterministic_and_real() {
-    let Some(backend) = backend() else { return };
+    let backend = backend();
     let messages = user("What is the capital of France?");
     let (first, outcome, prompt_tokens) = greedy(&backend, &messages, 12);
     let (second, _, _) = greedy(&backend, &messages, 12);
@@ -153,7 +143,7 @@ fn greedy_generation_is_deterministic_and_real() {
 
 #[tokio::test]
 async fn http_stream_equals_plain_text_with_exact_usage() {
-    let Some(path) = model_path() else { return };
+    let path = model_path();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = EngineConfig {
         model_id: Some("smollm2".into()),
@@ -187,7 +177,7 @@ async fn http_stream_equals_plain_text_with_exact_usage() {
         .unwrap()
         .to_owned();
     assert!(!text.trim().is_empty(), "{plain}");
-    let backend = backend().unwrap();
+    let backend = backend();
     let rendered = backend.render_chat(&user("Name three colours.")).unwrap();
     let prompt_tokens = backend.encode(&rendered).unwrap().len();
     assert_eq!(plain["usage"]["prompt_tokens"], prompt_tokens);
