@@ -57,7 +57,7 @@ pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
     match args.command {
         AuditCommand::Receipt(a) => return receipt::verify(&a, json, receipt::Style::Audit),
         AuditCommand::Endpoint(a) => return attest::run_endpoint(a, json),
-        AuditCommand::Image(a) => return crate::image::run_audit(global, &args.root, a, json),
+        AuditCommand::Image(a) => return crate::image::run_audit(global, &global.root, a, json),
         AuditCommand::Network | AuditCommand::Contracts { .. } => {}
     }
     let root = global.root.handle()?;

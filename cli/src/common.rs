@@ -9,7 +9,7 @@ use cocoon_contracts::state::{ROLE_PROXY, ROLE_WORKER};
 use cocoon_ton::{Network, TonAddress, to_friendly, to_raw};
 
 use crate::exit::{ExitKind, fail};
-use crate::global::GlobalArgs;
+use crate::global::{GlobalArgs, NetworkChoice};
 use crate::output::Fields;
 use crate::wallet::parse_addr;
 
@@ -83,11 +83,13 @@ pub(crate) fn parse_hash(text: &str, what: &str) -> Result<Bits256> {
     })
 }
 
-/// The chain's global id for this network, as the root stores it.
+/// The chain's global id for this network, as the root stores it (and checks against config param
+/// 19 on every open). The devnet runs @ton/sandbox's built-in mainnet config, so its id is
+/// mainnet's, although its addresses follow testnet conventions.
 pub(crate) fn network_id(global: &GlobalArgs) -> i32 {
-    match global.network.ton_network() {
-        Network::Mainnet => NETWORK_ID_MAINNET,
-        Network::Testnet => NETWORK_ID_TESTNET,
+    match global.network {
+        NetworkChoice::Local | NetworkChoice::Mainnet => NETWORK_ID_MAINNET,
+        NetworkChoice::Testnet => NETWORK_ID_TESTNET,
     }
 }
 
