@@ -46,8 +46,10 @@ enum AuditCommand {
     /// Run the attested TLS 1.3 handshake with HOST:PORT and report what was verified (the same
     /// check as `cocoon attest endpoint`). Needs no chain.
     Endpoint(attest::EndpointArgs),
-    /// Measure an image (as `cocoon image measure`) and check its hash against the root's
-    /// allowlist for a role; with --expected, name the register and event that differ.
+    /// Measure an image and check its hash against the root's allowlist for a role.
+    ///
+    /// Takes the inputs of `cocoon image measure`; with --expected, names the register and event
+    /// that differ. Exit 9 if the hash is not allowed.
     Image(crate::image::AuditImageArgs),
 }
 

@@ -33,7 +33,7 @@ pub(crate) struct ClientArgs {
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
     /// Run the client gateway: a local OpenAI-compatible endpoint that reaches the network.
-    Gateway(cocoon_gateway::run::RunArgs),
+    Gateway(cocoon_daemon::launch::DaemonArgs),
     /// Open an escrow with the proxy (or add to it) through the root.
     Open {
         /// TON to deposit.
@@ -116,7 +116,7 @@ impl ClientKeyArgs {
 /// Runs a `client` subcommand.
 pub(crate) fn run(global: &GlobalArgs, args: ClientArgs) -> Result<()> {
     if let ClientCommand::Gateway(run) = args.command {
-        return runtime::block_on_daemon(cocoon_gateway::run::run(run));
+        return runtime::block_on_daemon(cocoon_gateway::daemon::run(run));
     }
     let root = global.root.handle()?;
     let proxy = match &args.proxy {

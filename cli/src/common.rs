@@ -83,13 +83,15 @@ pub(crate) fn parse_hash(text: &str, what: &str) -> Result<Bits256> {
     })
 }
 
-/// The chain's global id for this network, as the root stores it (and checks against config param
-/// 19 on every open). The devnet runs @ton/sandbox's built-in mainnet config, so its id is
-/// mainnet's, although its addresses follow testnet conventions.
+/// The chain's global id for this network, as the root stores it.
 pub(crate) fn network_id(global: &GlobalArgs) -> i32 {
-    match global.network {
-        NetworkChoice::Local | NetworkChoice::Mainnet => NETWORK_ID_MAINNET,
-        NetworkChoice::Testnet => NETWORK_ID_TESTNET,
+    // The devnet's chain runs mainnet's configuration (its global id), whatever its address flavour.
+    if global.network == NetworkChoice::Local {
+        return cocoon_devnet::GLOBAL_ID;
+    }
+    match global.network.ton_network() {
+        Network::Mainnet => NETWORK_ID_MAINNET,
+        Network::Testnet => NETWORK_ID_TESTNET,
     }
 }
 

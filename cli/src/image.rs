@@ -17,11 +17,11 @@ use cocoon_measure::tdvf::PageAdding;
 use cocoon_measure::{Digest48, ccel, dstack, quote};
 use serde_json::Value;
 
-use crate::common::{RoleChoice, RootArg};
 use crate::exit::{ExitKind, fail};
-use crate::global::GlobalArgs;
 use crate::output::{Fields, OutputArgs};
-use crate::runtime;
+
+mod audit;
+pub(crate) use audit::{AuditImageArgs, run_audit};
 
 /// TD images: compute measurements, replay event logs.
 #[derive(Debug, Args)]
@@ -36,7 +36,7 @@ pub(crate) struct ImageArgs {
 enum ImageCommand {
     /// MRTD, RTMR0..3 and the image hash from firmware, kernel, initrd, command line and the VM
     /// shape (or RTMRs from --event-log). Registers whose inputs are missing print as "-".
-    Measure(MeasureArgs),
+    Measure(Box<MeasureArgs>),
     /// Replay an event log (CCEL binary or dstack JSON), explain each event and compare the
     /// registers with a quote. Exit 9 if a register differs; the message names the event.
     Replay(ReplayArgs),
@@ -44,7 +44,7 @@ enum ImageCommand {
 
 /// Inputs of a measurement.
 #[derive(Debug, Args)]
-pub(crate) struct MeasureArgs {
+pub(super) struct MeasureArgs {
     /// OVMF/TDVF firmware image (MRTD; with the ACPI blobs, RTMR0).
     #[arg(long, value_name = "PATH")]
     firmware: Option<PathBuf>,
@@ -107,20 +107,6 @@ pub(crate) struct ReplayArgs {
     rtmr: Vec<usize>,
 }
 
-/// `cocoon audit image`: the measured image hash against the root's allowlist.
-#[derive(Debug, Args)]
-pub(crate) struct AuditImageArgs {
-    /// The role whose allowlist to check.
-    #[arg(long, value_enum)]
-    role: RoleChoice,
-    /// A `cocoon image measure --json` output of the image governance allowed; when the hashes
-    /// differ, its registers and events say which register and which event differ.
-    #[arg(long, value_name = "PATH")]
-    expected: Option<PathBuf>,
-    #[command(flatten)]
-    measure: MeasureArgs,
-}
-
 /// Runs an `image` subcommand.
 pub(crate) fn run(args: ImageArgs) -> Result<()> {
     match args.command {
@@ -129,11 +115,11 @@ pub(crate) fn run(args: ImageArgs) -> Result<()> {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(super) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| fail(ExitKind::NotFound, format!("{}: {e}", path.display())))
 }
 
-fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+pub(super) fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     fail(ExitKind::Usage, e.to_string())
 }
 
@@ -236,18 +222,18 @@ fn hex48(text: &str, what: &str) -> Result<Digest48> {
 }
 
 /// A measurement with where each register came from.
-struct Measured {
+pub(super) struct Measured {
     shape: VmShape,
-    mrtd: Option<Digest48>,
-    rtmr: [Option<Digest48>; 4],
+    pub(super) mrtd: Option<Digest48>,
+    pub(super) rtmr: [Option<Digest48>; 4],
     sources: [&'static str; 5],
-    events: Vec<Event>,
+    pub(super) events: Vec<Event>,
     /// Registers computed from artifacts that differ from the event log: (rtmr, what differs).
     log_differences: Vec<(usize, String)>,
 }
 
 impl Measured {
-    fn image_hash(&self) -> Option<[u8; 32]> {
+    pub(super) fn image_hash(&self) -> Option<[u8; 32]> {
         let [Some(r0), Some(r1), Some(r2), Some(r3)] = self.rtmr else {
             return None;
         };
@@ -261,7 +247,7 @@ impl Measured {
         )
     }
 
-    fn fields(&self) -> Fields {
+    pub(super) fn fields(&self) -> Fields {
         let reg = |r: &Option<Digest48>| r.map(hex::encode);
         let order = match self.shape.page_adding {
             PageAdding::SinglePass => "single-pass",
@@ -320,7 +306,7 @@ fn event_fields(e: &Event) -> Fields {
         .add("what", what)
 }
 
-fn measured(a: &MeasureArgs) -> Result<Measured> {
+pub(super) fn measured(a: &MeasureArgs) -> Result<Measured> {
     let shape = VmShape {
         memory_size: parse_size(&a.memory)?,
         cpus: a.cpus,
@@ -392,19 +378,20 @@ fn measured(a: &MeasureArgs) -> Result<Measured> {
 
 fn take_registers_from_log(out: &mut Measured, log: &[Event]) {
     let replayed = replay(log);
-    for r in 0..4 {
-        if let Some(ours) = out.rtmr[r] {
-            if ours != replayed[r] {
-                let why = first_difference(&out.events, log, r)
-                    .map(|(pos, index, what)| match index {
-                        Some(i) => format!("event {pos} of the register (log event {i}): {what}"),
-                        None => format!("event {pos} of the register: {what}"),
-                    })
-                    .unwrap_or_else(|| "registers differ".to_owned());
-                out.log_differences.push((r, why));
-            }
+    for (r, from_log) in replayed.iter().enumerate() {
+        // RTMR3 is only extended at run time: a log's RTMR3 events are expected, not a difference.
+        if let Some(ours) = out.rtmr[r].filter(|_| r < 3)
+            && ours != *from_log
+        {
+            let why = first_difference(&out.events, log, r)
+                .map(|(pos, index, what)| match index {
+                    Some(i) => format!("event {pos} of the register (log event {i}): {what}"),
+                    None => format!("event {pos} of the register: {what}"),
+                })
+                .unwrap_or_else(|| "registers differ".to_owned());
+            out.log_differences.push((r, why));
         }
-        out.rtmr[r] = Some(replayed[r]);
+        out.rtmr[r] = Some(*from_log);
         out.sources[r + 1] = "event log";
     }
     out.events = log.to_vec();
@@ -506,150 +493,4 @@ fn quote_file(path: &Path) -> Result<Vec<u8>> {
         Some(t) => hex::decode(t).map_err(usage),
         None => Ok(bytes),
     }
-}
-
-/// Runs `cocoon audit image`.
-pub(crate) fn run_audit(
-    global: &GlobalArgs,
-    root: &RootArg,
-    a: AuditImageArgs,
-    json: bool,
-) -> Result<()> {
-    let m = measured(&a.measure)?;
-    let Some(hash) = m.image_hash() else {
-        let missing: Vec<&str> = ["mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"]
-            .into_iter()
-            .zip(std::iter::once(m.mrtd.is_some()).chain(m.rtmr.iter().map(Option::is_some)))
-            .filter(|(_, known)| !known)
-            .map(|(n, _)| n)
-            .collect();
-        return Err(usage(format!(
-            "cannot compute the image hash: {} unknown (give their inputs or --event-log)",
-            missing.join(", ")
-        )));
-    };
-    let handle = root.handle()?;
-    let storage = runtime::block_on(async {
-        let client = global.client()?;
-        handle
-            .storage(&client)
-            .await
-            .context("reading the root's allowlist")
-    })?;
-    let images = match a.role {
-        RoleChoice::Worker => &storage.registry.worker_images,
-        RoleChoice::Proxy => &storage.registry.proxy_images,
-    };
-    let allowed: Vec<String> = images
-        .iter()
-        .filter(|(_, revoked)| **revoked == 0)
-        .map(|(h, _)| hex::encode(h))
-        .collect();
-    let status = match images.get(&hash) {
-        Some(0) => "allowed",
-        Some(_) => "revoked",
-        None => "not in the allowlist",
-    };
-    let mut f = Fields::new()
-        .add("role", a.role.name())
-        .add("image_hash", hex::encode(hash))
-        .add("status", status)
-        .add("allowed_hashes", allowed)
-        .extend(m.fields());
-    let mut explanation = None;
-    if status != "allowed" {
-        if let Some(path) = &a.expected {
-            let (diffs, text) = register_differences(&m, path)?;
-            f = f.list("differs_from_expected", diffs);
-            explanation = Some(text);
-        }
-    }
-    f.print(json)?;
-    match (status, explanation) {
-        ("allowed", _) => Ok(()),
-        (_, Some(text)) => Err(fail(
-            ExitKind::NotVerified,
-            format!(
-                "image hash {} is {status} for the {} role: {text}",
-                hex::encode(hash),
-                a.role.name()
-            ),
-        )),
-        _ => Err(fail(
-            ExitKind::NotVerified,
-            format!(
-                "image hash {} is {status} for the {} role (pass --expected with the allowed image's measurement to see which register differs)",
-                hex::encode(hash),
-                a.role.name()
-            ),
-        )),
-    }
-}
-
-/// Compares a measurement with an expected `cocoon image measure --json` output.
-fn register_differences(m: &Measured, path: &Path) -> Result<(Vec<Fields>, String)> {
-    let v: Value = serde_json::from_slice(&read(path)?)
-        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let names = ["mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"];
-    let ours: Vec<Option<String>> = std::iter::once(m.mrtd)
-        .chain(m.rtmr)
-        .map(|r| r.map(hex::encode))
-        .collect();
-    let expected_events: Vec<(Option<u64>, String, String)> = v["events"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    (
-                        e["rtmr"].as_u64(),
-                        e["type"].as_str().unwrap_or("").to_owned(),
-                        e["digest"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut list = Vec::new();
-    let mut text = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let theirs = v[*name].as_str().map(str::to_owned);
-        if theirs == ours[i] {
-            continue;
-        }
-        let mut item = Fields::new()
-            .add("register", *name)
-            .add("measured", ours[i].clone())
-            .add("expected", theirs);
-        let mut line = format!("{name} differs");
-        if i > 0 {
-            let mine: Vec<&Event> = m.events.iter().filter(|e| e.rtmr == Some(i - 1)).collect();
-            let exp: Vec<&(Option<u64>, String, String)> = expected_events
-                .iter()
-                .filter(|e| e.0 == Some(i as u64 - 1))
-                .collect();
-            let pos = (0..mine.len().max(exp.len())).find(|&p| {
-                mine.get(p).map(|e| hex::encode(e.digest)) != exp.get(p).map(|e| e.2.clone())
-            });
-            if let Some(p) = pos {
-                let what = mine
-                    .get(p)
-                    .map(|e| format!("{} {}", e.type_name(), explain(e).what))
-                    .unwrap_or_else(|| "(no event)".to_owned());
-                item = item
-                    .add("first_differing_event", p as u64)
-                    .add("event", what.clone());
-                line = format!("{name} differs at its event {p}: {what}");
-            }
-        }
-        list.push(item);
-        text.push(line);
-    }
-    Ok((
-        list,
-        if text.is_empty() {
-            "registers equal the expected ones".to_owned()
-        } else {
-            text.join("; ")
-        },
-    ))
 }

@@ -63,7 +63,7 @@ enum WorkerCommand {
     #[command(flatten)]
     Stake(StakeCommand),
     /// Run the worker daemon (dials proxies, serves them through an inference engine).
-    Run(cocoon_worker::run::RunArgs),
+    Run(cocoon_daemon::launch::DaemonArgs),
     /// Claim a proxy-signed payout voucher from the proxy's vault.
     Claim {
         /// The signed payout voucher: BoC in hex (as the worker daemon stores it).
@@ -86,7 +86,7 @@ enum ProxyCommand {
     #[command(flatten)]
     Stake(StakeCommand),
     /// Run the proxy daemon (admits clients, routes to workers, records charges and payouts).
-    Run(cocoon_proxy::run::RunArgs),
+    Run(cocoon_proxy::daemon::RunArgs),
     /// Withdraw the proxy's share of what clients paid into the vault (see `earnings_available`).
     WithdrawEarnings {
         /// TON to withdraw.
@@ -98,7 +98,7 @@ enum ProxyCommand {
 /// Runs a `worker` subcommand.
 pub(crate) fn run_worker(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
     if let WorkerCommand::Run(run) = args.command {
-        return runtime::block_on_daemon(cocoon_worker::run::run(run));
+        return runtime::block_on_daemon(cocoon_worker::daemon::run(run));
     }
     let root = global.root.handle()?;
     match args.command {
@@ -120,7 +120,7 @@ pub(crate) fn run_proxy(global: &GlobalArgs, args: ProxyArgs) -> Result<()> {
             Some(_) => Some(crate::wallet::unlock(global)?),
             None => None,
         };
-        return runtime::block_on_daemon(cocoon_proxy::run::run_with(run, operator));
+        return runtime::block_on_daemon(cocoon_proxy::daemon::run_with(run, operator));
     }
     let root = global.root.handle()?;
     match args.command {

@@ -133,8 +133,10 @@ pub(crate) async fn send(
             ExitKind::Refused,
             format!("{what}: the wallet's transaction was aborted"),
         )),
+        // Unwrapped, so that the exit code sees the send or client error itself.
         Err(TraceError::Send(e)) => Err(annotate_timeout(e.into(), what, timeout)),
-        Err(e) => Err(annotate_timeout(e.into(), what, timeout)),
+        Err(TraceError::Client(e)) => Err(annotate_timeout(e.into(), what, timeout)),
+        Err(e) => Err(anyhow::Error::new(e).context(what.to_string())),
     }
 }
 

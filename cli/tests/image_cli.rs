@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn fixture(path: &str) -> String {
-    format!("{}/../sdk/measure/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../sdk/measure/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn cocoon(args: &[&str]) -> Output {
@@ -38,17 +41,30 @@ fn replay_explains_the_cos_log_and_matches_its_quote() {
 
 #[test]
 fn replay_of_a_dstack_response_as_json() {
-    let o = cocoon(&["image", "replay", "--event-log", &fixture("dstack/quote-report.json"), "--json"]);
+    let o = cocoon(&[
+        "image",
+        "replay",
+        "--event-log",
+        &fixture("dstack/quote-report.json"),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    assert!(v["registers"].as_array().expect("registers").iter().all(|r| r["matches"] == true));
+    assert!(
+        v["registers"]
+            .as_array()
+            .expect("registers")
+            .iter()
+            .all(|r| r["matches"] == true)
+    );
     insta::assert_snapshot!("replay_dstack_json", stdout(&o));
 }
 
 #[test]
 fn a_reordered_log_exits_9_naming_the_event() {
     let raw: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("dstack/quote-report.json")).expect("read")).expect("json");
+        serde_json::from_slice(&std::fs::read(fixture("dstack/quote-report.json")).expect("read"))
+            .expect("json");
     let mut events: Vec<serde_json::Value> =
         serde_json::from_str(raw["event_log"].as_str().expect("event_log")).expect("events");
     events.swap(3, 4);
@@ -57,10 +73,18 @@ fn a_reordered_log_exits_9_naming_the_event() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("reordered.json");
     std::fs::write(&path, serde_json::to_vec(&doc).expect("ser")).expect("write");
-    let o = cocoon(&["image", "replay", "--event-log", path.to_str().expect("utf8")]);
+    let o = cocoon(&[
+        "image",
+        "replay",
+        "--event-log",
+        path.to_str().expect("utf8"),
+    ]);
     assert_eq!(o.status.code(), Some(9));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("RTMR0 differs") && err.contains("event 4"), "{err}");
+    assert!(
+        err.contains("RTMR0 differs") && err.contains("event 4"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -69,7 +93,9 @@ fn measure_from_an_event_log_gives_the_quotes_image_hash() {
     let raw: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
     let quote = hex::decode(raw["quote"].as_str().expect("quote")).expect("hex");
     let (_, _, m, _) = cocoon_attestation::dcap::parse_quote(&quote).expect("parse");
-    let cocoon_attestation::dcap::Measurements::Td(td) = m else { panic!("not TDX") };
+    let cocoon_attestation::dcap::Measurements::Td(td) = m else {
+        panic!("not TDX")
+    };
     let o = cocoon(&[
         "image",
         "measure",
@@ -85,7 +111,14 @@ fn measure_from_an_event_log_gives_the_quotes_image_hash() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["image_hash"], hex::encode(td.image_hash()));
     assert_eq!(v["sources"]["rtmr0"], "event log");
-    let text = cocoon(&["image", "measure", "--event-log", &fixture("dstack/quote-report.json"), "--memory", "64G"]);
+    let text = cocoon(&[
+        "image",
+        "measure",
+        "--event-log",
+        &fixture("dstack/quote-report.json"),
+        "--memory",
+        "64G",
+    ]);
     insta::assert_snapshot!("measure_from_log_text", stdout(&text));
 }
 
@@ -99,5 +132,10 @@ fn measure_without_inputs_prints_unknown_registers_and_bad_sizes_are_usage_error
     let o = cocoon(&["image", "measure", "--memory", "lots"]);
     assert_eq!(o.status.code(), Some(2));
     let o = cocoon(&["image", "measure", "--firmware", &fixture("dstack/NOTICE")]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

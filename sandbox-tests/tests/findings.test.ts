@@ -66,6 +66,28 @@ test('finding 1: a proxy vault opened before registration has no payout key unti
     assert.equal((await net.stakeState(vault)).key, pub(proxy.key));
 });
 
+test('finding 2: two honest payout series for one worker wallet are never a slashable conflict', async () => {
+    const { net, proxy, worker, client, stranger, escrow, vault } = await standardNet();
+    net.expectOk(await net.send(client.address, escrow, toNano('0.01'), net.chargeMsg(proxy, escrow, 1, toNano('3'))));
+    // series A under the worker's first key, then the owner rotates the key and the ledger starts a
+    // second series for the same payee wallet (seqnos from 1 again)
+    net.expectOk(await net.send(worker.address, vault, C.Fees.stakeClaim, net.payoutMsg(proxy, vault, worker.address, 1, toNano('0.1'))));
+    net.expectOk(await net.send(worker.address, vault, C.Fees.stakeClaim, net.payoutMsg(proxy, vault, worker.address, 2, toNano('0.2'))));
+    net.expectOk(await net.send(worker.address, net.stakeAddress(worker.address, C.ROLE_WORKER), C.Fees.stakeOwnerOp, C.stakeMsg.setKey(pub(keyFromSeed('worker key 2')))));
+    const a = signed(C.payoutVoucherCell({ vault, worker: worker.address, seqno: 2, paid: toNano('0.2') }), proxy);
+    const b = signed(C.payoutVoucherCell({ vault, worker: worker.address, seqno: 2, paid: toNano('0.05') }), proxy);
+    const s0 = await net.stakeState(vault);
+    expectError(net, await net.send(worker.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, a, b)), 'NOT_EQUIVOCATION');
+    expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, b, a)), 'NOT_EQUIVOCATION');
+    assert.equal((await net.stakeState(vault)).staked, s0.staked);
+    // and a lower voucher for a seqno cannot take a higher one from the worker: the vault pays the
+    // highest cumulative amount signed (same seqno, more paid counts; less or equal does not)
+    expectError(net, await net.send(worker.address, vault, C.Fees.stakeClaim, net.payoutMsg(proxy, vault, worker.address, 2, toNano('0.2'))), 'STALE_AMOUNT');
+    net.expectOk(await net.send(worker.address, vault, C.Fees.stakeClaim, net.payoutMsg(proxy, vault, worker.address, 2, toNano('0.3'))));
+    assert.deepEqual(await net.payout(vault, worker.address), { seqno: 2, paid: toNano('0.3') });
+    expectError(net, await net.send(worker.address, vault, C.Fees.stakeClaim, net.payoutMsg(proxy, vault, worker.address, 1, toNano('0.4'))), 'STALE_SEQNO');
+});
+
 test('finding 3: evidence for another root or a made-up channel cannot slash here', async () => {
     const { net, proxy, client, stranger, vault, worker } = await standardNet();
     const s0 = await net.stakeState(vault);
@@ -79,11 +101,12 @@ test('finding 3: evidence for another root or a made-up channel cannot slash her
     const c = signed(C.chargeVoucherCell({ escrow: stranger.address, seqno: 1, charged: 10n, final: false }), proxy);
     const d = signed(C.chargeVoucherCell({ escrow: stranger.address, seqno: 1, charged: 11n, final: false }), proxy);
     expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, c, d, stranger.address)), 'WRONG_CHANNEL');
-    // payout vouchers for a vault that is not this root's vault of the accused proxy
-    const otherVault = C.stakeAddress(staging.address, proxy.address, C.ROLE_PROXY, codes.stake.code);
-    const p = signed(C.payoutVoucherCell({ vault: otherVault, worker: worker.address, seqno: 1, paid: 1n }), proxy);
-    const q = signed(C.payoutVoucherCell({ vault: otherVault, worker: worker.address, seqno: 1, paid: 2n }), proxy);
-    expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, p, q)), 'WRONG_CHANNEL');
+    // the escrow of another client of this root is not the channel the reporter named
+    const other = await net.actor('other-client');
+    const e = signed(C.chargeVoucherCell({ escrow: net.escrowAddress(other.address, proxy.address), seqno: 1, charged: 10n, final: false }), proxy);
+    const f = signed(C.chargeVoucherCell({ escrow: net.escrowAddress(other.address, proxy.address), seqno: 1, charged: 11n, final: false }), proxy);
+    expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, e, f, client.address)), 'WRONG_CHANNEL');
+    void worker;
     assert.equal((await net.stakeState(vault)).staked, s0.staked);
 });
 
@@ -144,6 +167,29 @@ test('finding 6: a refused slash returns the reporter value', async () => {
     const st = C.servingStatementCell({ root: net.root, imageHash: image, servedAt: net.chain.now! + 1000, receiptHash: 1n });
     const r = await net.send(stranger.address, net.root, R, C.rootMsg.reportRevoked(ghost.address, C.signCell(st, ghost.key.secretKey), st));
     assert.ok(receivedBy(r, stranger.address) > R - toNano('0.02'), 'the value came back from a stake that does not exist');
+});
+
+test('finding 6: bad-signature and cap-reached refusals return the reporter value and leave the stake as it was', async () => {
+    const params = { ...C.defaultParams, faultCap: 1, faultPeriod: 100_000 };
+    const { net, proxy, worker, stranger, workerStake } = await standardNet(params);
+    const image = 0xbeefn;
+    net.expectOk(await net.send(net.owner.address, net.root, toNano('0.01'), C.rootMsg.setImage(C.ROLE_WORKER, image, false)));
+    const st = C.servingStatementCell({ root: net.root, imageHash: image, servedAt: net.chain.now! + 1000, receiptHash: 3n });
+    const balance0 = await net.balance(workerStake);
+    const forged = await net.send(stranger.address, net.root, R, C.rootMsg.reportRevoked(worker.address, C.signCell(st, stranger.key.secretKey), st));
+    assert.equal(exitAt(forged, workerStake), C.err('BAD_SIGNATURE'));
+    assert.ok(receivedBy(forged, stranger.address) > R - toNano('0.02'));
+    assert.ok((await net.balance(workerStake)) <= balance0, 'the accused stake kept nothing');
+    const fault = (id: bigint) => {
+        const rep = C.faultReportCell({ root: net.root, proxy: proxy.address, worker: worker.address, reportId: id, at: net.chain.now!, reason: 1 });
+        return C.rootMsg.reportFault(C.signCell(rep, proxy.key.secretKey), rep);
+    };
+    net.expectOk(await net.send(stranger.address, net.root, R, fault(1n)));
+    const balance1 = await net.balance(workerStake);
+    const capped = await net.send(stranger.address, net.root, R, fault(2n));
+    assert.equal(exitAt(capped, workerStake), C.err('FAULT_CAP_REACHED'));
+    assert.ok(receivedBy(capped, stranger.address) > R - toNano('0.02'));
+    assert.ok((await net.balance(workerStake)) <= balance1, 'the accused stake kept nothing');
 });
 
 test('finding 6: payout claims exist only on proxy vaults', async () => {

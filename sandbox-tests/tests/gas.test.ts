@@ -8,7 +8,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toNano } from '@ton/core';
 import * as C from '../wrappers/cocoon.js';
-import { standardNet, Net } from '../wrappers/network.js';
+import { standardNet, Net, pub } from '../wrappers/network.js';
 
 const FILE = join(dirname(fileURLToPath(import.meta.url)), '..', 'gas.json');
 const TARGETS: Record<string, { gas: number; fee_ton: number }> = {
@@ -55,6 +55,16 @@ async function measure(): Promise<Record<string, Entry>> {
     }
     record('payout_64_workers', net, await net.send(worker.address, vault, C.Fees.stakeClaim, net.payoutMsg(proxy, vault, worker.address, 3, toNano('0.3'))));
     record('close_cooperative', net, await net.send(proxy.address, escrow, C.Fees.escrowCharge, net.chargeMsg(proxy, escrow, 3, toNano('2.5'), true)));
+    // root entry points (the values in contracts/root/fees.tolk cite these)
+    record('root_set_proxy', net, await net.send(net.owner.address, net.root, C.Fees.rootOwnerOp, C.rootMsg.setProxy(proxy.address, C.proxyInfoCell(pub(proxy.key), 'https://proxy.example:443'))));
+    record('sync_vault_key', net, await net.send(client.address, net.root, C.Fees.rootOwnerOp, C.rootMsg.syncVaultKey(proxy.address)));
+    const e2 = net.escrowAddress(c2.address, proxy.address);
+    const ev = (charged: bigint) => C.signedCell(C.chargeVoucherCell({ escrow: e2, seqno: 5, charged, final: false }), proxy.key.secretKey);
+    record('report_equivocation', net, await net.send(client.address, net.root, C.Fees.rootReport, C.rootMsg.reportEquivocation(proxy.address, ev(1n), ev(2n), c2.address)));
+    // the same offence again: refused at the stake, bounced to the root, value back to the reporter
+    const refused = await net.send(client.address, net.root, C.Fees.rootReport, C.rootMsg.reportEquivocation(proxy.address, ev(2n), ev(3n), c2.address));
+    const rc = net.cost(refused);
+    out['report_refused'] = { gas: Number(rc.gas), fee_ton: Number(rc.fees) / 1e9, txs: rc.txs };
     return out;
 }
 

@@ -109,12 +109,13 @@ test(`random sequences: ${OPS} operations conserve money and never pay more than
             const r = await net.send(w.address, v.addr, toNano('0.01'), net.payoutMsg(v.proxy, v.addr, w.address, next.seqno, next.paid));
             const code = okOrErr(r);
             const delta = next.paid - before.paid;
-            if (next.seqno <= before.seqno) assert.equal(code, C.err('STALE_SEQNO'));
+            if (next.seqno < before.seqno) assert.equal(code, C.err('STALE_SEQNO'));
+            else if (next.paid <= before.paid) assert.equal(code, C.err('STALE_AMOUNT'));
             else if (delta > pool) assert.equal(code, C.err('POOL_EXHAUSTED'));
             else if (pool - delta < 1_000_000n) assert.ok(code === 0 || code === C.err('POOL_EXHAUSTED'));
             else assert.equal(code, 0, `step ${step} payout`);
             if (code === C.err('POOL_EXHAUSTED') || code === 0) v.signed.set(key, next);
-            if (next.seqno <= before.seqno) kind = 'payout-replay';
+            if (next.paid <= before.paid) kind = 'payout-replay';
         } else if (op < 65) {
             kind = 'deposit';
             const amount = toNano('0.01') + BigInt(rnd.int(2000)) * 1_000_000n;

@@ -43,21 +43,23 @@ test('equivocation: two charge vouchers for one escrow and seqno slash the proxy
     assert.equal((await net.stakeState(vault)).staked, s1.staked);
 });
 
-test('equivocation: payout vouchers too; non-conflicting, same statement, forged or unregistered refused', async () => {
-    const { net, proxy, worker, stranger, vault, escrow } = await standardNet();
+test('equivocation: payout vouchers are no evidence; non-conflicting, same statement, forged or unregistered refused', async () => {
+    const { net, proxy, worker, client, stranger, vault, escrow } = await standardNet();
     const pa = signed(C.payoutVoucherCell({ vault, worker: worker.address, seqno: 3, paid: 10n }), proxy);
     const pb = signed(C.payoutVoucherCell({ vault, worker: worker.address, seqno: 3, paid: 11n }), proxy);
     const pc = signed(C.payoutVoucherCell({ vault, worker: worker.address, seqno: 4, paid: 11n }), proxy);
     const ca = signed(C.chargeVoucherCell({ escrow, seqno: 3, charged: 10n, final: false }), proxy);
+    const cb = signed(C.chargeVoucherCell({ escrow, seqno: 3, charged: 11n, final: false }), proxy);
+    expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, pa, pb)), 'NOT_EQUIVOCATION');
     expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, pa, pa)), 'NOT_EQUIVOCATION');
     expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, pa, pc)), 'NOT_EQUIVOCATION');
     expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, pa, ca)), 'NOT_EQUIVOCATION');
-    const forged = signed(C.payoutVoucherCell({ vault, worker: worker.address, seqno: 3, paid: 12n }), stranger);
-    expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, pa, forged)), 'BAD_SIGNATURE');
-    expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(stranger.address, pa, pb)), 'PROXY_NOT_REGISTERED');
-    expectError(net, await net.send(stranger.address, net.root, R - toNano('0.051'), C.rootMsg.reportEquivocation(proxy.address, pa, pb)), 'LOW_VALUE');
+    const forged = signed(C.chargeVoucherCell({ escrow, seqno: 3, charged: 12n, final: false }), stranger);
+    expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, ca, forged, client.address)), 'BAD_SIGNATURE');
+    expectError(net, await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(stranger.address, ca, cb, client.address)), 'PROXY_NOT_REGISTERED');
+    expectError(net, await net.send(stranger.address, net.root, R - toNano('0.051'), C.rootMsg.reportEquivocation(proxy.address, ca, cb, client.address)), 'LOW_VALUE');
     const s0 = await net.stakeState(vault);
-    net.expectOk(await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, pa, pb)));
+    net.expectOk(await net.send(stranger.address, net.root, R, C.rootMsg.reportEquivocation(proxy.address, ca, cb, client.address)));
     assert.ok((await net.stakeState(vault)).staked < s0.staked);
 });
 

@@ -219,6 +219,8 @@ export interface StakeCold {
     incomeAtShare: bigint; proxyShareAtShare: bigint;
     /** Worker stakes: retired key -> retired at. */
     retiredKeys: Dictionary<bigint, number>;
+    /** Offence id -> time slashed. */
+    usedEvidence: Dictionary<bigint, number>;
 }
 export function parseStakeCold(c: Cell): StakeCold {
     const s = c.beginParse();
@@ -227,8 +229,8 @@ export function parseStakeCold(c: Cell): StakeCold {
         slashed: s.loadCoins(), faultPeriodStart: s.loadUint(32), faultsInPeriod: s.loadUint(8), marker: s.loadUintBig(64),
         incomeAtShare: s.loadCoins(), proxyShareAtShare: s.loadCoins(),
         retiredKeys: s.loadDict(Dictionary.Keys.BigUint(256), Dictionary.Values.Uint(32)),
+        usedEvidence: s.loadDict(Dictionary.Keys.BigUint(256), Dictionary.Values.Uint(32)),
     };
-    s.loadDict(Dictionary.Keys.BigUint(256), Dictionary.Values.Uint(32));
     s.endParse();
     return d;
 }

@@ -1,14 +1,15 @@
 //! The admin endpoint every daemon serves: `/metrics` (Prometheus), `/healthz`, and `/status` (JSON).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::http::{Body, full, json_response};
 use crate::metrics::Registry;
+use crate::serve::{HttpVersion, ServeOptions, serve};
 use crate::shutdown::Shutdown;
 
 /// Produces the `/status` document.
@@ -23,24 +24,51 @@ pub async fn serve_admin(
     draining: Shutdown,
     stop: Shutdown,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.triggered() => return,
-        };
-        let Ok((tcp, _)) = accepted else { continue };
-        let registry = registry.clone();
-        let status = status.clone();
-        let shutdown = draining.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let resp = admin_response(&req, &registry, &status, &shutdown);
-                async move { Ok::<_, std::convert::Infallible>(resp) }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await;
-        });
+    let options = ServeOptions::plain(HttpVersion::Auto);
+    serve(listener, options, stop, move |_peer| {
+        let (registry, status, draining) = (registry.clone(), status.clone(), draining.clone());
+        Some(service_fn(move |req: Request<hyper::body::Incoming>| {
+            let resp = admin_response(&req, &registry, &status, &draining);
+            async move { Ok::<_, std::convert::Infallible>(resp) }
+        }))
+    })
+    .await;
+}
+
+/// A daemon's running admin endpoint.
+#[derive(Debug)]
+pub struct AdminEndpoint {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminEndpoint {
+    /// Binds `listen` and serves `/metrics`, `/healthz` (503 once `draining` triggers) and `/status`.
+    pub async fn start(
+        listen: &str,
+        registry: Arc<Registry>,
+        status: StatusFn,
+        draining: Shutdown,
+    ) -> std::io::Result<AdminEndpoint> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let stop = Shutdown::new();
+        let task = tokio::spawn(serve_admin(
+            listener,
+            registry,
+            status,
+            draining,
+            stop.clone(),
+        ));
+        Ok(AdminEndpoint { addr, stop, task })
+    }
+
+    /// Stops serving.
+    pub fn stop(self) {
+        self.stop.trigger();
+        self.task.abort();
     }
 }
 
@@ -76,6 +104,7 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
 
     async fn get(url: &str) -> (u16, String) {
         let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();

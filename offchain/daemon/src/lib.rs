@@ -8,12 +8,19 @@
 //! - [`metrics`]: a small Prometheus text registry; [`admin`]: `/metrics`, `/healthz`, `/status`.
 //! - [`shutdown`]: a shutdown signal and an in-flight tracker that lets streams drain.
 //! - [`http`]: body type aliases and response helpers shared by the roles.
+//! - [`chain_endpoint`]: the `[chain]` endpoint and wallet key every role flattens into its section.
+//! - [`launch`]: the daemon shape (`DaemonArgs::load` -> role `build` -> [`launch::Daemon::run_until`]).
+//! - [`serve`]: the one accept / TLS / HTTP / drain loop; [`observe`]: the one observing body wrapper.
 
 pub mod admin;
+pub mod chain_endpoint;
 pub mod config;
 pub mod http;
+pub mod launch;
 pub mod metrics;
+pub mod observe;
 pub mod ra_tls;
+pub mod serve;
 pub mod shutdown;
 pub mod tls;
 pub mod tls_config;

@@ -37,9 +37,10 @@ use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
+use cocoon_daemon::launch::Daemon;
 use cocoon_devnet::Devnet;
-use cocoon_localnet::daemons::{self, Keys};
-use cocoon_localnet::localnet::{DEVNET_NETWORK_ID, Parties};
+use cocoon_localnet::daemons::{self, Keys, Parties};
+use cocoon_localnet::localnet::DEVNET_NETWORK_ID;
 use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::fetch_state;
 use cocoon_proxy::ProxyConfig;
@@ -207,11 +208,13 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
 
     let mut worker_config = configs.worker.clone();
     worker_config.proxies = vec![worker_addr.clone()];
-    let worker = daemons::start_worker(worker_config).await.unwrap();
-    let worker_key = worker.state_key();
+    let worker = cocoon_worker::daemon::build(worker_config, &Default::default())
+        .await
+        .unwrap();
+    let worker_key = worker.handle.state_key();
     let mut gateway_config = configs.gateway.clone();
     gateway_config.receipts_kept = 1_000_000;
-    let gateway = cocoon_gateway::run::build(gateway_config, false)
+    let gateway = cocoon_gateway::daemon::build(gateway_config, false)
         .await
         .unwrap();
     assert_eq!(
@@ -250,9 +253,10 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
     let mut final_config = configs.proxy.clone();
     final_config.client_listen = "127.0.0.1:0".into();
     final_config.worker_listen = "127.0.0.1:0".into();
-    let last = cocoon_proxy::run::build(final_config, &cocoon_proxy::run::RunOptions::default())
-        .await
-        .unwrap();
+    let last =
+        cocoon_proxy::daemon::build(final_config, &cocoon_proxy::daemon::RunOptions::default())
+            .await
+            .unwrap();
     let parts = last.chain.clone().expect("chain mode");
     cocoon_proxy::onchain::settle_ledger(&last.handle.proxy, &parts.settler, &[client_key])
         .await

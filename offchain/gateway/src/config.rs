@@ -1,5 +1,6 @@
 //! Gateway configuration.
 
+use cocoon_daemon::chain_endpoint::{ChainEndpoint, parse_address};
 use cocoon_daemon::config::{ConfigError, Validate};
 use cocoon_daemon::tls_config::TlsSection;
 use serde::{Deserialize, Serialize};
@@ -10,10 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayChain {
-    /// toncenter API v2 base URL (toncenter, a self-hosted ton-http-api, or the devnet).
-    pub api_url: String,
-    /// Name of the environment variable holding the API key (empty: no key).
-    pub api_key_env: String,
+    /// Where the chain is read (`api_url`, `api_key*`, `network`).
+    #[serde(flatten)]
+    pub endpoint: ChainEndpoint,
     /// The root contract's address.
     pub root: String,
     /// Use the proxy this operator wallet registered (empty: the first registered proxy).
@@ -32,8 +32,7 @@ pub struct GatewayChain {
 impl Default for GatewayChain {
     fn default() -> Self {
         GatewayChain {
-            api_url: "https://toncenter.com/api/v2".into(),
-            api_key_env: String::new(),
+            endpoint: ChainEndpoint::default(),
             root: String::new(),
             proxy_operator: String::new(),
             wallet: String::new(),
@@ -49,44 +48,24 @@ impl GatewayChain {
         !self.root.is_empty()
     }
 
-    /// The API key from `api_key_env` (None when unset).
-    pub fn api_key(&self) -> Option<String> {
-        if self.api_key_env.is_empty() {
-            return None;
-        }
-        std::env::var(&self.api_key_env)
-            .ok()
-            .filter(|k| !k.is_empty())
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
         if !self.enabled() {
             return Ok(());
         }
-        let bad = |field: &'static str, m: String| ConfigError::Invalid { field, message: m };
-        cocoon_ton::parse_address(&self.root)
-            .map_err(|e| bad("chain.root", format!("`{}`: {e}", self.root)))?;
+        self.endpoint.validate()?;
+        parse_address("chain.root", &self.root)?;
         if !self.proxy_operator.is_empty() {
-            cocoon_ton::parse_address(&self.proxy_operator).map_err(|e| {
-                bad(
-                    "chain.proxy_operator",
-                    format!("`{}`: {e}", self.proxy_operator),
-                )
-            })?;
+            parse_address("chain.proxy_operator", &self.proxy_operator)?;
         }
         if !self.wallet.is_empty() {
-            cocoon_ton::parse_address(&self.wallet)
-                .map_err(|e| bad("chain.wallet", format!("`{}`: {e}", self.wallet)))?;
+            parse_address("chain.wallet", &self.wallet)?;
         }
-        if self.api_url.is_empty()
-            || self.allowlist_refresh_ms == 0
-            || self.allowlist_max_stale_ms < self.allowlist_refresh_ms
+        if self.allowlist_refresh_ms == 0 || self.allowlist_max_stale_ms < self.allowlist_refresh_ms
         {
-            return Err(bad(
-                "chain.allowlist_refresh_ms",
-                "api_url must be set, intervals positive, max staleness at least the refresh"
-                    .into(),
-            ));
+            return Err(ConfigError::Invalid {
+                field: "chain.allowlist_refresh_ms",
+                message: "intervals positive, max staleness at least the refresh".into(),
+            });
         }
         Ok(())
     }

@@ -10,11 +10,12 @@
 
 pub mod bundle;
 pub mod config;
+pub mod daemon;
 pub mod journal;
 mod proxy_conn;
 pub mod receipts;
 pub mod request_id;
-pub mod run;
+
 mod service;
 mod sse_filter;
 mod verify;
@@ -25,9 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cocoon_daemon::metrics::Registry;
+use cocoon_daemon::serve::{HttpVersion, ServeOptions, serve};
 use cocoon_daemon::shutdown::Shutdown;
 use cocoon_daemon::tls::HopTls;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -356,33 +357,15 @@ async fn flush_journal(gateway: Arc<Gateway>) {
     }
 }
 
+/// Serves apps (plain HTTP/1.1 or HTTP/2 on loopback) until the gateway shuts down, then drains.
 async fn accept(gateway: Arc<Gateway>, listener: TcpListener) {
-    let mut conns = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-            _ = gateway.shutdown.triggered() => {
-                while conns.join_next().await.is_some() {}
-                return;
-            }
-        };
-        let Ok((tcp, _)) = accepted else { continue };
-        let _ = tcp.set_nodelay(true);
+    let options = ServeOptions::plain(HttpVersion::Auto);
+    let shutdown = gateway.shutdown.clone();
+    serve(listener, options, shutdown, move |_peer| {
         let gw = gateway.clone();
-        conns.spawn(async move {
-            let svc_gw = gw.clone();
-            let svc = hyper::service::service_fn(move |req| service::handle(svc_gw.clone(), req));
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tcp), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = gw.shutdown.triggered() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
+        Some(hyper::service::service_fn(move |req| {
+            service::handle(gw.clone(), req)
+        }))
+    })
+    .await;
 }

@@ -1,4 +1,4 @@
-//! `cocoon-gateway`: run a gateway (see `cocoon_gateway::run`).
+//! `cocoon-gateway`: run a gateway (see `cocoon_gateway::daemon`).
 
 use clap::Parser;
 
@@ -7,10 +7,10 @@ use clap::Parser;
 #[command(name = "cocoon-gateway", version)]
 struct Cli {
     #[command(flatten)]
-    args: cocoon_gateway::run::RunArgs,
+    args: cocoon_daemon::launch::DaemonArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    cocoon_gateway::run::run(Cli::parse().args).await
+    cocoon_gateway::daemon::run(Cli::parse().args).await
 }

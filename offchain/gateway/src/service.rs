@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, BoxError, empty, full, json_response, read_limited};
-use cocoon_protocol::api::{Endpoint, parse_request};
+use cocoon_protocol::api::{Endpoint, ParsedRequest, parse_request};
 use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers, wire};
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response};
 use sha2::{Digest, Sha256};
 
 use crate::Gateway;
-use crate::verify::{Exchange, VerifyBody, check};
+use crate::verify::{Exchange, check, verify_body};
 
 fn error(e: ApiError) -> Response<Body> {
     json_response(e.status(), e.to_json())
@@ -264,6 +264,119 @@ async fn model(gw: &Gateway, raw_id: &str) -> Result<Response<Body>, ApiError> {
     }
 }
 
+/// The app's price cap, never above the configured one.
+fn price_cap(gw: &Gateway, req: &Request<hyper::body::Incoming>) -> Result<u32, ApiError> {
+    let Some(v) = req.headers().get(headers::MAX_COEFFICIENT) else {
+        return Ok(gw.config.max_coefficient);
+    };
+    let cap = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidPriceCap,
+                "x-cocoon-max-coefficient must be an integer",
+            )
+        })?;
+    Ok(cap.min(gw.config.max_coefficient))
+}
+
+/// Reads and checks the app's body; a stream that did not ask for usage is made to (returned
+/// `true`): usage must come back for the charge to be checkable, and then the gateway is "the
+/// client" whose bytes the receipt covers.
+async fn read_request(
+    gw: &Gateway,
+    endpoint: Endpoint,
+    req: Request<hyper::body::Incoming>,
+) -> Result<(Bytes, ParsedRequest, bool), ApiError> {
+    let limits = RequestLimits {
+        max_body_bytes: gw.config.max_body_bytes,
+        max_tokens: gw.config.max_tokens,
+        max_n: gw.config.max_n,
+        ..Default::default()
+    };
+    let body = read_limited(req.into_body(), limits.max_body_bytes)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
+        .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
+    let (parsed, mut obj) = parse_request(endpoint, &body, &limits)?;
+    let added_usage = parsed.stream && !parsed.include_usage;
+    if !added_usage {
+        return Ok((body, parsed, false));
+    }
+    let opts = obj
+        .entry("stream_options")
+        .or_insert_with(|| serde_json::json!({}));
+    if let Some(o) = opts.as_object_mut() {
+        o.insert("include_usage".into(), serde_json::Value::Bool(true));
+    }
+    let body = serde_json::to_vec(&obj)
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+    Ok((Bytes::from(body), parsed, true))
+}
+
+/// The request to the proxy: the body, the cap, the app's timeout and the client wallet.
+fn proxy_request(
+    gw: &Gateway,
+    endpoint: Endpoint,
+    cap: u32,
+    timeout: Option<&hyper::header::HeaderValue>,
+    body: &Bytes,
+) -> Result<Request<Body>, ApiError> {
+    let mut b = Request::post(format!("http://proxy{}", endpoint.path()))
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(headers::MAX_COEFFICIENT, cap);
+    if let Some(t) = timeout {
+        b = b.header(headers::TIMEOUT_MS, t);
+    }
+    if !gw.config.chain.wallet.is_empty() {
+        b = b.header(headers::CLIENT_WALLET, gw.config.chain.wallet.as_str());
+    }
+    b.body(full(body.clone()))
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
+}
+
+fn build_err(e: hyper::http::Error) -> ApiError {
+    ApiError::new(ErrorCode::InternalError, e.to_string())
+}
+
+/// A whole (non-streamed) response: collected, its receipt checked and kept, refused when it
+/// does not verify and receipts are required.
+async fn verify_whole(
+    gw: &Arc<Gateway>,
+    out: hyper::http::response::Builder,
+    incoming: hyper::body::Incoming,
+    exchange: &Exchange,
+) -> Result<Response<Body>, ApiError> {
+    let collected = incoming
+        .collect()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::UpstreamFailed, format!("response cut: {e}")))?;
+    let trailers = collected.trailers().cloned();
+    let bytes = collected.to_bytes();
+    let response_sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    let kept = check(
+        trailers.as_ref(),
+        exchange,
+        Some(bytes.clone()),
+        &response_sha256,
+    );
+    let status = kept.record.status.clone();
+    gw.record(kept);
+    if !status.is_verified() && gw.config.require_receipts {
+        return Err(ApiError::new(
+            ErrorCode::UpstreamFailed,
+            format!("response receipt rejected: {status}"),
+        ));
+    }
+    out.header(headers::RECEIPT_STATUS, status.as_str())
+        .body(full(bytes))
+        .map_err(build_err)
+}
+
+/// One inference request: checked, sent to the proxy, and its response verified (a stream as it
+/// passes, a whole response before it is answered).
 async fn infer(
     gw: &Arc<Gateway>,
     endpoint: Endpoint,
@@ -277,69 +390,17 @@ async fn infer(
         ));
     }
     let in_flight = gw.shutdown.track();
-    let cap = match req.headers().get(headers::MAX_COEFFICIENT) {
-        None => gw.config.max_coefficient,
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidPriceCap,
-                    "x-cocoon-max-coefficient must be an integer",
-                )
-            })?
-            .min(gw.config.max_coefficient),
-    };
+    let cap = price_cap(gw, &req)?;
     let timeout = req.headers().get(headers::TIMEOUT_MS).cloned();
-    let limits = RequestLimits {
-        max_body_bytes: gw.config.max_body_bytes,
-        max_tokens: gw.config.max_tokens,
-        max_n: gw.config.max_n,
-        ..Default::default()
-    };
-    let body = read_limited(req.into_body(), limits.max_body_bytes)
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
-        .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
-    let (parsed, mut obj) = parse_request(endpoint, &body, &limits)?;
-    // Usage must come back for the charge to be checkable: ask for it, and then we are "the client"
-    // whose bytes the receipt covers.
-    let added_usage = parsed.stream && !parsed.include_usage;
-    let body = if added_usage {
-        let opts = obj
-            .entry("stream_options")
-            .or_insert_with(|| serde_json::json!({}));
-        if let Some(o) = opts.as_object_mut() {
-            o.insert("include_usage".into(), serde_json::Value::Bool(true));
-        }
-        Bytes::from(
-            serde_json::to_vec(&obj)
-                .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?,
-        )
-    } else {
-        body
-    };
+    let (body, parsed, added_usage) = read_request(gw, endpoint, req).await?;
     let request_sha256: [u8; 32] = Sha256::digest(&body).into();
     let deadline = Duration::from_millis(gw.config.request_timeout_ms);
-    let resp = tokio::time::timeout(
-        deadline,
-        send(gw, || {
-            let mut b = Request::post(format!("http://proxy{}", endpoint.path()))
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .header(headers::MAX_COEFFICIENT, cap);
-            if let Some(t) = &timeout {
-                b = b.header(headers::TIMEOUT_MS, t);
-            }
-            if !gw.config.chain.wallet.is_empty() {
-                b = b.header(headers::CLIENT_WALLET, gw.config.chain.wallet.as_str());
-            }
-            b.body(full(body.clone()))
-                .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
-        }),
-    )
-    .await
-    .map_err(|_| ApiError::new(ErrorCode::Timeout, "no response before the deadline"))??;
+    let sent = send(gw, || {
+        proxy_request(gw, endpoint, cap, timeout.as_ref(), &body)
+    });
+    let resp = tokio::time::timeout(deadline, sent)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Timeout, "no response before the deadline"))??;
     let (parts, incoming) = resp.into_parts();
     let exchange = Exchange {
         request_id: request_id.to_owned(),
@@ -357,7 +418,6 @@ async fn infer(
     if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
         out = out.header(hyper::header::CONTENT_TYPE, ct);
     }
-    let build_err = |e: hyper::http::Error| ApiError::new(ErrorCode::InternalError, e.to_string());
     if !parts.status.is_success() {
         let body = incoming
             .map_err(|e| -> BoxError { Box::new(e) })
@@ -365,41 +425,9 @@ async fn infer(
         return out.body(body).map_err(build_err);
     }
     if parsed.stream {
-        let body = VerifyBody {
-            inner: incoming,
-            gateway: gw.clone(),
-            hasher: Sha256::new(),
-            exchange,
-            kept: Some(Vec::new()),
-            kept_len: 0,
-            done: false,
-            hide_usage: added_usage.then(crate::sse_filter::HideUsage::default),
-            _in_flight: in_flight,
-        };
-        return out.body(body.boxed_unsync()).map_err(build_err);
+        let hide_usage = added_usage.then(crate::sse_filter::HideUsage::default);
+        let body = verify_body(incoming, gw.clone(), exchange, hide_usage, in_flight);
+        return out.body(body).map_err(build_err);
     }
-    let collected = incoming
-        .collect()
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::UpstreamFailed, format!("response cut: {e}")))?;
-    let trailers = collected.trailers().cloned();
-    let bytes = collected.to_bytes();
-    let response_sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    let kept = check(
-        trailers.as_ref(),
-        &exchange,
-        Some(bytes.clone()),
-        &response_sha256,
-    );
-    let status = kept.record.status.clone();
-    gw.record(kept);
-    if !status.is_verified() && gw.config.require_receipts {
-        return Err(ApiError::new(
-            ErrorCode::UpstreamFailed,
-            format!("response receipt rejected: {status}"),
-        ));
-    }
-    out.header(headers::RECEIPT_STATUS, status.as_str())
-        .body(full(bytes))
-        .map_err(build_err)
+    verify_whole(gw, out, incoming, &exchange).await
 }

@@ -1,12 +1,12 @@
-//! Receipt checks on the gateway side, and the streaming body that hashes and verifies as it forwards.
+//! Receipt checks on the gateway side, and the observer that hashes and verifies a stream as it is
+//! forwarded.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cocoon_audit::Hex32;
-use cocoon_daemon::http::BoxError;
+use cocoon_daemon::http::{Body, BoxError};
+use cocoon_daemon::observe::{Ending, Observer, ObservingBody};
 use cocoon_daemon::shutdown::InFlight;
 use cocoon_protocol::{SignedReceipt, headers};
 use hyper::HeaderMap;
@@ -102,23 +102,43 @@ pub(crate) fn check(
     }
 }
 
-/// Forwards a streamed response to the app frame by frame, hashing (and keeping) it, and checks the
+/// Watches a streamed response on its way to the app, hashing (and keeping) it, and checks the
 /// receipt trailer at the end. Trailers are not forwarded (the app speaks HTTP/1.1).
-pub(crate) struct VerifyBody {
-    pub(crate) inner: hyper::body::Incoming,
-    pub(crate) gateway: Arc<Gateway>,
-    pub(crate) hasher: Sha256,
-    pub(crate) exchange: Exchange,
+pub(crate) struct VerifyObserver {
+    gateway: Arc<Gateway>,
+    hasher: Sha256,
+    exchange: Exchange,
     /// The frames so far (cheap clones of the forwarded bytes), until they pass the keep limit.
-    pub(crate) kept: Option<Vec<Bytes>>,
-    pub(crate) kept_len: usize,
-    pub(crate) done: bool,
+    kept: Option<Vec<Bytes>>,
+    kept_len: usize,
+    done: bool,
     /// Set when the gateway added `include_usage` itself: the usage event is not forwarded.
-    pub(crate) hide_usage: Option<crate::sse_filter::HideUsage>,
-    pub(crate) _in_flight: InFlight,
+    hide_usage: Option<crate::sse_filter::HideUsage>,
+    _in_flight: InFlight,
 }
 
-impl VerifyBody {
+/// The streamed response as the app receives it, verified as it passes.
+pub(crate) fn verify_body(
+    inner: hyper::body::Incoming,
+    gateway: Arc<Gateway>,
+    exchange: Exchange,
+    hide_usage: Option<crate::sse_filter::HideUsage>,
+    in_flight: InFlight,
+) -> Body {
+    let observer = VerifyObserver {
+        gateway,
+        hasher: Sha256::new(),
+        exchange,
+        kept: Some(Vec::new()),
+        kept_len: 0,
+        done: false,
+        hide_usage,
+        _in_flight: in_flight,
+    };
+    ObservingBody::new(inner, observer).boxed()
+}
+
+impl VerifyObserver {
     fn keep(&mut self, data: &Bytes) {
         self.kept_len = self.kept_len.saturating_add(data.len());
         if self.kept_len > MAX_KEPT_BODY_BYTES {
@@ -139,65 +159,43 @@ impl VerifyBody {
         self.gateway.record(kept);
     }
 
-    /// Bytes the usage filter still holds when the stream ends.
-    fn leftover(&mut self) -> Option<Bytes> {
-        self.hide_usage
+    /// Ends the body, with the bytes the usage filter still holds, if any.
+    fn ending(&mut self) -> Ending {
+        let rest = self
+            .hide_usage
             .as_mut()
             .map(crate::sse_filter::HideUsage::finish)
-            .filter(|b| !b.is_empty())
+            .filter(|b| !b.is_empty());
+        match rest {
+            Some(rest) => Ending::Frame(Frame::data(rest)),
+            None => Ending::Done,
+        }
     }
 }
 
-impl hyper::body::Body for VerifyBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if this.done {
-                return Poll::Ready(None);
-            }
-            match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        this.hasher.update(&data);
-                        this.keep(&data);
-                        let data = match this.hide_usage.as_mut() {
-                            Some(filter) => filter.push(&data),
-                            None => data,
-                        };
-                        if data.is_empty() {
-                            continue;
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    Err(frame) => {
-                        let trailers = frame.into_trailers().ok();
-                        this.finish(trailers.as_ref());
-                        if let Some(rest) = this.leftover() {
-                            return Poll::Ready(Some(Ok(Frame::data(rest))));
-                        }
-                    }
-                },
-                Some(Err(e)) => {
-                    this.finish(None);
-                    return Poll::Ready(Some(Err(Box::new(e))));
-                }
-                None => {
-                    this.finish(None);
-                    if let Some(rest) = this.leftover() {
-                        return Poll::Ready(Some(Ok(Frame::data(rest))));
-                    }
-                }
-            }
-        }
+impl Observer for VerifyObserver {
+    fn data(&mut self, data: Bytes) -> Option<Bytes> {
+        self.hasher.update(&data);
+        self.keep(&data);
+        let data = match self.hide_usage.as_mut() {
+            Some(filter) => filter.push(&data),
+            None => data,
+        };
+        (!data.is_empty()).then_some(data)
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.done
+    fn trailers(&mut self, trailers: HeaderMap) -> Ending {
+        self.finish(Some(&trailers));
+        self.ending()
+    }
+
+    fn end(&mut self) -> Ending {
+        self.finish(None);
+        self.ending()
+    }
+
+    fn error(&mut self, error: BoxError) -> Ending {
+        self.finish(None);
+        Ending::Error(error)
     }
 }

@@ -1,23 +1,32 @@
-//! The daemons' configs for a local network, written as an operator would write their files, and the
-//! worker's start from its config (as `cocoon_worker::run` does).
+//! Who is who in a local network (wallets, keys) and the daemons' configs, written as an operator
+//! would write their files.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use cocoon_attestation as att;
-use cocoon_daemon::metrics::Registry;
-use cocoon_daemon::tls::Role;
-use cocoon_daemon::tls_config::{TlsMode, TlsSection, build_hop_tls};
+use cocoon_daemon::chain_endpoint::ChainEndpoint;
+use cocoon_daemon::tls_config::{TlsMode, TlsSection};
 use cocoon_gateway::GatewayConfig;
 use cocoon_gateway::config::GatewayChain;
 use cocoon_proxy::ProxyConfig;
 use cocoon_proxy::config::ChainSection;
-use cocoon_ton::{TonAddress, TonClient};
-use cocoon_worker::chain::WorkerChain;
-use cocoon_worker::{RootHook, WorkerConfig, WorkerHandle, WorkerOptions};
+use cocoon_ton::{Network, TonAddress, Wallet};
+use cocoon_worker::WorkerConfig;
 use ed25519_dalek::SigningKey;
 
-use crate::localnet::{LocalnetError, Parties, daemon};
+use crate::error::{LocalnetError, daemon};
+
+/// The four parties' wallets.
+#[derive(Debug, Clone)]
+pub struct Parties {
+    /// Root owner.
+    pub governance: Wallet,
+    /// Proxy operator (stake, vault, escrow counterparty).
+    pub proxy_operator: Wallet,
+    /// GPU owner (worker stake, receives payouts).
+    pub gpu_owner: Wallet,
+    /// App developer (escrow).
+    pub client: Wallet,
+}
 
 /// The keys of a local network.
 #[derive(Debug, Clone)]
@@ -75,6 +84,7 @@ pub fn configs(
         })
     };
     let root_hex = root.to_hex();
+    let endpoint = ChainEndpoint::new(api_url, Network::Testnet);
     let proxy = ProxyConfig {
         client_listen: "127.0.0.1:0".into(),
         worker_listen: "127.0.0.1:0".into(),
@@ -83,11 +93,10 @@ pub fn configs(
         announce_poll_ms: 200,
         tls: tls("proxy.key", &keys.proxy)?,
         chain: ChainSection {
-            api_url: api_url.to_owned(),
+            endpoint: endpoint.clone(),
             root: root_hex.clone(),
             operator: parties.proxy_operator.address().to_hex(),
             operator_key_file: key_file(dir, "operator.key", &keys.operator)?,
-            network: "testnet".into(),
             refresh_ms: 2000,
             ..ChainSection::default()
         },
@@ -102,16 +111,15 @@ pub fn configs(
         tls: tls("worker.key", &keys.worker)?,
         ..WorkerConfig::default()
     };
-    worker.chain.api_url = api_url.to_owned();
+    worker.chain.endpoint = endpoint.clone();
     worker.chain.root = root_hex.clone();
     worker.chain.owner = parties.gpu_owner.address().to_hex();
-    worker.chain.network = "testnet".into();
     let gateway = GatewayConfig {
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         tls: tls("client.key", &keys.client)?,
         chain: GatewayChain {
-            api_url: api_url.to_owned(),
+            endpoint,
             root: root_hex,
             wallet: parties.client.address().to_hex(),
             ..GatewayChain::default()
@@ -124,69 +132,4 @@ pub fn configs(
         worker,
         gateway,
     })
-}
-
-fn proxy_images(root: &cocoon_worker::chain::RootView) -> att::policy::AllowlistSnapshot {
-    root.proxy_images
-        .iter()
-        .map(|(hash, &at)| {
-            let status = if at == 0 {
-                att::policy::ImageStatus::Allowed
-            } else {
-                att::policy::ImageStatus::Revoked { at: u64::from(at) }
-            };
-            ((att::Role::Proxy, *hash), status)
-        })
-        .collect()
-}
-
-/// Starts a worker from its config the way `cocoon_worker::run` does: TLS from `[tls]`, proxies'
-/// images checked against the root's allowlist, stake, image and model checked on chain.
-pub async fn start_worker(config: WorkerConfig) -> Result<WorkerHandle, LocalnetError> {
-    start_worker_with_owner(config, None).await
-}
-
-/// As [`start_worker`], with the owner's signing wallet (what `chain.owner_mnemonic_*` gives the
-/// binary; the local network's wallets come from keys, not mnemonics): the worker claims its payouts
-/// itself once they reach `chain.claim_threshold_nano`.
-pub async fn start_worker_with_owner(
-    config: WorkerConfig,
-    owner_wallet: Option<cocoon_ton::Wallet>,
-) -> Result<WorkerHandle, LocalnetError> {
-    config.tls.validate().map_err(daemon("worker [tls]"))?;
-    let allowlist = att::InMemoryAllowlist::new();
-    let tls = build_hop_tls(Role::Worker, &config.tls, Arc::new(allowlist.clone()))
-        .map_err(daemon("building the worker's TLS"))?;
-    let client: Arc<dyn TonClient> = Arc::new(
-        cocoon_ton::HttpTonClient::new(cocoon_ton::TonClientConfig::new(
-            config.chain.api_url.clone(),
-        ))
-        .map_err(daemon("worker chain client"))?,
-    );
-    let chain = cocoon_worker::chain_ton::TonChain::new(
-        client,
-        config
-            .chain
-            .root_address()
-            .map_err(daemon("worker [chain]"))?,
-        config
-            .chain
-            .owner_address()
-            .map_err(daemon("worker [chain]"))?,
-        owner_wallet,
-    );
-    let root = chain
-        .root()
-        .await
-        .map_err(daemon("the worker reading the root"))?;
-    allowlist.replace(proxy_images(&root));
-    let hook_list = allowlist.clone();
-    let options = WorkerOptions {
-        chain: Some(Arc::new(chain)),
-        on_root: Some(RootHook(Box::new(move |root| {
-            hook_list.replace(proxy_images(root));
-        }))),
-    };
-    cocoon_worker::start_with(config, tls, root.params, Registry::new(), options)
-        .map_err(daemon("starting the worker"))
 }

@@ -5,7 +5,8 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::localnet::{Balances, LocalNet, LocalnetError};
+use crate::error::LocalnetError;
+use crate::localnet::{Balances, LocalNet};
 
 /// One chat completion through the whole path.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -5,5 +5,6 @@
 //! TEE provider: INSECURE, development only.
 
 pub mod daemons;
+pub mod error;
 pub mod flow;
 pub mod localnet;

@@ -1,9 +1,9 @@
 //! The whole network in one process on a local devnet: wallets, contracts, engine, worker, proxy and
 //! gateway, one real request, settlement and a summary. What `cocoon demo` runs.
 //!
-//! The proxy and the gateway are built from their config files' structures by the same functions
-//! their binaries run (`cocoon_proxy::run::build`, `cocoon_gateway::run::build`), the worker from its
-//! config as its binary does ([`crate::daemons::start_worker`]). Every hop is RA-TLS with the
+//! The proxy, the worker and the gateway are built from their config files' structures by the same
+//! functions their binaries run (`cocoon_proxy::daemon::build`, `cocoon_worker::daemon::build`,
+//! `cocoon_gateway::daemon::build`). Every hop is RA-TLS with the
 //! **simulated** TEE provider: quotes are made up in software, so this is INSECURE — a development
 //! network, never for real prompts or real TON.
 
@@ -16,23 +16,28 @@ use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
+use cocoon_daemon::chain_endpoint::ChainEndpoint;
+use cocoon_daemon::launch::Daemon;
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_engine::{EngineConfig, EngineHandle};
-use cocoon_gateway::run::GatewayDaemon;
+use cocoon_gateway::daemon::GatewayDaemon;
 use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::{Outcome, fetch_state};
 use cocoon_onchain::{OnchainError, OnchainSettler, OnchainView};
-use cocoon_proxy::run::ProxyDaemon;
-use cocoon_ton::{HttpTonClient, Network, TonClient, TonClientConfig, Wallet};
-use cocoon_worker::WorkerHandle;
+use cocoon_proxy::ProxyConfig;
+use cocoon_proxy::daemon::{ChainParts, ProxyDaemon, RunOptions};
+use cocoon_ton::{HttpTonClient, Network, TonClient, Wallet};
+use cocoon_worker::WorkerConfig;
+use cocoon_worker::daemon::{BuildOptions, WorkerDaemon};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
-use crate::daemons::{self, Keys};
+use crate::daemons::{self, Keys, Parties};
+use crate::error::{LocalnetError, chain, daemon};
 
 const TON: u128 = 1_000_000_000;
 /// Network id the devnet (@ton/sandbox) reports.
-pub const DEVNET_NETWORK_ID: i32 = -239;
+pub const DEVNET_NETWORK_ID: i32 = cocoon_devnet::GLOBAL_ID;
 /// Model name served in the demo.
 pub const DEMO_MODEL: &str = "smollm2-135m-instruct";
 /// What the summary and banners say about the TEE of a local network.
@@ -45,54 +50,6 @@ pub enum EngineChoice {
     Gguf(PathBuf),
     /// The zero-latency fixed backend (tests, benchmarks).
     Fixed,
-}
-
-/// Local network failures.
-#[derive(Debug, thiserror::Error)]
-pub enum LocalnetError {
-    /// A chain step failed.
-    #[error("{step}: {source}")]
-    Chain {
-        /// What was being done.
-        step: &'static str,
-        /// Why it failed.
-        source: OnchainError,
-    },
-    /// A daemon or the devnet failed.
-    #[error("{step}: {message}")]
-    Daemon {
-        /// What was being done.
-        step: &'static str,
-        /// Why it failed.
-        message: String,
-    },
-}
-
-fn chain<E: Into<OnchainError>>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {
-    move |source| LocalnetError::Chain {
-        step,
-        source: source.into(),
-    }
-}
-
-pub(crate) fn daemon<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> LocalnetError {
-    move |e| LocalnetError::Daemon {
-        step,
-        message: format!("{e:#}"),
-    }
-}
-
-/// The four parties' wallets.
-#[derive(Debug, Clone)]
-pub struct Parties {
-    /// Root owner.
-    pub governance: Wallet,
-    /// Proxy operator (stake, vault, escrow counterparty).
-    pub proxy_operator: Wallet,
-    /// GPU owner (worker stake, receives payouts).
-    pub gpu_owner: Wallet,
-    /// App developer (escrow).
-    pub client: Wallet,
 }
 
 /// A running local network.
@@ -111,8 +68,8 @@ pub struct LocalNet {
     pub settler: Arc<OnchainSettler>,
     /// Engine.
     pub engine: EngineHandle,
-    /// Worker.
-    pub worker: WorkerHandle,
+    /// Worker, as its binary builds it.
+    pub worker: WorkerDaemon,
     /// Proxy, as its binary builds it.
     pub proxy: ProxyDaemon,
     /// Gateway, as its binary builds it.
@@ -160,16 +117,176 @@ impl Default for Funding {
     }
 }
 
-fn model_hash(engine: &EngineChoice) -> Result<[u8; 32], LocalnetError> {
+/// What the engine serves: the model name, the engine's config and the model's hash.
+fn engine_plan(engine: &EngineChoice) -> Result<(String, EngineConfig, [u8; 32]), LocalnetError> {
     match engine {
         EngineChoice::Gguf(path) => {
             let mut file = std::fs::File::open(path).map_err(daemon("opening the model"))?;
             let mut h = Sha256::new();
             std::io::copy(&mut file, &mut h).map_err(daemon("hashing the model"))?;
-            Ok(h.finalize().into())
+            let mut config = EngineConfig::gguf(path);
+            config.model_id = Some(DEMO_MODEL.into());
+            Ok((DEMO_MODEL.to_owned(), config, h.finalize().into()))
         }
-        EngineChoice::Fixed => Ok(Sha256::digest(cocoon_engine::FIXED_MODEL_ID.as_bytes()).into()),
+        EngineChoice::Fixed => Ok((
+            cocoon_engine::FIXED_MODEL_ID.to_owned(),
+            EngineConfig::fixed(),
+            Sha256::digest(cocoon_engine::FIXED_MODEL_ID.as_bytes()).into(),
+        )),
     }
+}
+
+/// The devnet and a fast-polling client of it.
+async fn start_devnet() -> Result<(Devnet, Arc<dyn TonClient>), LocalnetError> {
+    let devnet = Devnet::start(DevnetOptions::default())
+        .await
+        .map_err(daemon("starting the devnet"))?;
+    let mut cfg = ChainEndpoint::new(devnet.url(), Network::Testnet)
+        .client_config()
+        .map_err(daemon("chain client"))?;
+    cfg.poll_interval = Duration::from_millis(50);
+    cfg.max_retries = 2;
+    let client = HttpTonClient::new(cfg).map_err(daemon("chain client"))?;
+    Ok((devnet, Arc::new(client)))
+}
+
+/// Fresh keys (the TEE's for the proxy and the worker, the client's, the operator's wallet key)
+/// and the four parties' wallets, funded on the devnet.
+async fn new_parties(devnet: &Devnet, funding: &Funding) -> Result<(Keys, Parties), LocalnetError> {
+    let mut rng = rand::rngs::OsRng;
+    let keys = Keys {
+        proxy: SigningKey::generate(&mut rng),
+        worker: SigningKey::generate(&mut rng),
+        client: SigningKey::generate(&mut rng),
+        operator: SigningKey::generate(&mut rng),
+    };
+    let new_wallet =
+        |key: &SigningKey| wallet_for_key(key, Network::Testnet).map_err(chain("wallet"));
+    let parties = Parties {
+        governance: new_wallet(&SigningKey::generate(&mut rng))?,
+        proxy_operator: new_wallet(&keys.operator)?,
+        gpu_owner: new_wallet(&SigningKey::generate(&mut rng))?,
+        client: new_wallet(&SigningKey::generate(&mut rng))?,
+    };
+    for w in [
+        &parties.governance,
+        &parties.proxy_operator,
+        &parties.gpu_owner,
+        &parties.client,
+    ] {
+        devnet
+            .fund(w.address_friendly(), funding.wallet)
+            .await
+            .map_err(daemon("funding a wallet"))?;
+    }
+    Ok((keys, parties))
+}
+
+/// Deploys the root, allows the simulated image and the model, and opens both stakes.
+async fn deploy_root(
+    c: &dyn TonClient,
+    keys: &Keys,
+    parties: &Parties,
+    funding: &Funding,
+    model: &str,
+    model_hash: [u8; 32],
+) -> Result<(RootHandle, Vec<Outcome>), LocalnetError> {
+    let gov = &parties.governance;
+    let (root, o) = RootHandle::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
+        .await
+        .map_err(chain("deploying the root"))?;
+    let mut setup = vec![o];
+    let sim_image = daemons::simulated_tls().simulated_image_hash();
+    for role in [ROLE_WORKER, ROLE_PROXY] {
+        let o = root.set_image(c, gov, role, sim_image, true).await;
+        setup.push(o.map_err(chain("allowing the simulated image"))?);
+    }
+    let o = root
+        .set_model(c, gov, model_hash, Some(model.to_owned()))
+        .await;
+    setup.push(o.map_err(chain("allowing the model"))?);
+    let proxy_pub = keys.proxy.verifying_key().to_bytes();
+    let o = root.open_stake(
+        c,
+        &parties.proxy_operator,
+        ROLE_PROXY,
+        proxy_pub,
+        funding.stake,
+    );
+    setup.push(o.await.map_err(chain("staking the proxy"))?);
+    let worker_pub = keys.worker.verifying_key().to_bytes();
+    let o = root.open_stake(
+        c,
+        &parties.gpu_owner,
+        ROLE_WORKER,
+        worker_pub,
+        funding.stake,
+    );
+    setup.push(o.await.map_err(chain("staking the worker"))?);
+    Ok((root, setup))
+}
+
+/// Registers the running proxy in the root and opens the client's escrow with it (bound to the
+/// gateway's TLS key: the proxy admits that key because the escrow says so).
+async fn register_and_open_escrow(
+    c: &dyn TonClient,
+    root: &RootHandle,
+    keys: &Keys,
+    parties: &Parties,
+    funding: &Funding,
+    proxy: &ProxyDaemon,
+) -> Result<Vec<Outcome>, LocalnetError> {
+    let operator = parties.proxy_operator.address();
+    let info = ProxyInfo {
+        key: keys.proxy.verifying_key().to_bytes(),
+        endpoints: proxy.handle.client_addr.to_string(),
+    };
+    let o = root
+        .set_proxy(c, &parties.governance, operator, Some(info))
+        .await;
+    let mut setup = vec![o.map_err(chain("registering the proxy"))?];
+    let client_key = keys.client.verifying_key().to_bytes();
+    let o = root.open_escrow(
+        c,
+        &parties.client,
+        operator,
+        funding.escrow_stake,
+        client_key,
+        funding.escrow_deposit,
+    );
+    setup.push(o.await.map_err(chain("opening the client escrow"))?);
+    Ok(setup)
+}
+
+/// The proxy as its binary builds it, with the chain parts a local network reads.
+async fn start_proxy(config: &ProxyConfig) -> Result<(ProxyDaemon, ChainParts), LocalnetError> {
+    let proxy = cocoon_proxy::daemon::build(config.clone(), &RunOptions::default())
+        .await
+        .map_err(daemon("starting the proxy"))?;
+    let parts = proxy.chain.clone().ok_or_else(|| LocalnetError::Daemon {
+        step: "starting the proxy",
+        message: "the proxy runs without a chain".into(),
+    })?;
+    Ok((proxy, parts))
+}
+
+/// The worker as its binary builds it, dialing `proxy`. The local network plays the GPU owner:
+/// its worker claims its own payouts (past `chain.claim_threshold_nano`, 10 TON by default;
+/// below it the proxy pays).
+async fn start_worker(
+    config: &WorkerConfig,
+    proxy: &ProxyDaemon,
+    owner: &Wallet,
+) -> Result<WorkerDaemon, LocalnetError> {
+    let mut config = config.clone();
+    config.proxies = vec![proxy.handle.worker_addr.to_string()];
+    let options = BuildOptions {
+        insecure_dev_tls: false,
+        owner_wallet: Some(owner.clone()),
+    };
+    cocoon_worker::daemon::build(config, &options)
+        .await
+        .map_err(daemon("starting the worker"))
 }
 
 impl LocalNet {
@@ -190,105 +307,15 @@ impl LocalNet {
         adjust: impl FnOnce(&mut daemons::Configs),
     ) -> Result<LocalNet, LocalnetError> {
         let dir = tempfile::tempdir().map_err(daemon("temporary directory"))?;
-        let devnet = Devnet::start(DevnetOptions::default())
-            .await
-            .map_err(daemon("starting the devnet"))?;
-        let mut cfg = TonClientConfig::new(devnet.url());
-        cfg.poll_interval = Duration::from_millis(50);
-        cfg.max_retries = 2;
-        let chain_client: Arc<dyn TonClient> =
-            Arc::new(HttpTonClient::new(cfg).map_err(daemon("chain client"))?);
+        let (devnet, chain_client) = start_devnet().await?;
         let c = chain_client.as_ref();
-
-        let mut rng = rand::rngs::OsRng;
-        // Keys the TEE would generate and attest (the proxy's signs vouchers, the worker's
-        // receipts), the client's, and the proxy operator's wallet key.
-        let keys = Keys {
-            proxy: SigningKey::generate(&mut rng),
-            worker: SigningKey::generate(&mut rng),
-            client: SigningKey::generate(&mut rng),
-            operator: SigningKey::generate(&mut rng),
-        };
-        let new_wallet =
-            |key: &SigningKey| wallet_for_key(key, Network::Testnet).map_err(chain("wallet"));
-        let parties = Parties {
-            governance: new_wallet(&SigningKey::generate(&mut rng))?,
-            proxy_operator: new_wallet(&keys.operator)?,
-            gpu_owner: new_wallet(&SigningKey::generate(&mut rng))?,
-            client: new_wallet(&SigningKey::generate(&mut rng))?,
-        };
-        for w in [
-            &parties.governance,
-            &parties.proxy_operator,
-            &parties.gpu_owner,
-            &parties.client,
-        ] {
-            devnet
-                .fund(w.address_friendly(), funding.wallet)
-                .await
-                .map_err(daemon("funding a wallet"))?;
-        }
-        let sim_image = daemons::simulated_tls().simulated_image_hash();
-        let (model, engine_config) = match &engine_choice {
-            EngineChoice::Gguf(path) => {
-                let mut c = EngineConfig::gguf(path);
-                c.model_id = Some(DEMO_MODEL.into());
-                (DEMO_MODEL.to_owned(), c)
-            }
-            EngineChoice::Fixed => (
-                cocoon_engine::FIXED_MODEL_ID.to_owned(),
-                EngineConfig::fixed(),
-            ),
-        };
-        let model_hash = model_hash(&engine_choice)?;
-
-        let mut setup = Vec::new();
-        let gov = &parties.governance;
-        let (root, o) = RootHandle::deploy(c, gov, DEVNET_NETWORK_ID, dev_params(), TON)
-            .await
-            .map_err(chain("deploying the root"))?;
-        setup.push(o);
-        for role in [ROLE_WORKER, ROLE_PROXY] {
-            setup.push(
-                root.set_image(c, gov, role, sim_image, true)
-                    .await
-                    .map_err(chain("allowing the simulated image"))?,
-            );
-        }
-        setup.push(
-            root.set_model(c, gov, model_hash, Some(model.clone()))
-                .await
-                .map_err(chain("allowing the model"))?,
-        );
-        let proxy_pub = keys.proxy.verifying_key().to_bytes();
-        setup.push(
-            root.open_stake(
-                c,
-                &parties.proxy_operator,
-                ROLE_PROXY,
-                proxy_pub,
-                funding.stake,
-            )
-            .await
-            .map_err(chain("staking the proxy"))?,
-        );
-        let worker_pub = keys.worker.verifying_key().to_bytes();
-        setup.push(
-            root.open_stake(
-                c,
-                &parties.gpu_owner,
-                ROLE_WORKER,
-                worker_pub,
-                funding.stake,
-            )
-            .await
-            .map_err(chain("staking the worker"))?,
-        );
-
+        let (keys, parties) = new_parties(&devnet, &funding).await?;
+        let (model, engine_config, model_hash) = engine_plan(&engine_choice)?;
+        let (root, mut setup) =
+            deploy_root(c, &keys, &parties, &funding, &model, model_hash).await?;
         let engine = cocoon_engine::start(engine_config)
             .await
             .map_err(daemon("starting the engine"))?;
-
         let mut configs = daemons::configs(
             dir.path(),
             &keys,
@@ -300,59 +327,14 @@ impl LocalNet {
             &hex::encode(model_hash),
         )?;
         adjust(&mut configs);
-        let proxy = cocoon_proxy::run::build(
-            configs.proxy.clone(),
-            &cocoon_proxy::run::RunOptions::default(),
-        )
-        .await
-        .map_err(daemon("starting the proxy"))?;
-        let parts = proxy.chain.clone().ok_or_else(|| LocalnetError::Daemon {
-            step: "starting the proxy",
-            message: "the proxy runs without a chain".into(),
-        })?;
-        setup.push(
-            root.set_proxy(
-                c,
-                gov,
-                parties.proxy_operator.address(),
-                Some(ProxyInfo {
-                    key: proxy_pub,
-                    endpoints: proxy.handle.client_addr.to_string(),
-                }),
-            )
-            .await
-            .map_err(chain("registering the proxy"))?,
-        );
-        setup.push(
-            root.open_escrow(
-                c,
-                &parties.client,
-                parties.proxy_operator.address(),
-                funding.escrow_stake,
-                // the gateway's TLS key: the proxy admits it for this escrow because the escrow says so
-                keys.client.verifying_key().to_bytes(),
-                funding.escrow_deposit,
-            )
-            .await
-            .map_err(chain("opening the client escrow"))?,
-        );
-        parts
-            .view
-            .refresh()
-            .await
-            .map_err(chain("refreshing the chain view"))?;
-
-        let mut worker_config = configs.worker.clone();
-        worker_config.proxies = vec![proxy.handle.worker_addr.to_string()];
-        // The local network plays the GPU owner: its worker claims its own payouts (past
-        // `chain.claim_threshold_nano`, 10 TON by default; below it the proxy pays).
-        let worker =
-            daemons::start_worker_with_owner(worker_config, Some(parties.gpu_owner.clone()))
-                .await?;
-        let gateway = cocoon_gateway::run::build(configs.gateway.clone(), false)
+        let (proxy, parts) = start_proxy(&configs.proxy).await?;
+        setup.extend(register_and_open_escrow(c, &root, &keys, &parties, &funding, &proxy).await?);
+        let refreshed = parts.view.refresh().await;
+        refreshed.map_err(chain("refreshing the chain view"))?;
+        let worker = start_worker(&configs.worker, &proxy, &parties.gpu_owner).await?;
+        let gateway = cocoon_gateway::daemon::build(configs.gateway.clone(), false)
             .await
             .map_err(daemon("starting the gateway"))?;
-
         let net = LocalNet {
             devnet,
             chain: chain_client,
@@ -410,7 +392,7 @@ impl LocalNet {
         let client = store
             .client(&self.client_key)
             .map_err(daemon("reading the ledger"))?;
-        let worker_key = self.worker.state_key();
+        let worker_key = self.worker.handle.state_key();
         let worker = store
             .worker(&worker_key)
             .map_err(daemon("reading the ledger"))?;

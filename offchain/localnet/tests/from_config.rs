@@ -121,12 +121,12 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
     );
     assert!(bindings.contains("worker "), "{bindings}");
     assert_eq!(
-        store.worker(&net.worker.state_key()).unwrap().earned,
+        store.worker(&net.worker.handle.state_key()).unwrap().earned,
         worker_total
     );
 
     // Payouts went out by themselves (the proxy's lazy settlement, its own payout statements).
-    let worker_key = net.worker.state_key();
+    let worker_key = net.worker.handle.state_key();
     let mut paid_in_ledger = 0;
     for _ in 0..600 {
         paid_in_ledger = store.worker(&worker_key).unwrap().paid;
@@ -227,7 +227,7 @@ async fn the_workers_owner_claims_the_payouts_the_proxy_hands_the_worker() {
     chat(&net, false).await;
     chat(&net, true).await;
     let proxy = &net.proxy.handle.proxy;
-    let worker_key = net.worker.state_key();
+    let worker_key = net.worker.handle.state_key();
     let mut account = proxy.store.worker(&worker_key).unwrap();
     for _ in 0..1200 {
         account = proxy.store.worker(&worker_key).unwrap();
@@ -335,7 +335,8 @@ async fn the_ledger_marker_goes_on_chain_and_a_proxy_on_an_older_ledger_refuses_
     let dir = tempfile::tempdir().unwrap();
     let mut stale = net.configs.proxy.clone();
     stale.store_path = dir.path().join("restored.redb").display().to_string();
-    let refused = cocoon_proxy::run::build(stale, &cocoon_proxy::run::RunOptions::default()).await;
+    let refused =
+        cocoon_proxy::daemon::build(stale, &cocoon_proxy::daemon::RunOptions::default()).await;
     let message = format!(
         "{:#}",
         refused.expect_err("a ledger behind the chain is refused")

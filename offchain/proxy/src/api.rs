@@ -5,71 +5,35 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cocoon_daemon::http::{Body, full, json_response, read_limited};
+use cocoon_daemon::serve::{HttpVersion, ServeOptions, serve};
 use cocoon_daemon::tls::PeerIdentity;
-use cocoon_protocol::api::{Endpoint, parse_request};
+use cocoon_protocol::api::{Endpoint, ParsedRequest, parse_request};
 use cocoon_protocol::{ApiError, Coefficient, ErrorCode, headers, wire};
 use hyper::{Method, Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::Proxy;
 use crate::chain::BindError;
-use crate::charge_body::{ChargeBody, ChargeContext};
-use crate::registry::NoWorker;
+use crate::charge_body::{ChargeContext, charge_body};
+use crate::registry::{NoWorker, WorkerEntry};
 
+/// Serves the client port (mutual TLS, HTTP/2) until the proxy shuts down, then drains.
 pub(crate) async fn accept_clients(proxy: Arc<Proxy>, listener: TcpListener) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(proxy.tls.server_config());
-    // Connections live in this set: aborting the accept task (a kill) aborts them all, while a
-    // graceful shutdown waits for them to drain.
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-            _ = proxy.shutdown.triggered() => {
-                while conns.join_next().await.is_some() {}
-                return;
-            }
-        };
-        let Ok((tcp, peer_addr)) = accepted else {
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let proxy = proxy.clone();
-        let acceptor = acceptor.clone();
-        conns.spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer_addr, error = %e, "client TLS handshake failed");
-                    return;
-                }
-            };
-            let Some(client) = proxy.tls.peer_identity(stream.get_ref().1) else {
-                return;
-            };
-            if client.role != cocoon_daemon::tls::Role::Client {
-                tracing::warn!(%peer_addr, role = ?client.role, "non-client peer on the client port");
-                return;
-            }
-            let client = Arc::new(client);
-            let svc_proxy = proxy.clone();
-            let svc = hyper::service::service_fn(move |req| {
-                let (proxy, client) = (svc_proxy.clone(), client.clone());
-                async move { Ok::<_, std::convert::Infallible>(handle(proxy, &client, req).await) }
-            });
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = proxy.shutdown.triggered() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
+    let options = ServeOptions::tls(proxy.tls.clone(), HttpVersion::Http2);
+    let shutdown = proxy.shutdown.clone();
+    serve(listener, options, shutdown, move |peer| {
+        let client = peer.identity?;
+        if client.role != cocoon_daemon::tls::Role::Client {
+            tracing::warn!(peer_addr = %peer.addr, role = ?client.role, "non-client peer on the client port");
+            return None;
+        }
+        let (proxy, client) = (proxy.clone(), Arc::new(client));
+        Some(hyper::service::service_fn(move |req| {
+            let (proxy, client) = (proxy.clone(), client.clone());
+            async move { Ok::<_, std::convert::Infallible>(handle(proxy, &client, req).await) }
+        }))
+    })
+    .await;
 }
 
 pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
@@ -236,6 +200,174 @@ fn header_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Result<Option
     }
 }
 
+/// What a request may cost and how long it may take, from its headers.
+struct Terms {
+    /// Highest worker coefficient, thousandths.
+    cap: u32,
+    /// When the whole request must be done.
+    deadline: tokio::time::Instant,
+}
+
+fn terms(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> Result<Terms, ApiError> {
+    let cap = match header_u64(req, headers::MAX_COEFFICIENT) {
+        Ok(Some(c)) => u32::try_from(c).unwrap_or(u32::MAX),
+        Ok(None) => proxy.config.default_max_coefficient,
+        Err(()) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidPriceCap,
+                "x-cocoon-max-coefficient must be an integer",
+            ));
+        }
+    };
+    let timeout_ms = match header_u64(req, headers::TIMEOUT_MS) {
+        Ok(Some(t)) => t.min(proxy.config.request_timeout_ms),
+        Ok(None) => proxy.config.request_timeout_ms,
+        Err(()) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "x-cocoon-timeout-ms must be an integer",
+            ));
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    Ok(Terms { cap, deadline })
+}
+
+/// Reads and checks the body, and reserves its worst-case cost from the client's credit.
+async fn read_and_reserve(
+    proxy: &Arc<Proxy>,
+    client: &PeerIdentity,
+    endpoint: Endpoint,
+    cap: u32,
+    req: Request<hyper::body::Incoming>,
+) -> Result<(bytes::Bytes, ParsedRequest, Reservation), ApiError> {
+    let limits = proxy.config.limits();
+    let body = read_limited(req.into_body(), limits.max_body_bytes)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
+        .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
+    let (parsed, _) = parse_request(endpoint, &body, &limits)?;
+    // Every token of the prompt covers at least one byte of the body, so the body length bounds it.
+    let prompt_bound = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let worst = proxy
+        .chain
+        .params()
+        .worst_case(prompt_bound, parsed.max_generated_tokens, Coefficient(cap))
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidPriceCap,
+                format!("price cap too large: {e}"),
+            )
+        })?;
+    let reservation = reserve(proxy, client.public_key, worst)?;
+    Ok((body, parsed, reservation))
+}
+
+/// One worker's answer to one attempt.
+enum Attempt {
+    /// It answered with headers the client may see.
+    Answered(Response<hyper::body::Incoming>),
+    /// It failed before the first byte: try another.
+    Retry(ApiError),
+}
+
+/// Sends the request to `worker` and waits for its response headers.
+async fn send_to_worker(
+    proxy: &Proxy,
+    worker: &WorkerEntry,
+    endpoint: Endpoint,
+    terms: &Terms,
+    body: &bytes::Bytes,
+) -> Result<Attempt, ApiError> {
+    let request_id = proxy.next_id.fetch_add(1, Ordering::Relaxed);
+    let upstream = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://worker{}", endpoint.path()))
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(headers::MAX_COEFFICIENT, terms.cap)
+        .header(headers::REQUEST_ID, request_id)
+        .body(full(body.clone()))
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+    let started = Instant::now();
+    let mut sender = worker.sender();
+    let sent = tokio::time::timeout_at(terms.deadline, async {
+        sender.ready().await?;
+        sender.send_request(upstream).await
+    })
+    .await;
+    let resp = match sent {
+        Err(_) => {
+            worker.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::new(
+                ErrorCode::Timeout,
+                "no response before the deadline",
+            ));
+        }
+        Ok(Err(e)) => {
+            worker.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(worker = %hex::encode(worker.identity.public_key), error = %e, "worker failed before answering; retrying");
+            return Ok(Attempt::Retry(ApiError::new(
+                ErrorCode::UpstreamFailed,
+                "worker failed before answering",
+            )));
+        }
+        Ok(Ok(r)) => r,
+    };
+    worker.observe_latency(started.elapsed());
+    let status = resp.status();
+    if status.is_server_error() || status == hyper::StatusCode::CONFLICT {
+        // Busy, over the cap after a live price change, engine down: nothing reached the client yet.
+        worker.failed.fetch_add(1, Ordering::Relaxed);
+        let bytes = read_limited(resp.into_body(), 64 * 1024)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        tracing::info!(%status, code = ?ApiError::code_of(&bytes), "worker refused before the first byte; retrying");
+        return Ok(Attempt::Retry(ApiError::new(
+            ErrorCode::UpstreamFailed,
+            format!("worker answered {status}"),
+        )));
+    }
+    Ok(Attempt::Answered(resp))
+}
+
+/// Forwards the worker's response with the worker's identity headers; a success is charged on its
+/// receipt trailer ([`charge_body`]), a client error is forwarded and never charged.
+fn forward(
+    resp: Response<hyper::body::Incoming>,
+    ctx: ChargeContext,
+    deadline: tokio::time::Instant,
+) -> Result<Response<Body>, ApiError> {
+    let (parts, incoming) = resp.into_parts();
+    let worker = ctx.lease.0.clone();
+    let mut out = Response::builder().status(parts.status);
+    if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
+        out = out.header(hyper::header::CONTENT_TYPE, ct);
+    }
+    let insecure = if worker.identity.insecure { "1" } else { "0" };
+    out = out
+        .header(headers::WORKER_KEY, hex::encode(worker.identity.public_key))
+        .header(
+            headers::WORKER_IMAGE,
+            hex::encode(worker.identity.image_hash),
+        )
+        .header(headers::WORKER_INSECURE, insecure);
+    let body = if parts.status.is_success() {
+        charge_body(incoming, ctx, deadline)
+    } else {
+        worker.ok.fetch_add(1, Ordering::Relaxed);
+        http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
+            incoming,
+            |e| -> cocoon_daemon::http::BoxError { Box::new(e) },
+        ))
+    };
+    out.body(body)
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
+}
+
+/// One inference request: admit the client, reserve the worst case, try up to `max_attempts`
+/// workers under the price cap, and forward the first answer.
 async fn infer(
     proxy: &Arc<Proxy>,
     client: &PeerIdentity,
@@ -250,52 +382,16 @@ async fn infer(
     }
     let in_flight = proxy.shutdown.track();
     admit(proxy, client, &req).await?;
-    let cap = match header_u64(&req, headers::MAX_COEFFICIENT) {
-        Ok(Some(c)) => u32::try_from(c).unwrap_or(u32::MAX),
-        Ok(None) => proxy.config.default_max_coefficient,
-        Err(()) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidPriceCap,
-                "x-cocoon-max-coefficient must be an integer",
-            ));
-        }
-    };
-    let timeout_ms = match header_u64(&req, headers::TIMEOUT_MS) {
-        Ok(Some(t)) => t.min(proxy.config.request_timeout_ms),
-        Ok(None) => proxy.config.request_timeout_ms,
-        Err(()) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidField,
-                "x-cocoon-timeout-ms must be an integer",
-            ));
-        }
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-    let limits = proxy.config.limits();
-    let body = read_limited(req.into_body(), limits.max_body_bytes)
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
-        .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
-    let (parsed, _) = parse_request(endpoint, &body, &limits)?;
-    let params = proxy.chain.params();
-    // Every token of the prompt covers at least one byte of the body, so the body length bounds it.
-    let prompt_bound = u64::try_from(body.len()).unwrap_or(u64::MAX);
-    let worst = params
-        .worst_case(prompt_bound, parsed.max_generated_tokens, Coefficient(cap))
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidPriceCap,
-                format!("price cap too large: {e}"),
-            )
-        })?;
-    let reservation = reserve(proxy, client.public_key, worst)?;
+    let terms = terms(proxy, &req)?;
+    let (body, parsed, reservation) =
+        read_and_reserve(proxy, client, endpoint, terms.cap, req).await?;
     let mut tried = Vec::new();
     let mut last_error = ApiError::new(
         ErrorCode::NoWorkerAvailable,
         "no worker available under the price cap",
     );
     for attempt in 0..proxy.config.max_attempts {
-        let lease = match proxy.workers.pick(&parsed.model, cap, &tried) {
+        let lease = match proxy.workers.pick(&parsed.model, terms.cap, &tried) {
             Ok(l) => l,
             Err(NoWorker::UnknownModel) if attempt == 0 => {
                 return Err(ApiError::new(
@@ -305,99 +401,25 @@ async fn infer(
             }
             Err(_) => break,
         };
-        let worker = lease.0.clone();
-        tried.push(worker.id);
-        let request_id = proxy.next_id.fetch_add(1, Ordering::Relaxed);
-        let upstream = Request::builder()
-            .method(Method::POST)
-            .uri(format!("http://worker{}", endpoint.path()))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(headers::MAX_COEFFICIENT, cap)
-            .header(headers::REQUEST_ID, request_id)
-            .body(full(body.clone()))
-            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
-        let started = Instant::now();
-        let mut sender = worker.sender();
-        let sent = tokio::time::timeout_at(deadline, async {
-            sender.ready().await?;
-            sender.send_request(upstream).await
-        })
-        .await;
-        let resp = match sent {
-            Err(_) => {
-                worker.failed.fetch_add(1, Ordering::Relaxed);
-                return Err(ApiError::new(
-                    ErrorCode::Timeout,
-                    "no response before the deadline",
-                ));
-            }
-            Ok(Err(e)) => {
-                worker.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(worker = %hex::encode(worker.identity.public_key), error = %e, "worker failed before answering; retrying");
-                last_error =
-                    ApiError::new(ErrorCode::UpstreamFailed, "worker failed before answering");
+        tried.push(lease.0.id);
+        let resp = match send_to_worker(proxy, &lease.0, endpoint, &terms, &body).await? {
+            Attempt::Answered(resp) => resp,
+            Attempt::Retry(e) => {
+                last_error = e;
                 continue;
             }
-            Ok(Ok(r)) => r,
         };
-        worker.observe_latency(started.elapsed());
-        let status = resp.status();
-        if status.is_server_error() || status == hyper::StatusCode::CONFLICT {
-            // Busy, over the cap after a live price change, engine down: nothing reached the client yet.
-            worker.failed.fetch_add(1, Ordering::Relaxed);
-            let (_, b) = resp.into_parts();
-            let bytes = read_limited(b, 64 * 1024)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            tracing::info!(%status, code = ?ApiError::code_of(&bytes), "worker refused before the first byte; retrying");
-            last_error = ApiError::new(
-                ErrorCode::UpstreamFailed,
-                format!("worker answered {status}"),
-            );
-            continue;
-        }
-        let (parts, incoming) = resp.into_parts();
-        let mut out = Response::builder().status(parts.status);
-        if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
-            out = out.header(hyper::header::CONTENT_TYPE, ct);
-        }
-        out = out
-            .header(headers::WORKER_KEY, hex::encode(worker.identity.public_key))
-            .header(
-                headers::WORKER_IMAGE,
-                hex::encode(worker.identity.image_hash),
-            )
-            .header(
-                headers::WORKER_INSECURE,
-                if worker.identity.insecure { "1" } else { "0" },
-            );
-        if !parts.status.is_success() {
-            // A client error from the engine (e.g. a field it does not support): forwarded, never charged.
-            worker.ok.fetch_add(1, Ordering::Relaxed);
-            let body = http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
-                incoming,
-                |e| -> cocoon_daemon::http::BoxError { Box::new(e) },
-            ));
-            return out
-                .body(body)
-                .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()));
-        }
         let ctx = ChargeContext {
             proxy: proxy.clone(),
             client: client.public_key,
             lease,
-            cap,
+            cap: terms.cap,
             model: parsed.model.clone(),
             streaming: parsed.stream,
             _reservation: reservation,
             _in_flight: in_flight,
         };
-        let body = ChargeBody::new(incoming, ctx, deadline);
-        return out
-            .body(body.boxed())
-            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()));
+        return forward(resp, ctx, terms.deadline);
     }
     Err(last_error)
 }

@@ -5,18 +5,20 @@
 
 use std::time::Duration;
 
+use cocoon_daemon::chain_endpoint::{
+    ChainEndpoint, KeySource, WalletKey, parse_address, wallet_version_name,
+};
 use cocoon_daemon::config::ConfigError;
-use cocoon_ton::{KeyPair, Network, TonAddress, Wallet, WalletVersion};
+use cocoon_ton::{TonAddress, Wallet, WalletVersion};
 use serde::{Deserialize, Serialize};
 
 /// `[chain]`. An empty `root` means no chain: the binary then requires `--dev-client-credit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChainSection {
-    /// toncenter API v2 base URL (toncenter, a self-hosted ton-http-api, or the devnet).
-    pub api_url: String,
-    /// Name of the environment variable holding the API key (empty: no key).
-    pub api_key_env: String,
+    /// Where the chain is read (`api_url`, `api_key*`, `network`).
+    #[serde(flatten)]
+    pub endpoint: ChainEndpoint,
     /// The root contract's address.
     pub root: String,
     /// The operator's wallet: owner of the proxy stake (the vault), the escrows' counterparty, and
@@ -29,9 +31,8 @@ pub struct ChainSection {
     /// File holding the operator wallet's Ed25519 key as 64 hex digits (a 32-byte seed).
     pub operator_key_file: String,
     /// Wallet contract of the operator: `v4r2` or `v5r1`.
-    pub wallet_version: String,
-    /// `mainnet` or `testnet` (wallet id and address flags).
-    pub network: String,
+    #[serde(with = "wallet_version_name")]
+    pub wallet_version: WalletVersion,
     /// How often the cached chain state (params, escrows, stakes) is refreshed, ms.
     pub refresh_ms: u64,
     /// How often the root's image allowlist is re-read, ms.
@@ -64,15 +65,13 @@ pub struct ChainSection {
 impl Default for ChainSection {
     fn default() -> Self {
         ChainSection {
-            api_url: "https://toncenter.com/api/v2".into(),
-            api_key_env: String::new(),
+            endpoint: ChainEndpoint::default(),
             root: String::new(),
             operator: String::new(),
             operator_mnemonic_env: String::new(),
             operator_mnemonic_file: String::new(),
             operator_key_file: String::new(),
-            wallet_version: "v4r2".into(),
-            network: "mainnet".into(),
+            wallet_version: WalletVersion::V4R2,
             refresh_ms: 10_000,
             allowlist_refresh_ms: 60_000,
             allowlist_max_stale_ms: 600_000,
@@ -95,17 +94,6 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn key_hex(field: &'static str, text: &str) -> Result<[u8; 32], ConfigError> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut out)
-        .map_err(|_| invalid(field, format!("`{text}`: 64 hex digits")))?;
-    Ok(out)
-}
-
-fn address(field: &'static str, text: &str) -> Result<TonAddress, ConfigError> {
-    cocoon_ton::parse_address(text).map_err(|e| invalid(field, format!("`{text}`: {e}")))
-}
-
 impl ChainSection {
     /// True when a root is configured.
     pub fn enabled(&self) -> bool {
@@ -114,103 +102,48 @@ impl ChainSection {
 
     /// The root address.
     pub fn root_address(&self) -> Result<TonAddress, ConfigError> {
-        address("chain.root", &self.root)
+        parse_address("chain.root", &self.root)
     }
 
     /// The operator wallet address.
     pub fn operator_address(&self) -> Result<TonAddress, ConfigError> {
-        address("chain.operator", &self.operator)
+        parse_address("chain.operator", &self.operator)
     }
 
-    fn version(&self) -> Result<WalletVersion, ConfigError> {
-        match self.wallet_version.as_str() {
-            "v4r2" => Ok(WalletVersion::V4R2),
-            "v5r1" => Ok(WalletVersion::V5R1),
-            other => Err(invalid(
-                "chain.wallet_version",
-                format!("`{other}`: use v4r2 or v5r1"),
-            )),
-        }
-    }
-
-    fn ton_network(&self) -> Result<Network, ConfigError> {
-        match self.network.as_str() {
-            "mainnet" => Ok(Network::Mainnet),
-            "testnet" => Ok(Network::Testnet),
-            other => Err(invalid(
-                "chain.network",
-                format!("`{other}`: use mainnet or testnet"),
-            )),
-        }
-    }
-
-    /// The API key from `api_key_env` (None when unset).
-    pub fn api_key(&self) -> Option<String> {
-        if self.api_key_env.is_empty() {
+    /// The operator's key, when one of the three key settings is set.
+    pub fn operator_key(&self) -> Option<WalletKey> {
+        let (source, field) = if !self.operator_key_file.is_empty() {
+            (
+                KeySource::SeedFile(self.operator_key_file.clone()),
+                "chain.operator_key_file",
+            )
+        } else if !self.operator_mnemonic_env.is_empty() {
+            (
+                KeySource::MnemonicEnv(self.operator_mnemonic_env.clone()),
+                "chain.operator_mnemonic_env",
+            )
+        } else if !self.operator_mnemonic_file.is_empty() {
+            (
+                KeySource::MnemonicFile(self.operator_mnemonic_file.clone()),
+                "chain.operator_mnemonic_file",
+            )
+        } else {
             return None;
-        }
-        std::env::var(&self.api_key_env)
-            .ok()
-            .filter(|k| !k.is_empty())
+        };
+        Some(WalletKey {
+            version: self.wallet_version,
+            network: self.endpoint.network,
+            source,
+            field,
+        })
     }
 
     /// The operator's signing wallet (mnemonic from env or file, or a key file); it must be the
     /// configured `operator` address. `None` when none of the three is set.
     pub fn operator_wallet(&self) -> Result<Option<Wallet>, ConfigError> {
-        let wallet = if !self.operator_key_file.is_empty() {
-            let text = std::fs::read_to_string(&self.operator_key_file).map_err(|e| {
-                invalid(
-                    "chain.operator_key_file",
-                    format!("{}: {e}", self.operator_key_file),
-                )
-            })?;
-            let seed = key_hex("chain.operator_key_file", &text)?;
-            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-            let public = key.verifying_key().to_bytes().to_vec();
-            let mut secret = key.to_bytes().to_vec();
-            secret.extend_from_slice(&public);
-            let pair = KeyPair {
-                public_key: public,
-                secret_key: secret,
-            };
-            Wallet::from_key_pair(pair, self.version()?, self.ton_network()?)
-                .map_err(|e| invalid("chain.operator_key_file", e.to_string()))?
-        } else {
-            let phrase = if !self.operator_mnemonic_env.is_empty() {
-                std::env::var(&self.operator_mnemonic_env).map_err(|_| {
-                    invalid(
-                        "chain.operator_mnemonic_env",
-                        format!(
-                            "environment variable {} is not set",
-                            self.operator_mnemonic_env
-                        ),
-                    )
-                })?
-            } else if !self.operator_mnemonic_file.is_empty() {
-                std::fs::read_to_string(&self.operator_mnemonic_file).map_err(|e| {
-                    invalid(
-                        "chain.operator_mnemonic_file",
-                        format!("{}: {e}", self.operator_mnemonic_file),
-                    )
-                })?
-            } else {
-                return Ok(None);
-            };
-            let phrase = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
-            Wallet::from_mnemonic(&phrase, self.version()?, self.ton_network()?)
-                .map_err(|e| invalid("chain.operator_mnemonic_env", e.to_string()))?
-        };
-        if wallet.address() != &self.operator_address()? {
-            return Err(invalid(
-                "chain.operator",
-                format!(
-                    "the configured key's {} wallet is {}, not the configured operator",
-                    self.wallet_version,
-                    wallet.address_friendly()
-                ),
-            ));
-        }
-        Ok(Some(wallet))
+        self.operator_key()
+            .map(|key| key.wallet_at(&self.operator_address()?, "chain.operator"))
+            .transpose()
     }
 
     /// How announced wallets are checked (negative cache, lookup budget).
@@ -224,6 +157,17 @@ impl ChainSection {
         }
     }
 
+    /// How settlements are sent and the store marker committed.
+    pub fn settle_options(&self) -> cocoon_onchain::SettleOptions {
+        cocoon_onchain::SettleOptions {
+            wait: Duration::from_millis(self.settle_wait_ms),
+            attempts: self.settle_attempts,
+            marker_min_step: self.marker_min_charges,
+            marker_max_age: Duration::from_millis(self.marker_max_age_ms),
+            ..cocoon_onchain::SettleOptions::default()
+        }
+    }
+
     /// Refresh interval of the chain view.
     pub fn refresh(&self) -> Duration {
         Duration::from_millis(self.refresh_ms)
@@ -231,9 +175,7 @@ impl ChainSection {
 
     /// True when one of the operator key settings is set.
     pub fn has_operator_key(&self) -> bool {
-        !(self.operator_mnemonic_env.is_empty()
-            && self.operator_mnemonic_file.is_empty()
-            && self.operator_key_file.is_empty())
+        self.operator_key().is_some()
     }
 
     /// Checks the section (no network access): addresses, keys, wallet settings, intervals.
@@ -241,13 +183,9 @@ impl ChainSection {
         if !self.enabled() {
             return Ok(());
         }
-        if self.api_url.is_empty() {
-            return Err(invalid("chain.api_url", "must not be empty"));
-        }
+        self.endpoint.validate()?;
         self.root_address()?;
         self.operator_address()?;
-        self.version()?;
-        self.ton_network()?;
         let sources = [
             &self.operator_mnemonic_env,
             &self.operator_mnemonic_file,
@@ -281,6 +219,8 @@ impl ChainSection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cocoon_daemon::chain_endpoint::wallet_for_seed;
+    use cocoon_ton::Network;
 
     fn testnet_wallet(seed: u8) -> (tempfile::TempDir, String, Wallet) {
         let dir = tempfile::tempdir().unwrap();
@@ -290,29 +230,13 @@ mod tests {
             root: "0:".to_owned() + &"11".repeat(32),
             operator: "0:".to_owned() + &"22".repeat(32),
             operator_key_file: path.display().to_string(),
-            network: "testnet".into(),
+            endpoint: ChainEndpoint::new("https://toncenter.com/api/v2", Network::Testnet),
             ..Default::default()
         };
         let err = s.operator_wallet().unwrap_err().to_string();
-        assert!(err.contains("not the configured operator"), "{err}");
-        let wallet = {
-            let mut s = s.clone();
-            s.operator = String::new();
-            // The wallet the key makes, whatever the configured address.
-            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
-            let public = key.verifying_key().to_bytes().to_vec();
-            let mut secret = key.to_bytes().to_vec();
-            secret.extend_from_slice(&public);
-            Wallet::from_key_pair(
-                KeyPair {
-                    public_key: public,
-                    secret_key: secret,
-                },
-                WalletVersion::V4R2,
-                Network::Testnet,
-            )
-            .unwrap()
-        };
+        assert!(err.contains("not the configured chain.operator"), "{err}");
+        // The wallet the key makes, whatever the configured address.
+        let wallet = wallet_for_seed(&[seed; 32], WalletVersion::V4R2, Network::Testnet).unwrap();
         (dir, path.display().to_string(), wallet)
     }
 
@@ -323,7 +247,7 @@ mod tests {
             root: "0:".to_owned() + &"11".repeat(32),
             operator: wallet.address().to_hex(),
             operator_key_file: path,
-            network: "testnet".into(),
+            endpoint: ChainEndpoint::new("https://toncenter.com/api/v2", Network::Testnet),
             ..Default::default()
         };
         s.validate().unwrap();
@@ -338,7 +262,7 @@ mod tests {
             root: "0:".to_owned() + &"11".repeat(32),
             operator: wallet.address().to_hex(),
             operator_key_file: path,
-            network: "testnet".into(),
+            endpoint: ChainEndpoint::new("https://toncenter.com/api/v2", Network::Testnet),
             ..Default::default()
         };
         let field = |s: &ChainSection| match s.validate() {
@@ -352,8 +276,8 @@ mod tests {
         s.bind_lookups_per_sec = 0;
         assert_eq!(field(&s), "chain.refresh_ms");
         let mut s = base.clone();
-        s.wallet_version = "v3".into();
-        assert_eq!(field(&s), "chain.wallet_version");
+        s.endpoint.api_url = "toncenter.com".into();
+        assert_eq!(field(&s), "chain.api_url");
         let mut s = base;
         s.root = String::new();
         assert!(s.validate().is_ok(), "no root: no chain, nothing to check");

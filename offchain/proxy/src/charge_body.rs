@@ -2,14 +2,12 @@
 //! verified, priced and committed to the ledger before it is forwarded; a worker failing mid-stream ends
 //! the stream cleanly (an SSE error event for streams) and nothing is charged.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, BoxError};
+use cocoon_daemon::observe::{Ending, Observer, ObservingBody};
 use cocoon_daemon::shutdown::InFlight;
 use cocoon_protocol::{ApiError, Coefficient, ErrorCode, SignedReceipt, headers};
 use hyper::HeaderMap;
@@ -31,48 +29,27 @@ pub(crate) struct ChargeContext {
     pub(crate) _in_flight: InFlight,
 }
 
-type Commit = Pin<Box<dyn Future<Output = Option<HeaderMap>> + Send>>;
-
-enum State {
-    Streaming,
-    Committing(Commit),
-    Done,
-}
-
-pub(crate) struct ChargeBody {
-    inner: hyper::body::Incoming,
+/// Watches the worker's response on its way to the client and charges on its receipt trailer.
+pub(crate) struct ChargeObserver {
     ctx: Option<ChargeContext>,
-    state: State,
-    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
-impl ChargeBody {
-    pub(crate) fn new(
-        inner: hyper::body::Incoming,
-        ctx: ChargeContext,
-        deadline: tokio::time::Instant,
-    ) -> Self {
-        ChargeBody {
-            inner,
-            ctx: Some(ctx),
-            state: State::Streaming,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-        }
-    }
+/// The worker's response as the client receives it; the stream ends at `deadline` if still open.
+pub(crate) fn charge_body(
+    inner: hyper::body::Incoming,
+    ctx: ChargeContext,
+    deadline: tokio::time::Instant,
+) -> Body {
+    ObservingBody::new(inner, ChargeObserver { ctx: Some(ctx) })
+        .with_deadline(deadline)
+        .boxed()
+}
 
-    pub(crate) fn boxed(self) -> Body {
-        http_body_util::BodyExt::boxed_unsync(self)
-    }
-
+impl ChargeObserver {
     /// The worker failed or the deadline passed after the first byte: end cleanly, charge nothing.
-    fn fail(
-        &mut self,
-        code: ErrorCode,
-        why: String,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.state = State::Done;
+    fn fail(&mut self, code: ErrorCode, why: String) -> Ending {
         let Some(ctx) = self.ctx.take() else {
-            return Poll::Ready(None);
+            return Ending::Done;
         };
         ctx.lease.0.failed.fetch_add(1, Ordering::Relaxed);
         ctx.proxy
@@ -89,10 +66,41 @@ impl ChargeBody {
             let mut event = b"data: ".to_vec();
             event.extend_from_slice(&e.to_json());
             event.extend_from_slice(b"\n\n");
-            Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
+            Ending::Frame(Frame::data(Bytes::from(event)))
         } else {
-            Poll::Ready(Some(Err(why.into())))
+            Ending::Error(why.into())
         }
+    }
+}
+
+impl Observer for ChargeObserver {
+    fn data(&mut self, data: Bytes) -> Option<Bytes> {
+        Some(data)
+    }
+
+    fn trailers(&mut self, trailers: HeaderMap) -> Ending {
+        match self.ctx.take() {
+            Some(ctx) => Ending::Later(Box::pin(commit(ctx, trailers))),
+            None => Ending::Done,
+        }
+    }
+
+    fn end(&mut self) -> Ending {
+        if let Some(ctx) = self.ctx.take() {
+            tracing::warn!(worker = %hex::encode(ctx.lease.0.identity.public_key), "response ended without a receipt; not charged");
+        }
+        Ending::Done
+    }
+
+    fn error(&mut self, error: BoxError) -> Ending {
+        self.fail(
+            ErrorCode::UpstreamFailed,
+            format!("worker failed mid-response: {error}"),
+        )
+    }
+
+    fn deadline(&mut self) -> Ending {
+        self.fail(ErrorCode::Timeout, "request deadline passed".into())
     }
 }
 
@@ -160,58 +168,4 @@ async fn commit(ctx: ChargeContext, trailers: HeaderMap) -> Option<HeaderMap> {
         out.insert(headers::CHARGED_NANO, v);
     }
     Some(out)
-}
-
-impl hyper::body::Body for ChargeBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            match &mut this.state {
-                State::Done => return Poll::Ready(None),
-                State::Committing(fut) => {
-                    let out = std::task::ready!(fut.as_mut().poll(cx));
-                    this.state = State::Done;
-                    return Poll::Ready(out.map(|t| Ok(Frame::trailers(t))));
-                }
-                State::Streaming => {}
-            }
-            if this.deadline.as_mut().poll(cx).is_ready() {
-                return this.fail(ErrorCode::Timeout, "request deadline passed".into());
-            }
-            match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                Some(Ok(frame)) => match frame.into_trailers() {
-                    Ok(trailers) => {
-                        let Some(ctx) = this.ctx.take() else {
-                            return Poll::Ready(None);
-                        };
-                        this.state = State::Committing(Box::pin(commit(ctx, trailers)));
-                    }
-                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
-                },
-                Some(Err(e)) => {
-                    return this.fail(
-                        ErrorCode::UpstreamFailed,
-                        format!("worker failed mid-response: {e}"),
-                    );
-                }
-                None => {
-                    if let Some(ctx) = this.ctx.take() {
-                        tracing::warn!(worker = %hex::encode(ctx.lease.0.identity.public_key), "response ended without a receipt; not charged");
-                    }
-                    this.state = State::Done;
-                    return Poll::Ready(None);
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self.state, State::Done)
-    }
 }

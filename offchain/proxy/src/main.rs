@@ -1,4 +1,4 @@
-//! `cocoon-proxy`: run a proxy (see `cocoon_proxy::run`).
+//! `cocoon-proxy`: run a proxy (see `cocoon_proxy::daemon`).
 
 use clap::Parser;
 
@@ -7,10 +7,10 @@ use clap::Parser;
 #[command(name = "cocoon-proxy", version)]
 struct Cli {
     #[command(flatten)]
-    args: cocoon_proxy::run::RunArgs,
+    args: cocoon_proxy::daemon::RunArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    cocoon_proxy::run::run(Cli::parse().args).await
+    cocoon_proxy::daemon::run(Cli::parse().args).await
 }

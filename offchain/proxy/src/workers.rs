@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cocoon_daemon::http::{Body, empty, read_limited};
+use cocoon_daemon::serve::{Limits, accept_loop, accept_tls};
 use cocoon_daemon::tls::Role;
 use cocoon_protocol::wire::{ANNOUNCE_PATH, Announcement, WORKER_AUTHORITY};
 use hyper::client::conn::http2::SendRequest;
@@ -14,32 +15,23 @@ use tokio::net::TcpListener;
 use crate::Proxy;
 use crate::registry::WorkerEntry;
 
+/// Accepts workers on the worker port until the proxy shuts down, then waits for their connections.
 pub(crate) async fn accept_workers(proxy: Arc<Proxy>, listener: TcpListener) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(proxy.tls.server_config());
-    // Connections live in this set: aborting the accept task (a kill) aborts them all, while a
-    // graceful shutdown waits for them to drain.
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-            _ = proxy.shutdown.triggered() => {
-                while conns.join_next().await.is_some() {}
-                return;
+    let shutdown = proxy.shutdown.clone();
+    accept_loop(
+        listener,
+        Limits::default(),
+        shutdown,
+        move |tcp, peer_addr| {
+            let proxy = proxy.clone();
+            async move {
+                if let Err(e) = serve_worker(proxy, tcp).await {
+                    tracing::warn!(%peer_addr, error = %e, "worker connection ended");
+                }
             }
-        };
-        let Ok((tcp, peer_addr)) = accepted else {
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let proxy = proxy.clone();
-        let acceptor = acceptor.clone();
-        conns.spawn(async move {
-            if let Err(e) = serve_worker(proxy, acceptor, tcp).await {
-                tracing::warn!(%peer_addr, error = %e, "worker connection ended");
-            }
-        });
-    }
+        },
+    )
+    .await;
 }
 
 async fn announcement(
@@ -60,10 +52,9 @@ async fn announcement(
 
 async fn serve_worker(
     proxy: Arc<Proxy>,
-    acceptor: tokio_rustls::TlsAcceptor,
     tcp: tokio::net::TcpStream,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let stream = acceptor.accept(tcp).await?;
+    let stream = accept_tls(proxy.tls.as_ref(), tcp, &Limits::default()).await?;
     let identity = proxy
         .tls
         .peer_identity(stream.get_ref().1)

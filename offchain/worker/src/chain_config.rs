@@ -1,8 +1,11 @@
 //! The worker's `[chain]` config section: where the chain is, which root governs the network, which
 //! wallet owns the worker's stake and receives its payouts, and when payouts are claimed.
 
+use cocoon_daemon::chain_endpoint::{
+    ChainEndpoint, KeySource, WalletKey, parse_address, wallet_version_name,
+};
 use cocoon_daemon::config::{ConfigError, Validate};
-use cocoon_ton::{Network, TonAddress, Wallet, WalletVersion};
+use cocoon_ton::{TonAddress, Wallet, WalletVersion};
 use serde::{Deserialize, Serialize};
 
 /// `[chain]`. An empty `root` turns chain checks off (development only; the binary then requires
@@ -10,10 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChainSection {
-    /// toncenter API v2 base URL (toncenter, a self-hosted ton-http-api, or the devnet).
-    pub api_url: String,
-    /// Name of the environment variable holding the API key (empty: no key).
-    pub api_key_env: String,
+    /// Where the chain is read (`api_url`, `api_key*`, `network`).
+    #[serde(flatten)]
+    pub endpoint: ChainEndpoint,
     /// The root contract's address.
     pub root: String,
     /// The GPU owner's wallet: owner of the worker stake and receiver of payouts.
@@ -24,9 +26,8 @@ pub struct ChainSection {
     /// File holding the owner wallet's 24-word mnemonic (alternative to `owner_mnemonic_env`).
     pub owner_mnemonic_file: String,
     /// Wallet contract of the owner: `v4r2` or `v5r1`.
-    pub wallet_version: String,
-    /// `mainnet` or `testnet` (wallet id and address flags).
-    pub network: String,
+    #[serde(with = "wallet_version_name")]
+    pub wallet_version: WalletVersion,
     /// How often stake, image and model are checked on chain, ms.
     pub check_interval_ms: u64,
     /// How long the last good check stays valid while the chain cannot be read, ms; after that
@@ -47,14 +48,12 @@ pub struct ChainSection {
 impl Default for ChainSection {
     fn default() -> Self {
         ChainSection {
-            api_url: "https://toncenter.com/api/v2".into(),
-            api_key_env: String::new(),
+            endpoint: ChainEndpoint::default(),
             root: String::new(),
             owner: String::new(),
             owner_mnemonic_env: String::new(),
             owner_mnemonic_file: String::new(),
-            wallet_version: "v4r2".into(),
-            network: "mainnet".into(),
+            wallet_version: WalletVersion::V4R2,
             check_interval_ms: 60_000,
             max_stale_ms: 300_000,
             claim_threshold_nano: 10_000_000_000,
@@ -80,82 +79,42 @@ impl ChainSection {
 
     /// The root address.
     pub fn root_address(&self) -> Result<TonAddress, ConfigError> {
-        cocoon_ton::parse_address(&self.root).map_err(|e| invalid("chain.root", e.to_string()))
+        parse_address("chain.root", &self.root)
     }
 
     /// The owner wallet address.
     pub fn owner_address(&self) -> Result<TonAddress, ConfigError> {
-        cocoon_ton::parse_address(&self.owner).map_err(|e| invalid("chain.owner", e.to_string()))
+        parse_address("chain.owner", &self.owner)
     }
 
-    fn version(&self) -> Result<WalletVersion, ConfigError> {
-        match self.wallet_version.as_str() {
-            "v4r2" => Ok(WalletVersion::V4R2),
-            "v5r1" => Ok(WalletVersion::V5R1),
-            other => Err(invalid(
-                "chain.wallet_version",
-                format!("`{other}`: use v4r2 or v5r1"),
-            )),
-        }
-    }
-
-    fn network(&self) -> Result<Network, ConfigError> {
-        match self.network.as_str() {
-            "mainnet" => Ok(Network::Mainnet),
-            "testnet" => Ok(Network::Testnet),
-            other => Err(invalid(
-                "chain.network",
-                format!("`{other}`: use mainnet or testnet"),
-            )),
-        }
-    }
-
-    /// The API key from `api_key_env` (None when unset).
-    pub fn api_key(&self) -> Option<String> {
-        if self.api_key_env.is_empty() {
+    /// The owner's key, when a mnemonic is configured.
+    pub fn owner_key(&self) -> Option<WalletKey> {
+        let (source, field) = if !self.owner_mnemonic_env.is_empty() {
+            (
+                KeySource::MnemonicEnv(self.owner_mnemonic_env.clone()),
+                "chain.owner_mnemonic_env",
+            )
+        } else if !self.owner_mnemonic_file.is_empty() {
+            (
+                KeySource::MnemonicFile(self.owner_mnemonic_file.clone()),
+                "chain.owner_mnemonic_file",
+            )
+        } else {
             return None;
-        }
-        std::env::var(&self.api_key_env)
-            .ok()
-            .filter(|k| !k.is_empty())
+        };
+        Some(WalletKey {
+            version: self.wallet_version,
+            network: self.endpoint.network,
+            source,
+            field,
+        })
     }
 
     /// The owner's signing wallet, when a mnemonic is configured; it must be the `owner` address.
     pub fn owner_wallet(&self) -> Result<Option<Wallet>, ConfigError> {
-        let phrase = if !self.owner_mnemonic_env.is_empty() {
-            std::env::var(&self.owner_mnemonic_env).map_err(|_| {
-                invalid(
-                    "chain.owner_mnemonic_env",
-                    format!(
-                        "environment variable {} is not set",
-                        self.owner_mnemonic_env
-                    ),
-                )
-            })?
-        } else if !self.owner_mnemonic_file.is_empty() {
-            std::fs::read_to_string(&self.owner_mnemonic_file).map_err(|e| {
-                invalid(
-                    "chain.owner_mnemonic_file",
-                    format!("{}: {e}", self.owner_mnemonic_file),
-                )
-            })?
-        } else {
-            return Ok(None);
-        };
-        let phrase = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
-        let wallet = Wallet::from_mnemonic(&phrase, self.version()?, self.network()?)
-            .map_err(|e| invalid("chain.owner_mnemonic_env", e.to_string()))?;
-        if wallet.address() != &self.owner_address()? {
-            return Err(invalid(
-                "chain.owner",
-                format!(
-                    "the mnemonic's {} wallet is {}, not the configured owner",
-                    self.wallet_version,
-                    wallet.address_friendly()
-                ),
-            ));
-        }
-        Ok(Some(wallet))
+        self.owner_key()
+            .map(|key| key.wallet_at(&self.owner_address()?, "chain.owner"))
+            .transpose()
     }
 }
 
@@ -164,9 +123,7 @@ impl Validate for ChainSection {
         if !self.enabled() {
             return Ok(());
         }
-        if !(self.api_url.starts_with("http://") || self.api_url.starts_with("https://")) {
-            return Err(invalid("chain.api_url", "must be an http(s) URL"));
-        }
+        self.endpoint.validate()?;
         self.root_address()?;
         if self.owner.is_empty() {
             return Err(invalid(
@@ -175,8 +132,6 @@ impl Validate for ChainSection {
             ));
         }
         self.owner_address()?;
-        self.version()?;
-        self.network()?;
         if !self.owner_mnemonic_env.is_empty() && !self.owner_mnemonic_file.is_empty() {
             return Err(invalid(
                 "chain.owner_mnemonic_env",
@@ -241,6 +196,31 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_and_bad_names_are_refused_at_load() {
+        let load_with = |set: &str| {
+            let sources = Sources {
+                overrides: vec!["proxies=[\"127.0.0.1:9\"]".into(), set.into()],
+                ..Default::default()
+            };
+            load::<WorkerConfig>(&sources)
+        };
+        let ok = load_with("chain.network=testnet").expect("a known key loads");
+        assert_eq!(ok.chain.endpoint.network, cocoon_ton::Network::Testnet);
+        let ok = load_with("chain.wallet_version=v5r1").expect("a known key loads");
+        assert_eq!(ok.chain.wallet_version, WalletVersion::V5R1);
+        for bad in [
+            "chain.api_urll=http://x",
+            "chain.network=moonnet",
+            "chain.wallet_version=v3",
+        ] {
+            assert!(
+                matches!(load_with(bad), Err(ConfigError::Schema(_))),
+                "{bad} must be refused"
+            );
+        }
+    }
+
+    #[test]
     fn chain_section_refuses_what_cannot_run() {
         assert!(
             ChainSection::default().validate().is_ok(),
@@ -260,12 +240,10 @@ mod tests {
         assert_eq!(bad(|s| s.owner.clear()), "chain.owner");
         assert_eq!(bad(|s| s.owner = "nonsense".into()), "chain.owner");
         assert_eq!(bad(|s| s.root = "nonsense".into()), "chain.root");
-        assert_eq!(bad(|s| s.api_url = "ftp://x".into()), "chain.api_url");
         assert_eq!(
-            bad(|s| s.wallet_version = "v3".into()),
-            "chain.wallet_version"
+            bad(|s| s.endpoint.api_url = "ftp://x".into()),
+            "chain.api_url"
         );
-        assert_eq!(bad(|s| s.network = "devnet".into()), "chain.network");
         assert_eq!(bad(|s| s.check_interval_ms = 0), "chain.check_interval_ms");
         assert_eq!(bad(|s| s.max_stale_ms = 1), "chain.max_stale_ms");
         assert_eq!(
@@ -291,7 +269,8 @@ mod tests {
         let phrase = "remove enroll margin hip deer remember cement blossom word exist fence work \
                       woman proof marine avoid marriage couch assume fancy chunk upper receive icon";
         let wallet =
-            Wallet::from_mnemonic(phrase, WalletVersion::V4R2, Network::Mainnet).expect("wallet");
+            Wallet::from_mnemonic(phrase, WalletVersion::V4R2, cocoon_ton::Network::Mainnet)
+                .expect("wallet");
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("mnemonic");
         std::fs::write(&file, format!("{phrase}\n")).expect("write");

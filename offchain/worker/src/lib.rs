@@ -13,10 +13,10 @@ pub mod chain;
 mod chain_config;
 pub mod chain_ton;
 pub mod config;
+pub mod daemon;
 mod health;
 pub mod payouts;
 mod receipt_body;
-pub mod run;
 mod service;
 pub mod status;
 

@@ -1,4 +1,4 @@
-//! `cocoon-worker`: run a worker (see `cocoon_worker::run`).
+//! `cocoon-worker`: run a worker (see `cocoon_worker::daemon`).
 
 use clap::Parser;
 
@@ -7,10 +7,10 @@ use clap::Parser;
 #[command(name = "cocoon-worker", version)]
 struct Cli {
     #[command(flatten)]
-    args: cocoon_worker::run::RunArgs,
+    args: cocoon_daemon::launch::DaemonArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    cocoon_worker::run::run(Cli::parse().args).await
+    cocoon_worker::daemon::run(Cli::parse().args).await
 }

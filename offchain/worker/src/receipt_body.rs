@@ -1,16 +1,15 @@
-//! The response body wrapper that hashes every byte going to the proxy and appends the signed receipt.
+//! The observer that hashes every byte going to the proxy and appends the signed receipt.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, BoxError};
+use cocoon_daemon::observe::{Ending, Observer, ObservingBody};
 use cocoon_daemon::shutdown::InFlight;
 use cocoon_protocol::sse::{UsageScanner, usage_of_body};
 use cocoon_protocol::{Coefficient, Receipt, headers};
-use hyper::body::{Frame, SizeHint};
+use hyper::body::Frame;
 use sha2::{Digest, Sha256};
 
 use crate::WorkerState;
@@ -41,25 +40,26 @@ impl Drop for Slot {
     }
 }
 
-pub(crate) struct ReceiptBody {
-    inner: hyper::body::Incoming,
+/// Hashes every byte going to the proxy and signs the receipt trailer when the engine's body ends.
+pub(crate) struct ReceiptObserver {
     hasher: Sha256,
     scanner: UsageScanner,
     whole: Vec<u8>,
     ctx: Option<ReceiptContext>,
 }
 
-impl ReceiptBody {
-    pub(crate) fn new(inner: hyper::body::Incoming, ctx: ReceiptContext) -> Self {
-        ReceiptBody {
-            inner,
-            hasher: Sha256::new(),
-            scanner: UsageScanner::new(),
-            whole: Vec::new(),
-            ctx: Some(ctx),
-        }
-    }
+/// The engine's response on its way to the proxy, receipt appended.
+pub(crate) fn receipt_body(inner: hyper::body::Incoming, ctx: ReceiptContext) -> Body {
+    let observer = ReceiptObserver {
+        hasher: Sha256::new(),
+        scanner: UsageScanner::new(),
+        whole: Vec::new(),
+        ctx: Some(ctx),
+    };
+    ObservingBody::new(inner, observer).boxed()
+}
 
+impl ReceiptObserver {
     fn finish(&mut self) -> Option<hyper::HeaderMap> {
         let ctx = self.ctx.take()?;
         let usage = if ctx.streaming {
@@ -126,57 +126,32 @@ impl ReceiptBody {
     }
 }
 
-impl hyper::body::Body for ReceiptBody {
-    type Data = Bytes;
-    type Error = BoxError;
+impl Observer for ReceiptObserver {
+    fn data(&mut self, data: Bytes) -> Option<Bytes> {
+        self.hasher.update(&data);
+        if self.ctx.as_ref().is_some_and(|c| c.streaming) {
+            self.scanner.feed(&data);
+        } else {
+            self.whole.extend_from_slice(&data);
+        }
+        Some(data)
+    }
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if this.ctx.is_none() {
-                return Poll::Ready(None);
-            }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => {
-                    // The engine failed mid-response: no receipt, the proxy charges nothing.
-                    this.ctx = None;
-                    return Poll::Ready(Some(Err(Box::new(e))));
-                }
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        this.hasher.update(&data);
-                        let streaming = this.ctx.as_ref().is_some_and(|c| c.streaming);
-                        if streaming {
-                            this.scanner.feed(&data);
-                        } else {
-                            this.whole.extend_from_slice(&data);
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    // Engine trailers are not forwarded; ours replace them.
-                    Err(_) => continue,
-                },
-                Poll::Ready(None) => {
-                    return Poll::Ready(this.finish().map(|t| Ok(Frame::trailers(t))));
-                }
-            }
+    /// Engine trailers are not forwarded; ours replace them.
+    fn trailers(&mut self, _: hyper::HeaderMap) -> Ending {
+        Ending::Continue
+    }
+
+    fn end(&mut self) -> Ending {
+        match self.finish() {
+            Some(trailers) => Ending::Frame(Frame::trailers(trailers)),
+            None => Ending::Done,
         }
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.ctx.is_none()
+    /// The engine failed mid-response: no receipt, the proxy charges nothing.
+    fn error(&mut self, error: BoxError) -> Ending {
+        self.ctx = None;
+        Ending::Error(error)
     }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
-    }
-}
-
-/// Boxes a receipt body.
-pub(crate) fn boxed(body: ReceiptBody) -> Body {
-    http_body_util::BodyExt::boxed_unsync(body)
 }

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
 use crate::WorkerState;
-use crate::receipt_body::{ReceiptBody, ReceiptContext, Slot, boxed};
+use crate::receipt_body::{ReceiptContext, Slot, receipt_body};
 
 #[derive(Clone)]
 pub(crate) struct WorkerService {
@@ -208,7 +208,7 @@ impl WorkerService {
             _in_flight: self.shutdown.track(),
             _slot: slot,
         };
-        resp.body(boxed(ReceiptBody::new(incoming, ctx)))
+        resp.body(receipt_body(incoming, ctx))
             .unwrap_or_else(|_| error(ErrorCode::InternalError, "response build failed"))
     }
 

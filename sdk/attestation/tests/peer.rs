@@ -52,6 +52,20 @@ fn dev_policy(roles: &[Role], allow: &InMemoryAllowlist, clock: &Arc<FixedClock>
         .with_clock(clock.clone())
 }
 
+/// A worker certificate for a new key carrying the real fixture quote (made for another key).
+fn replayed_real_quote_cert() -> Credential {
+    let quote = std::fs::read(fixtures_dir().join("cocoon-tdx-quote.bin")).expect("fixture");
+    Credential::issue(
+        Role::Worker,
+        &key(3),
+        Some(&ReplayedRealQuote(quote)),
+        T0,
+        DAY,
+        BTreeMap::new(),
+    )
+    .expect("issue")
+}
+
 fn allowlist_with_sim(role: Role) -> InMemoryAllowlist {
     let a = InMemoryAllowlist::new();
     a.allow(role, SimulatedProvider::default().image_hash());
@@ -228,16 +242,7 @@ fn development_tls_accepts_any_cocoon_certificate_unverified_and_insecure() {
         verifier.verify(sim_cert(Role::Proxy).cert_der()).is_ok(),
         "cached, no allowlist"
     );
-    let quote = std::fs::read(fixtures_dir().join("cocoon-tdx-quote.bin")).expect("fixture");
-    let replayed = Credential::issue(
-        Role::Worker,
-        &key(3),
-        Some(&ReplayedRealQuote(quote)),
-        T0,
-        DAY,
-        BTreeMap::new(),
-    )
-    .expect("issue");
+    let replayed = replayed_real_quote_cert();
     let tdx = verifier.verify(replayed.cert_der()).expect("dev accepts");
     assert_eq!((tdx.tee, tdx.insecure), (TeeKind::Tdx, true));
     assert_eq!(
@@ -259,18 +264,9 @@ fn development_tls_accepts_any_cocoon_certificate_unverified_and_insecure() {
 
 #[test]
 fn a_real_quote_attached_to_a_new_key_is_refused() {
-    let quote = std::fs::read(fixtures_dir().join("cocoon-tdx-quote.bin")).expect("fixture");
     let collateral = load_collateral_file(&fixtures_dir().join("cocoon-tdx-quote.collateral.json"))
         .expect("collateral");
-    let cert = Credential::issue(
-        Role::Worker,
-        &key(3),
-        Some(&ReplayedRealQuote(quote)),
-        T0,
-        DAY,
-        BTreeMap::new(),
-    )
-    .expect("issue");
+    let cert = replayed_real_quote_cert();
     let allow = InMemoryAllowlist::new();
     let policy = Policy::strict(&[Role::Worker], Arc::new(allow))
         .with_clock(Arc::new(FixedClock::new(T0 + 60)))

@@ -13,8 +13,9 @@
 //! - [`json`], [`registry`]: a JSON view of every type and decoding by name or opcode.
 //! - BoC bytes identical to @ton/core's come from the one writer in cocoon-ton
 //!   ([`cocoon_ton::boc::cell_to_boc`]; [`codec::write_boc`] and [`CellCodec::to_boc`] use it).
-//! - [`chain`]: async wrappers over `cocoon_ton::TonClient` and `Wallet` that send, follow the
-//!   message chain and report the first failing contract with its decoded exit code.
+//! - [`chain`]: the typed contract clients (root, stake, escrow): they send through cocoon-ton's
+//!   one tracer (`cocoon_ton::send_and_trace`) and report the first failing contract with its
+//!   decoded exit code.
 
 #[macro_use]
 mod tlb_macro;

@@ -151,12 +151,11 @@ tlb_struct! {
 tlb_struct! {
     /// `equivocation_evidence`: two conflicting statements signed by the same proxy key.
     pub struct EquivocationEvidence {
-        /// The escrow's client (charge vouchers: the root derives the escrow from it and the accused
-        /// proxy); ignored for payout vouchers, whose vault the root derives from the proxy.
+        /// The escrow's client: the root derives the escrow from it and the accused proxy.
         client: TonAddress => addr,
         /// First statement.
         a: SignedCell => child,
-        /// Second statement (same kind, channel and seqno; different hash).
+        /// Second charge voucher (same escrow and seqno; different hash).
         b: SignedCell => child,
     }
 }
@@ -251,8 +250,8 @@ pub fn public_key(key: &SigningKey) -> Bits256 {
 }
 
 impl EquivocationEvidence {
-    /// Evidence from two signed statements of the same kind (both charge or both payout vouchers);
-    /// `client` names the escrow's client for charge vouchers (any address for payout vouchers).
+    /// Evidence from two signed charge vouchers for one escrow and seqno; `client` names the
+    /// escrow's client (the root derives the escrow from it and the accused proxy).
     pub fn new<T: CellCodec>(
         client: &TonAddress,
         a: &Signed<T>,
@@ -265,26 +264,16 @@ impl EquivocationEvidence {
         })
     }
 
-    /// The offence id the stake records: the hash of (statement tag, channel, seqno), so one
-    /// offence is slashed once whichever pair of statements proves it. Taken from statement `a`.
+    /// The offence id the stake records: the hash of (charge voucher tag, escrow, seqno), so one
+    /// offence is slashed once whichever pair of vouchers proves it. Only charge vouchers are
+    /// evidence (a vault pays the highest cumulative payout signed, so payout vouchers cannot
+    /// conflict); a payout voucher here is a [`CodecError::WrongOpcode`].
     pub fn evidence_hash(&self) -> Result<Bits256, CodecError> {
-        let mut tag = self.a.statement.parser();
+        let v = ChargeVoucher::from_cell(&self.a.statement)?;
         let mut b = CellBuilder::new();
-        match tag.load_u32(32)? {
-            opcodes::CHARGE_VOUCHER => {
-                let v = ChargeVoucher::from_cell(&self.a.statement)?;
-                b.store_u32(32, opcodes::CHARGE_VOUCHER)?;
-                crate::codec::store_address(&mut b, &v.escrow)?;
-                b.store_u32(32, v.seqno)?;
-            }
-            _ => {
-                let v = PayoutVoucher::from_cell(&self.a.statement)?;
-                b.store_u32(32, opcodes::PAYOUT_VOUCHER)?;
-                crate::codec::store_address(&mut b, &v.vault)?;
-                crate::codec::store_address(&mut b, &v.worker)?;
-                b.store_u32(32, v.seqno)?;
-            }
-        }
+        b.store_u32(32, opcodes::CHARGE_VOUCHER)?;
+        crate::codec::store_address(&mut b, &v.escrow)?;
+        b.store_u32(32, v.seqno)?;
         Ok(cell_hash(&b.build()?))
     }
 }

@@ -11,34 +11,32 @@ use cocoon_contracts::codec::account_id;
 use cocoon_contracts::fees;
 use cocoon_contracts::messages::ProxyInfo;
 use cocoon_contracts::state::{ESCROW_OPEN, PayoutRecord, ROLE_PROXY, ROLE_WORKER, STAKE_ACTIVE};
-use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher, public_key};
-use cocoon_devnet::{Devnet, DevnetOptions};
-use cocoon_ton::{HttpTonClient, TonClient, TonClientConfig, Wallet};
-use common::net::{TON, expect_contract_error, network, sent_to, wallet};
+use cocoon_contracts::statements::{ChargeVoucher, PayoutVoucher, SignedCharge, public_key};
+use cocoon_ton::{TonAddress, TonClient, Wallet};
+use common::net::{TON, expect_contract_error, funded_devnet, network, wallet};
 use ed25519_dalek::SigningKey;
-use std::time::Duration;
+
+/// The proxy-signed first charge (seqno 1) of `escrow`.
+fn first_charge(
+    escrow: &TonAddress,
+    charged: u128,
+    is_final: bool,
+    key: &SigningKey,
+) -> SignedCharge {
+    let voucher = ChargeVoucher {
+        escrow: escrow.clone(),
+        seqno: 1,
+        charged,
+        is_final,
+    };
+    voucher.sign(key).expect("sign")
+}
 
 #[tokio::test]
 async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
-    let devnet = Devnet::start(DevnetOptions::default())
-        .await
-        .expect("devnet");
-    let mut cfg = TonClientConfig::new(devnet.url());
-    cfg.poll_interval = Duration::from_millis(50);
-    cfg.max_retries = 1;
-    let client = HttpTonClient::new(cfg).expect("client");
+    let (owner, proxy, worker, user) = (wallet(1), wallet(2), wallet(3), wallet(4));
+    let (_devnet, client) = funded_devnet(&[&owner, &proxy, &worker, &user]).await;
     let c: &dyn TonClient = &client;
-
-    let owner = wallet(1);
-    let proxy = wallet(2);
-    let worker = wallet(3);
-    let user = wallet(4);
-    for w in [&owner, &proxy, &worker, &user] {
-        devnet
-            .fund(w.address_friendly(), 100 * TON)
-            .await
-            .expect("fund");
-    }
     let proxy_key = SigningKey::from_bytes(&[0x52; 32]);
     let worker_key = SigningKey::from_bytes(&[0x53; 32]);
 
@@ -143,27 +141,13 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
 
     // a proxy-signed charge moves exactly the signed amount from the escrow to the vault
     let charged = 700_000_000u128;
-    let charge = ChargeVoucher {
-        escrow: escrow.address.clone(),
-        seqno: 1,
-        charged,
-        is_final: false,
-    };
-    let signed = charge.sign(&proxy_key).expect("sign");
+    let signed = first_charge(&escrow.address, charged, false, &proxy_key);
     let outcome = escrow
         .submit_charge(c, &proxy, signed.clone())
         .await
         .expect("submit charge");
-    let settled: u128 = outcome
-        .chain
-        .iter()
-        .flat_map(|t| t.out_msgs.iter())
-        .filter(|m| {
-            m.source.as_ref() == Some(&escrow.address)
-                && m.destination.as_ref() == Some(&vault.address)
-        })
-        .map(|m| m.value)
-        .sum();
+    // Only the escrow sends to the vault in this chain.
+    let settled = outcome.value_sent_to(&vault.address);
     assert!(
         settled >= charged && settled <= charged + fees::ESCROW_CHARGE_VALUE,
         "settled {settled}"
@@ -234,9 +218,10 @@ async fn root_stakes_escrow_charge_and_payout_on_the_devnet() {
         to_worker >= paid && to_worker <= paid + fees::STAKE_CLAIM_VALUE,
         "worker got {to_worker}"
     );
+    // a replay pays nothing more (the vault pays the highest cumulative amount signed)
     expect_contract_error(
         vault.claim_payout(c, &worker, signed).await,
-        ErrorCode::StaleSeqno,
+        ErrorCode::StaleAmount,
     );
 
     // the client takes back what is above its credit line
@@ -316,7 +301,7 @@ async fn stake_deposit_unbond_withdraw_and_escrow_closes_on_the_devnet() {
         .expect("time travel");
     let outcome = stake.withdraw(c, &net.worker).await.expect("withdraw");
     assert_eq!(stake.storage(c).await.expect("state").unbonding, 0);
-    let got = sent_to(&outcome, net.worker.address());
+    let got = outcome.value_sent_to(net.worker.address());
     assert!(
         got >= amount && got <= amount + fees::STAKE_OWNER_OP_VALUE,
         "{got}"
@@ -366,7 +351,7 @@ async fn stake_deposit_unbond_withdraw_and_escrow_closes_on_the_devnet() {
     let closed = escrow.storage(c).await.expect("state");
     assert_eq!(closed.state, cocoon_contracts::state::ESCROW_CLOSED);
     assert_eq!(closed.balance, 0);
-    assert_eq!(sent_to(&outcome, net.user.address()), closing.balance);
+    assert_eq!(outcome.value_sent_to(net.user.address()), closing.balance);
 
     // cooperative close: a final charge pays the vault and refunds the rest at once
     net.root
@@ -379,14 +364,7 @@ async fn stake_deposit_unbond_withdraw_and_escrow_closes_on_the_devnet() {
     );
     let open = coop.storage(c).await.expect("state");
     let charged = 100_000_000u128;
-    let voucher = ChargeVoucher {
-        escrow: coop.address.clone(),
-        seqno: 1,
-        charged,
-        is_final: true,
-    }
-    .sign(&net.proxy_key)
-    .expect("sign");
+    let voucher = first_charge(&coop.address, charged, true, &net.proxy_key);
     let outcome = coop
         .submit_charge(c, &net.proxy, voucher)
         .await
@@ -395,7 +373,7 @@ async fn stake_deposit_unbond_withdraw_and_escrow_closes_on_the_devnet() {
     assert_eq!(done.state, cocoon_contracts::state::ESCROW_CLOSED);
     assert_eq!(done.charged, charged);
     assert_eq!(
-        sent_to(&outcome, net.worker.address()),
+        outcome.value_sent_to(net.worker.address()),
         open.balance - charged
     );
 }

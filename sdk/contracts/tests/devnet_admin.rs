@@ -11,7 +11,7 @@ use cocoon_contracts::statements::{
     ChargeVoucher, EquivocationEvidence, FaultReport, ServingStatement, Signed,
 };
 use cocoon_ton::TonClient;
-use common::net::{expect_contract_error, network, sent_to};
+use common::net::{expect_contract_error, network};
 use ed25519_dalek::SigningKey;
 
 #[tokio::test]
@@ -57,7 +57,7 @@ async fn slashing_reports_on_the_devnet() {
             .contains_key(&evidence.evidence_hash().expect("offence"))
     );
     let reward = slashed * u128::from(params.reporter_reward_bps) / 10_000;
-    let got = sent_to(&outcome, net.user.address());
+    let got = outcome.value_sent_to(net.user.address());
     assert!(
         got >= reward && got <= reward + fees::ROOT_REPORT_VALUE,
         "reward {got}"
@@ -137,7 +137,7 @@ async fn slashing_reports_on_the_devnet() {
         .withdraw_kept(c, &net.owner, kept)
         .await
         .expect("withdraw kept");
-    assert!(sent_to(&outcome, net.owner.address()) >= kept);
+    assert!(outcome.value_sent_to(net.owner.address()) >= kept);
     assert_eq!(net.root.storage(c).await.expect("root").kept, 0);
 }
 

@@ -25,6 +25,11 @@ pub use error::DevnetError;
 /// The line prefix the server prints on stdout once it accepts requests.
 pub const READY_PREFIX: &str = "devnet listening on ";
 
+/// The global id (config param 19) of the devnet's chain: @ton/sandbox runs mainnet's configuration.
+/// A root deployed on the devnet must carry it as its network id, or the root refuses to open stakes
+/// and escrows (`WRONG_NETWORK`).
+pub const GLOBAL_ID: i32 = -239;
+
 /// How long to wait for the ready line by default (node + tsx + the TVM's WASM take a few seconds).
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -22,9 +22,9 @@ pub use address::{
 };
 pub use amount::{AmountError, format_ton, parse_ton};
 pub use client::{
-    AccountState, AddressInformation, ClientError, FeeEstimate, GetMethodResult, HttpTonClient,
-    MasterchainInfo, StackEntry, TonClient, TonClientConfig, Transaction, TxId, TxMessage,
-    WAIT_PAGE, WalletInformation,
+    AccountState, AddressInformation, ClientError, FeeEstimate, FeeQuery, GetMethodResult,
+    HttpTonClient, MasterchainInfo, StackEntry, TonClient, TonClientConfig, Transaction, TxId,
+    TxMessage, WAIT_PAGE, WalletInformation,
 };
 pub use error::TonError;
 pub use send::{DEFAULT_VALIDITY, SendError, Sent};

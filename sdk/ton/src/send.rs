@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::TonError;
-use crate::client::{AccountState, ClientError, FeeEstimate, TonClient, Transaction};
+use crate::client::{AccountState, ClientError, FeeEstimate, FeeQuery, TonClient, Transaction};
 use crate::wallet::{ExternalMessage, Transfer, Wallet};
 
 /// How long a wallet message stays valid after the chain time it was built at.
@@ -79,17 +79,21 @@ impl Wallet {
             .map_err(|_| TonError::InvalidArgument("chain time beyond 2106".to_string()))?;
         let message = self.transfer_message(seqno, valid_until, transfers)?;
         let body = crate::boc::cell_to_boc(message.body()?.as_ref())?;
-        let estimate = if seqno == 0 {
+        // While undeployed the wallet's state init is priced too.
+        let init = if seqno == 0 {
             let init = self.state_init()?;
             let code = crate::boc::cell_to_boc(init.reference(0).map_err(TonError::from)?)?;
             let data = crate::boc::cell_to_boc(init.reference(1).map_err(TonError::from)?)?;
-            client
-                .estimate_fee(self.address(), &body, Some((&code, &data)))
-                .await?
+            Some((code, data))
         } else {
-            client.estimate_fee(self.address(), &body, None).await?
+            None
         };
-        Ok(estimate)
+        let query = FeeQuery {
+            address: self.address(),
+            body: &body,
+            init: init.as_ref().map(|(c, d)| (c.as_slice(), d.as_slice())),
+        };
+        Ok(client.estimate_fee(query).await?)
     }
 
     /// Signs `transfers` with the current seqno (deploying the wallet on first use), sends the

@@ -16,7 +16,8 @@
 //!   the emitting transaction with the same, non-zero, creation lt. An account never sends two
 //!   messages with one lt, so the pair names one message.
 //! - A transaction fails the trace when its compute phase exit code is neither 0 nor 1, when it was
-//!   aborted, or when it received a bounced message (the devnet reports exit codes and aborts;
+//!   aborted (this includes an account without code receiving any message, even a non-bounceable
+//!   one: nothing ran there), or when it received a bounced message (the devnet reports exit codes and aborts;
 //!   toncenter does not, and there the bounce coming back is what shows a failure).
 
 use std::time::{Duration, Instant};

@@ -1,11 +1,12 @@
-//! Wallets signed in Rust against the devnet (real TVM): deploy, transfer, replay, expiry, restart.
+//! Wallets signed in Rust against the devnet (real TVM): deploy, transfer, replay, expiry, restart,
+//! and the tracer following a wallet's message.
 
 use std::time::{Duration, Instant};
 
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_ton::{
-    AccountState, HttpTonClient, Network, TonAddress, TonClient, TonClientConfig, Transfer, Wallet,
-    WalletVersion, parse_ton,
+    AccountState, HttpTonClient, Network, TonAddress, TonClient, TonClientConfig, TraceError,
+    TraceOptions, Transfer, Wallet, WalletVersion, parse_ton, send_and_trace,
 };
 
 const MNEMONIC_A: &str = "mouse absent grunt buzz prefer twin feel success rapid empty assume kit notable embrace any excite silly current chase book phone view stove project";
@@ -241,8 +242,8 @@ async fn restart_keeps_balances_and_seqno() {
     assert_eq!(w.seqno(&client).await.expect("seqno").0, 2);
 }
 
-#[tokio::test]
-async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
+/// A fresh devnet, a client for it, and wallet A (v4r2, not deployed yet) holding 5 TON.
+async fn devnet_with_funded_v4r2() -> (Devnet, HttpTonClient, Wallet) {
     let devnet = Devnet::start(DevnetOptions::default())
         .await
         .expect("devnet");
@@ -252,6 +253,12 @@ async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
         .fund(w.address_friendly(), ton("5"))
         .await
         .expect("fund");
+    (devnet, client, w)
+}
+
+#[tokio::test]
+async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
+    let (devnet, client, w) = devnet_with_funded_v4r2().await;
     let transfers = [Transfer::new(recipient(), ton("1")).with_bounce(false)];
     // Undeployed: the estimate includes deploying the wallet from its state init.
     let deploy = w
@@ -281,7 +288,11 @@ async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
         .await
         .expect("balance");
     let estimate = client
-        .estimate_fee(w.address(), &body, None)
+        .estimate_fee(cocoon_ton::FeeQuery {
+            address: w.address(),
+            body: &body,
+            init: None,
+        })
         .await
         .expect("estimate");
     assert!(estimate.gas_fee > 0 && estimate.fwd_fee > 0, "{estimate:?}");
@@ -314,4 +325,51 @@ async fn estimate_fee_matches_the_transaction_and_changes_nothing() {
         "tx fee {} vs estimate {estimate:?}",
         tx.fee
     );
+}
+
+#[tokio::test]
+async fn the_tracer_follows_the_message_and_stops_at_the_account_that_refused_it() {
+    let (_devnet, client, w) = devnet_with_funded_v4r2().await;
+    let to = recipient();
+
+    // To itself (a wallet accepts internal messages): the wallet's transaction, then the one
+    // receiving the message. (An account without code aborts even a non-bounceable message, and
+    // the tracer reports that as a failure, as it did before.)
+    let transfer = Transfer::new(w.address().clone(), ton("1")).with_bounce(false);
+    let outcome = send_and_trace(&client, &w, transfer, TraceOptions::hops(4))
+        .await
+        .expect("traced");
+    assert_eq!(outcome.transaction_count(), 2);
+    let delivered = outcome.first().expect("the receiving transaction");
+    assert_eq!(delivered.account.as_ref(), Some(w.address()));
+    let received = delivered.in_msg.as_ref().expect("inbound message");
+    assert_eq!(received.value, ton("1"));
+    assert_eq!(received.source.as_ref(), Some(w.address()));
+    assert_eq!(
+        outcome.fees(),
+        outcome.wallet_tx.fee + delivered.fee,
+        "fees add up over the trace"
+    );
+
+    // Zero hops: only the wallet's transaction.
+    let transfer = Transfer::new(w.address().clone(), ton("0.1")).with_bounce(false);
+    let outcome = send_and_trace(&client, &w, transfer, TraceOptions::hops(0))
+        .await
+        .expect("traced");
+    assert!(outcome.chain.is_empty());
+
+    // Bounceable to an account with no code: its transaction fails, and the trace says whose.
+    let transfer = Transfer::new(to.clone(), ton("0.5")).with_bounce(true);
+    let err = send_and_trace(&client, &w, transfer, TraceOptions::hops(4))
+        .await
+        .expect_err("the empty account cannot accept a bounceable message");
+    match err {
+        TraceError::Aborted { address }
+        | TraceError::Failed { address, .. }
+        | TraceError::Bounced {
+            refused_by: address,
+            ..
+        } => assert_eq!(address, to),
+        other => panic!("expected the recipient to refuse, got {other:?}"),
+    }
 }

@@ -13,7 +13,7 @@ use cocoon_contracts::state::{ROLE_PROXY, ROLE_WORKER};
 use cocoon_contracts::statements::public_key;
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_ton::{
-    HttpTonClient, KeyPair, Network, TonAddress, TonClient, TonClientConfig, Wallet, WalletVersion,
+    HttpTonClient, KeyPair, Network, TonClient, TonClientConfig, Wallet, WalletVersion,
 };
 use ed25519_dalek::SigningKey;
 
@@ -50,8 +50,8 @@ pub struct Net {
     pub root: RootHandle,
 }
 
-/// A devnet with a root, a registered proxy with its vault, and a worker stake.
-pub async fn network() -> Net {
+/// A fresh devnet and a fast-polling client for it, with each of `wallets` holding 100 TON.
+pub async fn funded_devnet(wallets: &[&Wallet]) -> (Devnet, HttpTonClient) {
     let devnet = Devnet::start(DevnetOptions::default())
         .await
         .expect("devnet");
@@ -59,13 +59,19 @@ pub async fn network() -> Net {
     cfg.poll_interval = Duration::from_millis(50);
     cfg.max_retries = 1;
     let client = HttpTonClient::new(cfg).expect("client");
-    let (owner, proxy, worker, user) = (wallet(11), wallet(12), wallet(13), wallet(14));
-    for w in [&owner, &proxy, &worker, &user] {
+    for w in wallets {
         devnet
             .fund(w.address_friendly(), 100 * TON)
             .await
             .expect("fund");
     }
+    (devnet, client)
+}
+
+/// A devnet with a root, a registered proxy with its vault, and a worker stake.
+pub async fn network() -> Net {
+    let (owner, proxy, worker, user) = (wallet(11), wallet(12), wallet(13), wallet(14));
+    let (devnet, client) = funded_devnet(&[&owner, &proxy, &worker, &user]).await;
     let proxy_key = SigningKey::from_bytes(&[0x62; 32]);
     let worker_key = SigningKey::from_bytes(&[0x63; 32]);
     let c: &dyn TonClient = &client;
@@ -96,14 +102,4 @@ pub async fn network() -> Net {
         worker_key,
         root,
     }
-}
-
-pub fn sent_to(outcome: &Outcome, to: &TonAddress) -> u128 {
-    outcome
-        .chain
-        .iter()
-        .flat_map(|t| t.out_msgs.iter())
-        .filter(|m| m.destination.as_ref() == Some(to))
-        .map(|m| m.value)
-        .sum()
 }

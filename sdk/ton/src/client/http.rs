@@ -11,8 +11,8 @@ use tokio::sync::Mutex;
 use tonlib_core::{TonAddress, TonHash};
 
 use super::{
-    AddressInformation, ClientError, FeeEstimate, GetMethodResult, MasterchainInfo, StackEntry,
-    TonClient, Transaction, TxId, WalletInformation, decode, is_rejection_text,
+    AddressInformation, ClientError, FeeEstimate, FeeQuery, GetMethodResult, MasterchainInfo,
+    StackEntry, TonClient, Transaction, TxId, WalletInformation, decode, is_rejection_text,
 };
 
 /// Longest response body quoted in an error.
@@ -353,18 +353,13 @@ impl TonClient for HttpTonClient {
             .await
     }
 
-    async fn estimate_fee(
-        &self,
-        address: &TonAddress,
-        body: &[u8],
-        init: Option<(&[u8], &[u8])>,
-    ) -> Result<FeeEstimate, ClientError> {
+    async fn estimate_fee(&self, query: FeeQuery<'_>) -> Result<FeeEstimate, ClientError> {
         let mut params = json!({
-            "address": addr(address),
-            "body": STANDARD.encode(body),
+            "address": addr(query.address),
+            "body": STANDARD.encode(query.body),
             "ignore_chksig": true,
         });
-        if let Some((code, data)) = init {
+        if let Some((code, data)) = query.init {
             params["init_code"] = json!(STANDARD.encode(code));
             params["init_data"] = json!(STANDARD.encode(data));
         }

@@ -247,6 +247,17 @@ impl Transaction {
     }
 }
 
+/// What [`TonClient::estimate_fee`] prices: an inbound external message to an account.
+#[derive(Debug, Clone, Copy)]
+pub struct FeeQuery<'a> {
+    /// The receiving account.
+    pub address: &'a TonAddress,
+    /// The message body, a BoC.
+    pub body: &'a [u8],
+    /// The (code, data) BoCs of a state init, for an account not deployed yet.
+    pub init: Option<(&'a [u8], &'a [u8])>,
+}
+
 /// `estimateFee`: what an inbound external message would cost the account, in nanotons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FeeEstimate {
@@ -306,16 +317,10 @@ pub trait TonClient: Send + Sync {
         from: Option<&TxId>,
     ) -> Result<Vec<Transaction>, ClientError>;
 
-    /// `estimateFee` for an inbound external message with `body` (a BoC) to `address`, signature
-    /// checks skipped; `init` is the (code, data) BoCs of a state init for an undeployed account.
-    /// Implementations that cannot estimate answer [`ClientError::InvalidArgument`].
-    async fn estimate_fee(
-        &self,
-        address: &TonAddress,
-        body: &[u8],
-        init: Option<(&[u8], &[u8])>,
-    ) -> Result<FeeEstimate, ClientError> {
-        let _ = (address, body, init);
+    /// `estimateFee` for the inbound external message `query` describes, signature checks
+    /// skipped. Implementations that cannot estimate answer [`ClientError::InvalidArgument`].
+    async fn estimate_fee(&self, query: FeeQuery<'_>) -> Result<FeeEstimate, ClientError> {
+        let _ = query;
         Err(ClientError::InvalidArgument {
             method: "estimateFee".to_string(),
             detail: "not supported by this client".to_string(),

@@ -153,19 +153,20 @@ pub(crate) fn entry_from_json(v: &Value) -> Result<StackEntry, String> {
         "cell" | "tvm.Cell" => cell_from(val).map(StackEntry::Cell),
         "slice" | "tvm.Slice" | "builder" => cell_from(val).map(StackEntry::Slice),
         "null" => Ok(StackEntry::Null),
-        "tuple" | "list" => {
-            let elems = val
-                .get("elements")
-                .and_then(Value::as_array)
-                .ok_or_else(|| format!("tuple without elements: {v}"))?;
-            elems
-                .iter()
-                .map(typed_entry_from_json)
-                .collect::<Result<Vec<_>, _>>()
-                .map(StackEntry::Tuple)
-        }
+        "tuple" | "list" => tuple_from(val.get("elements"), v),
         other => Err(format!("unsupported stack entry type {other:?}")),
     }
+}
+
+/// A tuple from its `elements` array (each in tonlib's typed form); `whole` is for the error.
+fn tuple_from(elements: Option<&Value>, whole: &Value) -> Result<StackEntry, String> {
+    elements
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("tuple without elements: {whole}"))?
+        .iter()
+        .map(typed_entry_from_json)
+        .collect::<Result<Vec<_>, _>>()
+        .map(StackEntry::Tuple)
 }
 
 /// Decodes tonlib's typed form used inside tuples (`{"@type":"tvm.stackEntryNumber",..}`).
@@ -193,16 +194,7 @@ fn typed_entry_from_json(v: &Value) -> Result<StackEntry, String> {
             } else {
                 "list"
             };
-            let elems = v
-                .get(key)
-                .and_then(|x| x.get("elements"))
-                .and_then(Value::as_array)
-                .ok_or_else(|| format!("tuple without elements: {v}"))?;
-            elems
-                .iter()
-                .map(typed_entry_from_json)
-                .collect::<Result<Vec<_>, _>>()
-                .map(StackEntry::Tuple)
+            tuple_from(v.get(key).and_then(|x| x.get("elements")), v)
         }
         "tvm.stackEntryUnsupported" => Ok(StackEntry::Null),
         other => Err(format!("unsupported typed stack entry {other:?}")),

@@ -1,0 +1,419 @@
+//! The one accept loop every listener runs: connection limits, optional TLS through the
+//! [`HopTls`] seam, HTTP/1 or HTTP/2, and a graceful drain when the daemon's [`Shutdown`] triggers.
+//!
+//! Connections live in one `JoinSet`: aborting the serving task (a kill) aborts them all, while a
+//! graceful shutdown stops accepting, lets each connection finish what is in flight, and returns
+//! once they have all ended. [`Limits::default`] is today's behaviour (no timeouts, no caps).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
+
+use crate::http::BoxError;
+use crate::shutdown::Shutdown;
+use crate::tls::{HopTls, PeerIdentity};
+
+/// Which HTTP a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 with keep-alive.
+    Http1,
+    /// HTTP/2 only (the hops between daemons).
+    Http2,
+    /// Either, chosen by the client's preface.
+    Auto,
+}
+
+/// Per-listener limits and timeouts; `None` is "no limit", today's behaviour everywhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest TLS handshake before the connection is dropped.
+    pub tls_handshake_timeout: Option<Duration>,
+    /// Longest wait for a request's headers (HTTP/1).
+    pub header_read_timeout: Option<Duration>,
+    /// Longest a connection may stay open with no request in flight.
+    pub idle_timeout: Option<Duration>,
+    /// Most connections open at once; further ones are closed on accept.
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one IP address.
+    pub max_connections_per_peer: Option<usize>,
+}
+
+/// One accepted connection, as the service factory sees it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The remote address.
+    pub addr: SocketAddr,
+    /// The TLS peer's identity (`None` on a plain listener).
+    pub identity: Option<PeerIdentity>,
+}
+
+/// How one listener serves.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// TLS for every connection (`None`: plain TCP).
+    pub tls: Option<Arc<dyn HopTls>>,
+    /// HTTP version.
+    pub http: HttpVersion,
+    /// Limits and timeouts.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("tls", &self.tls.is_some())
+            .field("http", &self.http)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl ServeOptions {
+    /// Plain TCP with this HTTP version and today's limits.
+    pub fn plain(http: HttpVersion) -> Self {
+        ServeOptions {
+            tls: None,
+            http,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Mutual TLS through `tls` with this HTTP version and today's limits.
+    pub fn tls(tls: Arc<dyn HopTls>, http: HttpVersion) -> Self {
+        ServeOptions {
+            tls: Some(tls),
+            http,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Counts open connections, in total and per IP, against [`Limits`].
+#[derive(Debug, Default)]
+struct ConnectionCount {
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// Held while one connection is open.
+struct Slot {
+    count: Arc<ConnectionCount>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.count.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(n) = open.1.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.1.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl ConnectionCount {
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let from_peer = open.1.get(&ip).copied().unwrap_or(0);
+        if limits.max_connections.is_some_and(|max| open.0 >= max)
+            || limits
+                .max_connections_per_peer
+                .is_some_and(|max| from_peer >= max)
+        {
+            return None;
+        }
+        open.0 += 1;
+        *open.1.entry(ip).or_insert(0) += 1;
+        Some(Slot {
+            count: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// Accepts on `listener` until `shutdown` triggers, running `handle` for each admitted
+/// connection in the loop's `JoinSet`, then waits for every connection to end.
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    limits: Limits,
+    shutdown: Shutdown,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let count = Arc::new(ConnectionCount::default());
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            _ = shutdown.triggered() => {
+                while conns.join_next().await.is_some() {}
+                return;
+            }
+        };
+        let Ok((tcp, peer_addr)) = accepted else {
+            continue;
+        };
+        let Some(slot) = count.admit(peer_addr.ip(), &limits) else {
+            tracing::debug!(%peer_addr, "connection limit reached: closing");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let conn = handle(tcp, peer_addr);
+        conns.spawn(async move {
+            conn.await;
+            drop(slot);
+        });
+    }
+}
+
+/// Completes the TLS handshake of an accepted connection within the handshake timeout.
+pub async fn accept_tls(
+    tls: &dyn HopTls,
+    tcp: TcpStream,
+    limits: &Limits,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let handshake = tokio_rustls::TlsAcceptor::from(tls.server_config()).accept(tcp);
+    match limits.tls_handshake_timeout {
+        Some(t) => tokio::time::timeout(t, handshake)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake"))?,
+        None => handshake.await,
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` triggers, then drains. `make_service` sees each
+/// connection's peer and returns its service, or `None` to close the connection.
+pub async fn serve<M, S, B>(
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: Shutdown,
+    make_service: M,
+) where
+    M: Fn(Peer) -> Option<S> + Send + Sync + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let make_service = Arc::new(make_service);
+    let limits = options.limits;
+    let drain = shutdown.clone();
+    accept_loop(listener, limits, shutdown, move |tcp, addr| {
+        let (make_service, options, shutdown) =
+            (make_service.clone(), options.clone(), drain.clone());
+        async move {
+            match &options.tls {
+                Some(tls) => {
+                    let stream = match accept_tls(tls.as_ref(), tcp, &options.limits).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(peer_addr = %addr, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let Some(identity) = tls.peer_identity(stream.get_ref().1) else {
+                        return;
+                    };
+                    let peer = Peer {
+                        addr,
+                        identity: Some(identity),
+                    };
+                    if let Some(svc) = make_service(peer) {
+                        serve_connection(stream, svc, &options, &shutdown).await;
+                    }
+                }
+                None => {
+                    let peer = Peer {
+                        addr,
+                        identity: None,
+                    };
+                    if let Some(svc) = make_service(peer) {
+                        serve_connection(tcp, svc, &options, &shutdown).await;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// Serves one connection until it ends, or gracefully once `shutdown` triggers or it has been
+/// idle for `limits.idle_timeout`.
+async fn serve_connection<I, S, B>(io: I, svc: S, options: &ServeOptions, shutdown: &Shutdown)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let activity = Shutdown::new();
+    let svc = Arc::new(svc);
+    let tracked = {
+        let activity = activity.clone();
+        service_fn(move |req| {
+            let guard = activity.track();
+            let fut = svc.call(req);
+            async move {
+                let resp = fut.await?;
+                Ok::<_, Infallible>(resp.map(|body| crate::observe::Guarded::new(body, guard)))
+            }
+        })
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Some(t) = options.limits.header_read_timeout {
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(t);
+    }
+    let builder = match options.http {
+        HttpVersion::Http1 => builder.http1_only(),
+        HttpVersion::Http2 => builder.http2_only(),
+        HttpVersion::Auto => builder,
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), tracked);
+    tokio::pin!(conn);
+    let idle = idle_expired(&activity, options.limits.idle_timeout);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.triggered() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+        _ = idle => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Resolves once no request has been in flight for `timeout` (never when `None`).
+async fn idle_expired(activity: &Shutdown, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    loop {
+        // `drained` waits for in-flight work to end; then the connection must stay idle.
+        activity.drained(Duration::MAX).await;
+        let busy = async {
+            while activity.in_flight() == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(timeout, busy).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Body, full};
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::Client;
+
+    async fn hello(listener: TcpListener, limits: Limits, shutdown: Shutdown) {
+        let options = ServeOptions {
+            limits,
+            ..ServeOptions::plain(HttpVersion::Auto)
+        };
+        serve(listener, options, shutdown, |_peer| {
+            Some(service_fn(|_req| async {
+                Ok::<_, Infallible>(Response::new(full("hello")))
+            }))
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn serves_then_drains_on_shutdown() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let shutdown = Shutdown::new();
+        let server = tokio::spawn(hello(listener, Limits::default(), shutdown.clone()));
+        let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
+        let resp = client.get(url.parse().unwrap()).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("drains")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_per_peer_cap_closes_extra_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let limits = Limits {
+            max_connections_per_peer: Some(1),
+            ..Limits::default()
+        };
+        let server = tokio::spawn(hello(listener, limits, shutdown.clone()));
+        let first = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 1];
+        let read = tokio::io::AsyncReadExt::read(&mut second, &mut buf);
+        let n = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("closed promptly")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "the second connection is closed");
+        drop(first);
+        shutdown.trigger();
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let limits = Limits {
+            idle_timeout: Some(Duration::from_millis(200)),
+            ..Limits::default()
+        };
+        let server = tokio::spawn(hello(listener, limits, shutdown.clone()));
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 1];
+        let read = tokio::io::AsyncReadExt::read(&mut idle, &mut buf);
+        let n = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("closed by the idle timeout")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        shutdown.trigger();
+        server.await.unwrap();
+    }
+}
