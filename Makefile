@@ -76,9 +76,10 @@ lint: check-fmt ## rustfmt check and clippy with warnings denied
 # (node) nor the model. The rest (cli_devnet, devnet_cli, devnet_restart, kill9_chain, demo_flow,
 # from_config, devnet_settle, the worker's and contracts' devnet suites, devnet_admin,
 # devnet_process, devnet_wallets, gguf_model) run in `make test`.
-FAST_TESTS := cli_offline receipt_cli api_corpus corpus smoke transport http_concurrency http_fixed \
-	api bundle failures journal ledger path ra_tls payout_push chain_gate engine_health payouts \
-	fixtures handshake pccs peer golden messages boc_snapshots client_http
+FAST_TESTS := cli_offline receipt_cli image_cli api_corpus corpus smoke transport http_concurrency \
+	http_fixed api bundle failures journal ledger path ra_tls payout_push chain_gate engine_health \
+	payouts roles fixtures handshake pccs peer computed replay_fixtures golden messages boc_snapshots \
+	client_http
 
 check: lint ## before every commit: rustfmt check, clippy -D warnings, the fast tests (no devnet, no model)
 	$(CARGO) test --workspace --lib --bins $(addprefix --test ,$(FAST_TESTS))

@@ -175,6 +175,11 @@ async fn devnet_restarts_after_the_walk_through_with_its_chain_intact() {
     std::fs::write(&params, user.ok("owner", &["deploy", "--example-params"])).expect("params");
     let d = user.json("owner", &["deploy", "--params", path(&params)]);
     let root = d["root"].as_str().expect("root").to_string();
+    // --root is global: before or after the command (docs/cli.md, "Global options")
+    let before_cmd = user.json("owner", &["--root", &root, "audit", "network"]);
+    let after_cmd = user.json("owner", &["audit", "network", "--root", &root]);
+    assert_eq!(before_cmd, after_cmd);
+    assert_eq!(before_cmd["params_version"], 1, "{before_cmd}");
     user.root = Some(root.clone());
     let key = "52".repeat(32);
     user.json(
