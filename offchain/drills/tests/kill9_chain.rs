@@ -186,6 +186,10 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
         )
         .await
         .unwrap();
+    // The vault was opened before the proxy was registered: it pays out against the registered key
+    // only once the root sends it.
+    let operator = parties.proxy_operator.address();
+    chain.root.sync_vault_key(c, gov, operator).await.unwrap();
     chain
         .root
         .open_escrow(

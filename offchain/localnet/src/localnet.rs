@@ -245,6 +245,9 @@ async fn register_and_open_escrow(
         .set_proxy(c, &parties.governance, operator, Some(info))
         .await;
     let mut setup = vec![o.map_err(chain("registering the proxy"))?];
+    // The vault was opened before the proxy had a registered key: it pays out only after this.
+    let o = root.sync_vault_key(c, &parties.governance, operator).await;
+    setup.push(o.map_err(chain("sending the registered key to the proxy's vault"))?);
     let client_key = keys.client.verifying_key().to_bytes();
     let o = root.open_escrow(
         c,

@@ -72,6 +72,10 @@ impl RootHandle {
         /// Owner: registers a proxy, or removes it with `None`.
         fn set_proxy(proxy: &TonAddress, info: Option<ProxyInfo>) => ROOT_OWNER_OP_VALUE,
             RootSetProxy { query_id: 0, proxy: proxy.clone(), info };
+        /// Anyone: makes the root send `proxy`'s registered key to its vault (a vault opened before
+        /// its proxy was registered, or after governance changed the key, pays out only then).
+        fn sync_vault_key(proxy: &TonAddress) => ROOT_OWNER_OP_VALUE,
+            RootSyncVaultKey { query_id: 0, proxy: proxy.clone() };
         /// Owner: replaces the network parameters.
         fn set_params(params: NetworkParams) => ROOT_OWNER_OP_VALUE,
             RootSetParams { query_id: 0, params };
