@@ -73,9 +73,9 @@ lint: check-fmt ## rustfmt check and clippy with warnings denied
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The fast tests: every crate's unit tests and the integration tests that need neither the devnet
-# (node) nor the model. The rest (cli_devnet, devnet_cli, devnet_restart, kill9_chain, demo_flow,
-# from_config, devnet_settle, the worker's and contracts' devnet suites, devnet_admin,
-# devnet_process, devnet_wallets, gguf_model) run in `make test`.
+# (node) nor the model. The rest (cli_devnet, devnet_cli, devnet_restart, image_audit_devnet,
+# kill9_chain, demo_flow, from_config, devnet_settle, the worker's and contracts' devnet suites,
+# devnet_admin, devnet_process, devnet_wallets, gguf_model) run in `make test`.
 FAST_TESTS := cli_offline receipt_cli image_cli api_corpus corpus smoke transport http_concurrency \
 	http_fixed api bundle failures journal ledger path ra_tls payout_push chain_gate engine_health \
 	payouts roles fixtures handshake pccs peer computed replay_fixtures golden messages boc_snapshots \
