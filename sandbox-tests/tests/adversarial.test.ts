@@ -11,18 +11,8 @@ import { internal, SendMessageResult } from '@ton/sandbox';
 import { KeyPair } from '@ton/crypto';
 import * as C from '../wrappers/cocoon.js';
 import { Net, Actor, exitCode, stakeData, escrowData, codes, keyFromSeed, pub } from '../wrappers/network.js';
+import { prng } from '../wrappers/prng.js';
 
-function prng(seed: number) {
-    let s = seed >>> 0;
-    const next = () => {
-        s = (s + 0x6d2b79f5) >>> 0;
-        let t = s;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-    return { int: (n: number) => Math.floor(next() * n), pick: <T>(a: T[]) => a[Math.floor(next() * a.length)] };
-}
 
 const STEPS = Number(process.env.COCOON_ADVERSARIAL_STEPS ?? 2000);
 const SEED = Number(process.env.COCOON_ADVERSARIAL_SEED ?? 20261204);

@@ -8,18 +8,8 @@ import assert from 'node:assert/strict';
 import { Address, toNano } from '@ton/core';
 import * as C from '../wrappers/cocoon.js';
 import { Net, Actor, exitCode, escrowData, stakeData } from '../wrappers/network.js';
+import { prng } from '../wrappers/prng.js';
 
-function prng(seed: number) {
-    let s = seed >>> 0;
-    const next = () => {
-        s = (s + 0x6d2b79f5) >>> 0;
-        let t = s;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-    return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(a: T[]) => a[Math.floor(next() * a.length)] };
-}
 
 interface EscrowModel {
     addr: Address; client: Actor; proxy: Actor;

@@ -9,7 +9,7 @@ use cocoon_ton::{HttpTonClient, KeyPair, Network, TonAddress, TonClient, TonClie
 use cocoon_ton::{TonError, WalletVersion};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, invalid};
 
 /// Spacing of requests to toncenter.com without an API key (it answers 1 request per second).
 pub const TONCENTER_KEYLESS_INTERVAL: Duration = Duration::from_millis(1100);
@@ -42,13 +42,6 @@ impl Default for ChainEndpoint {
             api_key_file: String::new(),
             network: Network::Mainnet,
         }
-    }
-}
-
-pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        message: message.into(),
     }
 }
 
@@ -138,6 +131,10 @@ pub enum KeySource {
     SeedFile(String),
 }
 
+/// One key setting of a role: its value (empty when unset), the kind of source it names, and its
+/// config key.
+pub type KeySetting<'a> = (&'a str, fn(String) -> KeySource, &'static str);
+
 /// A role's signing wallet: contract version, network and key source; the role names the config
 /// key each source came from, so errors point at the operator's own key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +150,22 @@ pub struct WalletKey {
 }
 
 impl WalletKey {
+    /// The first key setting that is set, in the role's order of precedence: `(value, source kind,
+    /// config key)`; `None` when none is set.
+    pub fn first_configured(
+        version: WalletVersion,
+        network: Network,
+        settings: &[KeySetting<'_>],
+    ) -> Option<WalletKey> {
+        let (value, kind, field) = settings.iter().find(|(value, _, _)| !value.is_empty())?;
+        Some(WalletKey {
+            version,
+            network,
+            source: kind((*value).to_owned()),
+            field,
+        })
+    }
+
     /// Reads the key and builds the wallet.
     pub fn wallet(&self) -> Result<Wallet, ConfigError> {
         let field = self.field;

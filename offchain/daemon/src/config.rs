@@ -82,6 +82,14 @@ impl Sources {
 /// Prefix of environment variables.
 pub const ENV_PREFIX: &str = "COCOON_";
 
+/// A [`ConfigError::Invalid`] for config key `field`.
+pub fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
 /// Merges the layers into `T` and validates it.
 pub fn load<T>(sources: &Sources) -> Result<T, ConfigError>
 where

@@ -20,7 +20,7 @@ use cocoon_attestation as att;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, invalid};
 use crate::ra_tls::RaTls;
 use crate::tls::{HopTls, Role, TlsError};
 
@@ -79,13 +79,6 @@ pub struct TlsSection {
     /// `tdx` mode with `pccs_url`: where fetched collateral is cached (default
     /// `$XDG_CACHE_HOME/cocoon/collateral`, else `$HOME/.cache/cocoon/collateral`).
     pub collateral_cache_dir: String,
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        message: message.into(),
-    }
 }
 
 fn parse_seed(text: &str) -> Option<SigningKey> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cocoon_daemon::chain_endpoint::{
     ChainEndpoint, KeySource, WalletKey, parse_address, wallet_version_name,
 };
-use cocoon_daemon::config::ConfigError;
+use cocoon_daemon::config::{ConfigError, invalid};
 use cocoon_ton::{TonAddress, Wallet, WalletVersion};
 use serde::{Deserialize, Serialize};
 
@@ -87,13 +87,6 @@ impl Default for ChainSection {
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        message: message.into(),
-    }
-}
-
 impl ChainSection {
     /// True when a root is configured.
     pub fn enabled(&self) -> bool {
@@ -112,30 +105,27 @@ impl ChainSection {
 
     /// The operator's key, when one of the three key settings is set.
     pub fn operator_key(&self) -> Option<WalletKey> {
-        let (source, field) = if !self.operator_key_file.is_empty() {
-            (
-                KeySource::SeedFile(self.operator_key_file.clone()),
-                "chain.operator_key_file",
-            )
-        } else if !self.operator_mnemonic_env.is_empty() {
-            (
-                KeySource::MnemonicEnv(self.operator_mnemonic_env.clone()),
-                "chain.operator_mnemonic_env",
-            )
-        } else if !self.operator_mnemonic_file.is_empty() {
-            (
-                KeySource::MnemonicFile(self.operator_mnemonic_file.clone()),
-                "chain.operator_mnemonic_file",
-            )
-        } else {
-            return None;
-        };
-        Some(WalletKey {
-            version: self.wallet_version,
-            network: self.endpoint.network,
-            source,
-            field,
-        })
+        WalletKey::first_configured(
+            self.wallet_version,
+            self.endpoint.network,
+            &[
+                (
+                    &self.operator_key_file,
+                    KeySource::SeedFile,
+                    "chain.operator_key_file",
+                ),
+                (
+                    &self.operator_mnemonic_env,
+                    KeySource::MnemonicEnv,
+                    "chain.operator_mnemonic_env",
+                ),
+                (
+                    &self.operator_mnemonic_file,
+                    KeySource::MnemonicFile,
+                    "chain.operator_mnemonic_file",
+                ),
+            ],
+        )
     }
 
     /// The operator's signing wallet (mnemonic from env or file, or a key file); it must be the

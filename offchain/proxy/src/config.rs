@@ -1,6 +1,6 @@
 //! Proxy configuration.
 
-use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_daemon::config::{ConfigError, Validate, invalid};
 use cocoon_daemon::tls_config::TlsSection;
 use cocoon_protocol::RequestLimits;
 use serde::{Deserialize, Serialize};
@@ -90,13 +90,6 @@ impl ProxyConfig {
             default_max_tokens: self.default_max_tokens,
             max_n: self.max_n,
         }
-    }
-}
-
-fn invalid(field: &'static str, message: &str) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        message: message.to_owned(),
     }
 }
 

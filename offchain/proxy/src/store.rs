@@ -87,6 +87,22 @@ fn encode(a: u128, n: u64, b: u128) -> [u8; ACCOUNT_LEN] {
     out
 }
 
+/// Raises an account's chain-accepted total (settled charges, paid earnings) to `cumulative`, never
+/// above what the account owes and never down; returns the new record.
+fn raise_accepted(
+    table: &mut redb::Table<&[u8], &[u8]>,
+    key: &[u8; 32],
+    cumulative: u128,
+) -> Result<[u8; ACCOUNT_LEN], StoreError> {
+    let (owed, seqno, accepted) = table
+        .get(key.as_slice())?
+        .map(|v| decode(v.value()))
+        .unwrap_or_default();
+    let record = encode(owed, seqno, accepted.max(cumulative.min(owed)));
+    table.insert(key.as_slice(), record.as_slice())?;
+    Ok(record)
+}
+
 fn decode(bytes: &[u8]) -> (u128, u64, u128) {
     let mut buf = [0u8; ACCOUNT_LEN];
     let n = bytes.len().min(ACCOUNT_LEN);
@@ -498,13 +514,7 @@ fn apply_batch(
                     cumulative,
                     reply,
                 } => {
-                    let (charged, seqno, settled) = clients
-                        .get(client.as_slice())?
-                        .map(|v| decode(v.value()))
-                        .unwrap_or_default();
-                    let settled = settled.max(cumulative.min(charged));
-                    let cv = encode(charged, seqno, settled);
-                    clients.insert(client.as_slice(), cv.as_slice())?;
+                    let cv = raise_accepted(&mut clients, &client, cumulative)?;
                     touched.insert((wal::Table::Client, client), cv);
                     replies.push(Reply::Unit(reply));
                 }
@@ -517,13 +527,7 @@ fn apply_batch(
                     cumulative,
                     reply,
                 } => {
-                    let (earned, seqno, paid) = workers
-                        .get(worker.as_slice())?
-                        .map(|v| decode(v.value()))
-                        .unwrap_or_default();
-                    let paid = paid.max(cumulative.min(earned));
-                    let wv = encode(earned, seqno, paid);
-                    workers.insert(worker.as_slice(), wv.as_slice())?;
+                    let wv = raise_accepted(&mut workers, &worker, cumulative)?;
                     touched.insert((wal::Table::Worker, worker), wv);
                     replies.push(Reply::Unit(reply));
                 }

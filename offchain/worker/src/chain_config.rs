@@ -4,7 +4,7 @@
 use cocoon_daemon::chain_endpoint::{
     ChainEndpoint, KeySource, WalletKey, parse_address, wallet_version_name,
 };
-use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_daemon::config::{ConfigError, Validate, invalid};
 use cocoon_ton::{TonAddress, Wallet, WalletVersion};
 use serde::{Deserialize, Serialize};
 
@@ -64,13 +64,6 @@ impl Default for ChainSection {
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        message: message.into(),
-    }
-}
-
 impl ChainSection {
     /// True when a root is configured.
     pub fn enabled(&self) -> bool {
@@ -89,25 +82,22 @@ impl ChainSection {
 
     /// The owner's key, when a mnemonic is configured.
     pub fn owner_key(&self) -> Option<WalletKey> {
-        let (source, field) = if !self.owner_mnemonic_env.is_empty() {
-            (
-                KeySource::MnemonicEnv(self.owner_mnemonic_env.clone()),
-                "chain.owner_mnemonic_env",
-            )
-        } else if !self.owner_mnemonic_file.is_empty() {
-            (
-                KeySource::MnemonicFile(self.owner_mnemonic_file.clone()),
-                "chain.owner_mnemonic_file",
-            )
-        } else {
-            return None;
-        };
-        Some(WalletKey {
-            version: self.wallet_version,
-            network: self.endpoint.network,
-            source,
-            field,
-        })
+        WalletKey::first_configured(
+            self.wallet_version,
+            self.endpoint.network,
+            &[
+                (
+                    &self.owner_mnemonic_env,
+                    KeySource::MnemonicEnv,
+                    "chain.owner_mnemonic_env",
+                ),
+                (
+                    &self.owner_mnemonic_file,
+                    KeySource::MnemonicFile,
+                    "chain.owner_mnemonic_file",
+                ),
+            ],
+        )
     }
 
     /// The owner's signing wallet, when a mnemonic is configured; it must be the `owner` address.
