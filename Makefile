@@ -61,7 +61,7 @@ contracts: $(NPM_STAMP) ## compile the Tolk contracts into contracts/build
 	cd $(NPM_DIR) && npm run --silent build:contracts
 
 build: setup contracts ## build every crate
-	$(CARGO) build --workspace --all-targets
+	$(CARGO) build --workspace --all-targets --all-features
 
 fmt: ## format Rust sources
 	$(CARGO) fmt --all
@@ -70,7 +70,7 @@ check-fmt:
 	$(CARGO) fmt --all --check
 
 lint: check-fmt ## rustfmt check and clippy with warnings denied
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 # The fast tests: every crate's unit tests and the integration tests that need neither the devnet
 # (node) nor the model. The rest (cli_devnet, devnet_cli, devnet_restart, image_audit_devnet,
@@ -82,7 +82,7 @@ FAST_TESTS := cli_offline receipt_cli image_cli api_corpus corpus smoke transpor
 	client_http
 
 check: lint ## before every commit: rustfmt check, clippy -D warnings, the fast tests (no devnet, no model)
-	$(CARGO) test --workspace --lib --bins $(addprefix --test ,$(FAST_TESTS))
+	$(CARGO) test --workspace --all-features --lib --bins $(addprefix --test ,$(FAST_TESTS))
 
 deny: $(DENY_STAMP) ## licences, bans and sources of the crate tree (cargo-deny, offline; see deny.toml)
 	$(DENY) --frozen check --hide-inclusion-graph licenses bans sources
@@ -92,7 +92,7 @@ test-contracts: setup contracts ## contract suites on @ton/sandbox (offline)
 	cd $(NPM_DIR) && npm test
 
 test-rust: setup
-	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) test --workspace --all-features --no-fail-fast
 
 # Uses the debug binary that test-rust built (builds it only when missing). `SDK_DEMO_ARGS=` runs the
 # same checks against the real built-in engine (about 2 minutes in a debug build).
@@ -106,7 +106,7 @@ demo: setup ## the whole network on the local devnet: one real request, settleme
 	$(CARGO) run --release -p cocoon-cli -- demo
 
 bench: setup ## benchmarks; figures written to target/bench/results.json
-	$(CARGO) run --release -p cocoon-cli -- bench --out target/bench/results.json
+	$(CARGO) run --release -p cocoon-cli --features bench -- bench --out target/bench/results.json
 
 drills: ## reliability drills: malformed-input corpus, parser smoke fuzzing, kill -9 of the proxy under load
 	$(CARGO) build -p cocoon-proxy --bin cocoon-proxy

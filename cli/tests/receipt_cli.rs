@@ -118,6 +118,11 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// `cocoon receipt verify BUNDLE EXTRA...`.
+async fn verify(bundle: &str, extra: &[&str]) -> Output {
+    run(args(&[&["receipt", "verify", bundle], extra].concat())).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_bundles_verify_offline_through_the_binary() {
     let net = start_net().await;
@@ -165,14 +170,7 @@ async fn exported_bundles_verify_offline_through_the_binary() {
     let o = run(args(&["receipt", "verify", &bundle_s, "--allow-insecure"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 
-    let o = run(args(&[
-        "receipt",
-        "verify",
-        &bundle_s,
-        "--allow-insecure",
-        "--json",
-    ]))
-    .await;
+    let o = verify(&bundle_s, &["--allow-insecure", "--json"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verdict"], "insecure");
@@ -190,24 +188,9 @@ async fn exported_bundles_verify_offline_through_the_binary() {
 
     // The image the worker really runs is allowed; another image or model is a failure (exit 9).
     let image = hex::encode(SimulatedProvider::new(WORKER_LABEL).image_hash());
-    let o = run(args(&[
-        "receipt",
-        "verify",
-        &bundle_s,
-        "--allow-insecure",
-        "--image",
-        &image,
-    ]))
-    .await;
+    let o = verify(&bundle_s, &["--allow-insecure", "--image", &image]).await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let o = run(args(&[
-        "receipt",
-        "verify",
-        &bundle_s,
-        "--model-hash",
-        &"11".repeat(32),
-    ]))
-    .await;
+    let o = verify(&bundle_s, &["--model-hash", &"11".repeat(32)]).await;
     assert_eq!(o.status.code(), Some(9));
     assert!(err(&o).contains("model_hash"), "{}", err(&o));
 

@@ -43,7 +43,7 @@ impl Gauge {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Metric {
     Counter(Arc<Counter>),
     Gauge(Arc<Gauge>),
@@ -92,17 +92,9 @@ impl Registry {
         help: &'static str,
         labels: &[(&str, &str)],
     ) -> Arc<Counter> {
-        let mut fams = self.families.lock().unwrap_or_else(|p| p.into_inner());
-        let fam = fams.entry(name).or_insert_with(|| Family {
-            help,
-            series: BTreeMap::new(),
-        });
-        match fam
-            .series
-            .entry(label_string(labels))
-            .or_insert_with(|| Metric::Counter(Arc::default()))
-        {
-            Metric::Counter(c) => c.clone(),
+        let new = || Metric::Counter(Arc::default());
+        match self.series(name, help, labels, new) {
+            Metric::Counter(c) => c,
             // A name registered as a gauge stays a gauge; hand out a detached counter rather than panic.
             Metric::Gauge(_) => Arc::default(),
         }
@@ -115,19 +107,29 @@ impl Registry {
         help: &'static str,
         labels: &[(&str, &str)],
     ) -> Arc<Gauge> {
+        match self.series(name, help, labels, || Metric::Gauge(Arc::default())) {
+            Metric::Gauge(g) => g,
+            Metric::Counter(_) => Arc::default(),
+        }
+    }
+
+    /// The series `name{labels}` (a clone of its handle), made by `new` on first use.
+    fn series(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        new: impl FnOnce() -> Metric,
+    ) -> Metric {
         let mut fams = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let fam = fams.entry(name).or_insert_with(|| Family {
             help,
             series: BTreeMap::new(),
         });
-        match fam
-            .series
+        fam.series
             .entry(label_string(labels))
-            .or_insert_with(|| Metric::Gauge(Arc::default()))
-        {
-            Metric::Gauge(g) => g.clone(),
-            Metric::Counter(_) => Arc::default(),
-        }
+            .or_insert_with(new)
+            .clone()
     }
 
     /// Prometheus text exposition.

@@ -2,6 +2,8 @@
 //! deterministic greedy generation and streaming, through the library and over HTTP.
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -151,27 +153,13 @@ async fn http_stream_equals_plain_text_with_exact_usage() {
     };
     let engine = cocoon_engine::serve(config, listener).await.unwrap();
     let client = reqwest::Client::new();
-    let models: Value = client
-        .get(format!("{}/v1/models", engine.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = common::get_json(&client, &format!("{}/v1/models", engine.url())).await;
     assert_eq!(models["data"][0]["id"], "smollm2");
     assert_eq!(models["data"][0]["max_model_len"], 4096);
     let url = format!("{}/v1/chat/completions", engine.url());
     let messages = json!([{"role": "user", "content": "Name three colours."}]);
-    let plain: Value = client
-        .post(&url)
-        .json(&json!({"messages": messages, "temperature": 0, "max_tokens": 16}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"messages": messages, "temperature": 0, "max_tokens": 16});
+    let plain = common::post_json(&client, &url, &body).await;
     let text = plain["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()

@@ -1,6 +1,8 @@
 //! The HTTP layer over the fixed backend: every route, streaming and not, errors and limits.
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic
 
+mod common;
+
 use cocoon_engine::{EngineConfig, EngineHandle, FIXED_MODEL_ID};
 use serde_json::{Value, json};
 
@@ -141,14 +143,7 @@ async fn models_health_and_metrics() {
     };
     let engine = start(config).await;
     let client = reqwest::Client::new();
-    let models: Value = client
-        .get(format!("{}/v1/models", engine.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = common::get_json(&client, &format!("{}/v1/models", engine.url())).await;
     assert_eq!(models["object"], "list");
     assert_eq!(models["data"][0]["id"], "smol");
     let health = client
