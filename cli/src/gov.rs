@@ -65,6 +65,15 @@ enum GovCommand {
         #[arg(long = "endpoint", required = true)]
         endpoints: Vec<String>,
     },
+    /// Send a registered proxy's key to its vault (anyone may).
+    ///
+    /// A vault pays out only against the key the root registered; it learns that key when opened
+    /// and through this message, needed after a key change or when the vault was opened before the
+    /// proxy was registered.
+    SyncVaultKey {
+        /// The proxy operator's wallet address.
+        address: String,
+    },
     /// Remove a registered proxy.
     RemoveProxy {
         /// The proxy operator's wallet address.
@@ -159,6 +168,15 @@ pub(crate) fn run(global: &GlobalArgs, args: GovArgs) -> Result<()> {
                 (
                     "register-proxy",
                     run_op(global, &client, &wallet, "register-proxy", f).await,
+                )
+            }
+            GovCommand::SyncVaultKey { address } => {
+                let proxy = parse_addr(&address)?.0;
+                fields = contract_address(fields, "proxy", &proxy, network);
+                let f = root.sync_vault_key(&client, &wallet, &proxy);
+                (
+                    "sync-vault-key",
+                    run_op(global, &client, &wallet, "sync-vault-key", f).await,
                 )
             }
             GovCommand::RemoveProxy { address } => {

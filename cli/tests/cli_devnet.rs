@@ -251,6 +251,7 @@ async fn walkthrough_deploy_govern_stake_escrow_claim_audit() {
     assert!(nano(&w, "staked") >= 12 * TON && nano(&w, "staked") < 13 * TON);
     let worker_stake = w["stake"].as_str().expect("stake").to_string();
     let vault = p["stake"].as_str().expect("vault").to_string();
+    rekey_vault_through_the_registry(&env, &proxy, &proxy_key_hex);
 
     // client escrow: open, top up, withdraw above the credit line
     let e = env.json(
@@ -574,4 +575,26 @@ async fn failures_say_what_to_do_and_exit_with_their_codes() {
     );
     env.fails("owner", &["wallet", "send", &owner, "1.0000000001"], 2);
     devnet.stop().await.expect("stop devnet");
+}
+
+/// A vault's payout key follows the registry, never its owner: registering another key and syncing
+/// moves it there; registering the original key back and syncing restores it.
+fn rekey_vault_through_the_registry(env: &Env, proxy: &str, key_hex: &str) {
+    let other = "ab".repeat(32);
+    for key in [other.as_str(), key_hex] {
+        let register = [
+            "gov",
+            "register-proxy",
+            proxy,
+            "--key",
+            key,
+            "--endpoint",
+            "127.0.0.1:9000",
+        ];
+        env.json("owner", &register);
+        let sync = env.json("client", &["gov", "sync-vault-key", proxy]);
+        assert_eq!(sync["action"], "sync-vault-key");
+        let status = env.json("proxy", &["proxy", "status"]);
+        assert_eq!(status["key"], key, "{status}");
+    }
 }
