@@ -104,7 +104,7 @@ fn describe(event: &Event) -> String {
         DSTACK_RUNTIME_EVENT => Some(format!(
             "runtime event {:?} = {}",
             event.name.as_deref().unwrap_or(""),
-            printable(d)
+            text_or_hex(d)
         )),
         _ => None,
     };
@@ -229,6 +229,15 @@ fn describe_tag(d: &[u8]) -> Option<String> {
         0x8F3B_22EC => format!("Linux EFI stub: initrd ({})", printable(body)),
         _ => format!("tagged event {id:#x}: {}", printable(body)),
     })
+}
+
+/// The bytes as text when they are printable ASCII, else as hex (binary ids, hashes).
+fn text_or_hex(d: &[u8]) -> String {
+    if d.iter().all(|b| (0x20..0x7f).contains(b)) {
+        printable(d)
+    } else {
+        hex::encode(d)
+    }
 }
 
 /// Text of an EV_IPL event: UTF-16 when it looks like it, else bytes up to the first NUL.
