@@ -60,6 +60,21 @@ pub fn effective_tls(tls: &TlsSection, dev_key: &str, insecure_dev_tls: bool) ->
     tls
 }
 
+/// A banner: `fields` (addresses) followed by the attested identity `tls` presents (key, image hash,
+/// TEE, whether it is insecure), the same keys for every role.
+pub fn identity_banner(
+    tls: &dyn crate::tls::HopTls,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let identity = tls.identity();
+    let mut banner = fields;
+    banner.insert("key".into(), hex::encode(identity.public_key).into());
+    banner.insert("image_hash".into(), hex::encode(identity.image_hash).into());
+    banner.insert("tee".into(), serde_json::json!(identity.tee));
+    banner.insert("insecure".into(), identity.insecure.into());
+    serde_json::Value::Object(banner)
+}
+
 /// A built, serving daemon.
 #[allow(async_fn_in_trait)]
 pub trait Daemon: Sized {

@@ -15,7 +15,7 @@ use anyhow::Context;
 use cocoon_attestation as att;
 use cocoon_daemon::admin::AdminEndpoint;
 use cocoon_daemon::config::{Sources, load};
-use cocoon_daemon::launch::{Daemon, DaemonArgs, effective_tls};
+use cocoon_daemon::launch::{Daemon, DaemonArgs, effective_tls, identity_banner};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::os_signal;
 use cocoon_daemon::tls::{HopTls, Role};
@@ -85,16 +85,13 @@ impl std::fmt::Debug for ProxyDaemon {
 
 impl Daemon for ProxyDaemon {
     fn banner(&self) -> serde_json::Value {
-        let identity = self.tls.identity();
-        serde_json::json!({
-            "client_addr": self.handle.client_addr,
-            "worker_addr": self.handle.worker_addr,
-            "admin_addr": self.admin.addr,
-            "key": hex::encode(identity.public_key),
-            "image_hash": hex::encode(identity.image_hash),
-            "tee": identity.tee,
-            "insecure": identity.insecure,
-        })
+        let addrs = [
+            ("client_addr", self.handle.client_addr),
+            ("worker_addr", self.handle.worker_addr),
+            ("admin_addr", self.admin.addr),
+        ];
+        let addrs = addrs.map(|(k, a)| (k.to_owned(), serde_json::json!(a)));
+        identity_banner(self.tls.as_ref(), addrs.into_iter().collect())
     }
 
     /// Drains in-flight streams (up to `grace`), stops the admin endpoint and the refreshers.

@@ -14,7 +14,7 @@ use crate::{RootHook, WorkerConfig, WorkerHandle, WorkerOptions};
 use anyhow::Context;
 use cocoon_attestation as att;
 use cocoon_daemon::admin::{AdminEndpoint, StatusFn};
-use cocoon_daemon::launch::{Daemon, DaemonArgs, effective_tls};
+use cocoon_daemon::launch::{Daemon, DaemonArgs, effective_tls, identity_banner};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::os_signal;
 use cocoon_daemon::tls::{HopTls, Role};
@@ -52,14 +52,9 @@ impl std::fmt::Debug for WorkerDaemon {
 
 impl Daemon for WorkerDaemon {
     fn banner(&self) -> serde_json::Value {
-        let identity = self.tls.identity();
-        serde_json::json!({
-            "admin_addr": self.admin.addr,
-            "key": hex::encode(identity.public_key),
-            "image_hash": hex::encode(identity.image_hash),
-            "tee": identity.tee,
-            "insecure": identity.insecure,
-        })
+        let mut addrs = serde_json::Map::new();
+        addrs.insert("admin_addr".into(), serde_json::json!(self.admin.addr));
+        identity_banner(self.tls.as_ref(), addrs)
     }
 
     async fn shutdown(self, grace: Duration) {
