@@ -205,24 +205,25 @@ async fn deploy_root(
         .set_model(c, gov, model_hash, Some(model.to_owned()))
         .await;
     setup.push(o.map_err(chain("allowing the model"))?);
-    let proxy_pub = keys.proxy.verifying_key().to_bytes();
-    let o = root.open_stake(
-        c,
-        &parties.proxy_operator,
-        ROLE_PROXY,
-        proxy_pub,
-        funding.stake,
-    );
-    setup.push(o.await.map_err(chain("staking the proxy"))?);
-    let worker_pub = keys.worker.verifying_key().to_bytes();
-    let o = root.open_stake(
-        c,
-        &parties.gpu_owner,
-        ROLE_WORKER,
-        worker_pub,
-        funding.stake,
-    );
-    setup.push(o.await.map_err(chain("staking the worker"))?);
+    let stakes = [
+        (
+            &parties.proxy_operator,
+            ROLE_PROXY,
+            &keys.proxy,
+            "staking the proxy",
+        ),
+        (
+            &parties.gpu_owner,
+            ROLE_WORKER,
+            &keys.worker,
+            "staking the worker",
+        ),
+    ];
+    for (owner, role, key, step) in stakes {
+        let public = key.verifying_key().to_bytes();
+        let o = root.open_stake(c, owner, role, public, funding.stake).await;
+        setup.push(o.map_err(chain(step))?);
+    }
     Ok((root, setup))
 }
 
