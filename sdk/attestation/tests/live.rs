@@ -113,9 +113,8 @@ async fn a_session_is_never_resumed_past_the_certificate_it_was_made_with() {
     let (client_side, server_side) = connect(&acceptor, &connector).await;
     let resumed = client_side.as_ref().ok().copied();
     let err = server_side.expect_err("an expired certificate is refused, resumed or not");
-    let attest = attest_error_in_io(&err).unwrap_or_else(|| {
-        panic!("not an attestation error: {err} (client resumed: {resumed:?})")
-    });
+    let attest = attest_error_in_io(&err)
+        .unwrap_or_else(|| panic!("not an attestation error: {err} (client resumed: {resumed:?})"));
     assert!(
         matches!(attest, AttestError::CertificateExpired { .. }),
         "{attest:?}"
