@@ -79,6 +79,10 @@ pub struct TlsSection {
     /// `tdx` mode with `pccs_url`: where fetched collateral is cached (default
     /// `$XDG_CACHE_HOME/cocoon/collateral`, else `$HOME/.cache/cocoon/collateral`).
     pub collateral_cache_dir: String,
+    /// Oldest peer certificate accepted, seconds since its quoted `issued_at` (0: the default,
+    /// 24 h); also the longest validity accepted and this daemon's own certificate lifetime. A live
+    /// connection whose peer's certificate gets older is closed at its next re-verification.
+    pub max_cert_age_secs: u64,
 }
 
 fn parse_seed(text: &str) -> Option<SigningKey> {
@@ -177,6 +181,12 @@ impl TlsSection {
                 "collateral_file, pccs_url, collateral_cache_dir and tsm_dir apply to tdx mode only",
             ));
         }
+        if self.max_cert_age_secs != 0 && self.max_cert_age_secs < 600 {
+            return Err(invalid(
+                "tls.max_cert_age_secs",
+                "at least 600 seconds (certificates are renewed a quarter of their life before expiry), or 0 for the default of 24 h",
+            ));
+        }
         if self.mode != TlsMode::Simulated && !self.image_label.is_empty() {
             return Err(invalid(
                 "tls.image_label",
@@ -229,6 +239,19 @@ fn attest(e: att::AttestError) -> TlsError {
 /// simulated quotes are accepted only in `simulated` mode. In `dev-insecure` mode nothing is
 /// required ([`att::Policy::dev_insecure`]).
 pub fn peer_policy(
+    role: Role,
+    section: &TlsSection,
+    allowlist: Arc<dyn att::ImageAllowlist>,
+) -> Result<att::Policy, TlsError> {
+    let policy = peer_policy_for_mode(role, section, allowlist)?;
+    Ok(if section.max_cert_age_secs == 0 {
+        policy
+    } else {
+        policy.with_max_cert_age(std::time::Duration::from_secs(section.max_cert_age_secs))
+    })
+}
+
+fn peer_policy_for_mode(
     role: Role,
     section: &TlsSection,
     allowlist: Arc<dyn att::ImageAllowlist>,

@@ -168,6 +168,12 @@ impl Gateway {
             .collect()
     }
 
+    /// Whether the gateway holds an open connection to its proxy now (it dials on demand, and
+    /// closes the connection when the proxy no longer passes attestation).
+    pub async fn proxy_connected(&self) -> bool {
+        self.proxy.connected().await
+    }
+
     /// The certificate (DER) the proxy served for a worker key, if it was fetched.
     pub fn worker_certificate(&self, key: &[u8; 32]) -> Option<bytes::Bytes> {
         self.lock_store().certificate(key)
@@ -320,7 +326,12 @@ pub async fn start(
         source,
     })?;
     let gateway = Arc::new(Gateway {
-        proxy: proxy_conn::ProxyConn::new(config.proxy.clone(), tls, pinned),
+        proxy: proxy_conn::ProxyConn::new(
+            config.proxy.clone(),
+            tls,
+            pinned,
+            std::time::Duration::from_millis(config.chain.allowlist_refresh_ms),
+        ),
         config,
         metrics,
         shutdown: Shutdown::new(),
