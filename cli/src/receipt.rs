@@ -92,8 +92,12 @@ pub(crate) struct ExportArgs {
     /// Only the last N records (of the range).
     #[arg(long)]
     last: Option<u64>,
-    /// Leave the request and response bytes out (hashes only; the prompts stay private).
-    #[arg(long)]
+    /// Carry the request and response bytes (every prompt and answer) in the bundle; without it
+    /// the bundle holds their hashes only.
+    #[arg(long, conflicts_with = "hashes_only")]
+    bodies: bool,
+    /// Hashes only (the default; kept for scripts written when bodies were exported by default).
+    #[arg(long, hide = true)]
     hashes_only: bool,
     /// Bundle this collateral file for DCAP quotes.
     #[arg(long, value_name = "FILE", conflicts_with = "pccs")]
@@ -401,7 +405,7 @@ fn selection(a: &ExportArgs) -> Result<Selection> {
         to,
         last,
         request_id: a.request_id.clone(),
-        include_bodies: !a.hashes_only,
+        include_bodies: a.bodies && !a.hashes_only,
     })
 }
 

@@ -154,6 +154,7 @@ async fn exported_bundles_verify_offline_through_the_binary() {
         "export",
         "--gateway",
         &gateway,
+        "--bodies",
         "--out",
         &bundle_s,
     ]))

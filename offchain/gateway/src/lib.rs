@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod config;
 pub mod daemon;
 pub mod journal;
+pub mod local_api;
 mod proxy_conn;
 pub mod receipts;
 pub mod request_id;
@@ -42,6 +43,8 @@ const DROPPED_HELP: &str = "Receipts dropped from the store past receipts_kept (
 #[derive(Debug)]
 pub struct Gateway {
     pub(crate) config: GatewayConfig,
+    /// The bound listen address (what `Host` must name, with `localhost`).
+    pub(crate) listen_addr: SocketAddr,
     pub(crate) proxy: proxy_conn::ProxyConn,
     pub(crate) metrics: Arc<Registry>,
     pub(crate) shutdown: Shutdown,
@@ -322,6 +325,7 @@ pub async fn start(
     let gateway = Arc::new(Gateway {
         proxy: proxy_conn::ProxyConn::new(config.proxy.clone(), tls, pinned),
         config,
+        listen_addr: addr,
         metrics,
         shutdown: Shutdown::new(),
         store: Mutex::new(store),

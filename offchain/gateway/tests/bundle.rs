@@ -72,17 +72,27 @@ async fn exported_bundles_verify_offline_and_every_tampered_byte_is_named() {
     }
     wait_for_certificate(&net).await;
     let gw = &net.gateway.gateway;
-    let bundle = gw.bundle(&Selection::default()).await;
+    let bundle = gw.bundle(&Selection::default().with_bodies()).await;
     assert_eq!(bundle.responses.len(), 2);
     assert_eq!(bundle.workers.len(), 1);
     assert!(bundle.responses[1].stream);
 
     // The HTTP export is the same document.
-    let http = net.get("/cocoon/v1/bundle?from=2&to=2").await;
+    let http = net.get("/cocoon/v1/bundle?from=2&to=2&bodies=1").await;
     assert_eq!(http.status, 200, "{}", http.text());
     let one: ProofBundle = serde_json::from_slice(&http.body).unwrap();
     assert_eq!(one.responses, bundle.responses[1..].to_vec());
     assert_eq!(net.get("/cocoon/v1/bundle?from=x").await.status, 400);
+    // Without bodies=1 the export carries hashes only (the bytes are every prompt and answer).
+    let plain: ProofBundle =
+        serde_json::from_slice(&net.get("/cocoon/v1/bundle").await.body).unwrap();
+    assert_eq!(plain.responses.len(), 2);
+    assert!(
+        plain
+            .responses
+            .iter()
+            .all(|r| r.request.bytes.is_none() && r.response.bytes.is_none())
+    );
 
     let opts = VerifyOptions::default();
     let report = verify_bundle(&bundle, &opts);

@@ -78,7 +78,11 @@ async fn receipts_and_their_bodies_survive_a_restart_of_the_gateway() {
     let before = net.gateway.gateway.receipts();
     assert_eq!(before.len(), 3);
     assert!(before.iter().all(|r| r.status == "verified"));
-    let bundle_before = net.gateway.gateway.bundle(&Selection::default()).await;
+    let bundle_before = net
+        .gateway
+        .gateway
+        .bundle(&Selection::default().with_bodies())
+        .await;
     assert!(journal.metadata().unwrap().len() > 0);
 
     // A second gateway process on the same journal (the first one is gone as far as it knows).
@@ -89,7 +93,7 @@ async fn receipts_and_their_bodies_survive_a_restart_of_the_gateway() {
         "every receipt, with its id, request id, status and hashes"
     );
     // What `cocoon receipt export` fetches: the same bundle over HTTP, and it still verifies.
-    let (status, body) = get(&net, &restarted, "/cocoon/v1/bundle").await;
+    let (status, body) = get(&net, &restarted, "/cocoon/v1/bundle?bodies=1").await;
     assert_eq!(status, 200);
     let bundle_after: ProofBundle = serde_json::from_slice(&body).unwrap();
     assert_eq!(
