@@ -129,6 +129,9 @@ impl HopTls for RaTls {
         // The credential manager renews certificates for this same key.
         &self.key
     }
+    fn peer_policy(&self) -> Option<att::Policy> {
+        Some(self.peers.policy().clone())
+    }
 }
 
 #[cfg(test)]

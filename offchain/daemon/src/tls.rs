@@ -41,4 +41,10 @@ pub trait HopTls: Send + Sync + 'static {
     fn identity(&self) -> PeerIdentity;
     /// The key the attestation binds (receipts and vouchers are signed with it).
     fn signing_key(&self) -> &SigningKey;
+    /// The attestation policy this hop judges its peers by (allowlist, TCB, collateral, clock,
+    /// development modes), for checks beyond the handshake: the gateway verifies the certificates
+    /// of the workers behind its proxy with it. `None`: this TLS has no policy to share.
+    fn peer_policy(&self) -> Option<cocoon_attestation::Policy> {
+        None
+    }
 }

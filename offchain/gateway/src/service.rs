@@ -434,9 +434,16 @@ async fn infer(
         worker_key: None,
         worker_image: None,
         worker_insecure: None,
+        attested: None,
         max_coefficient: cap,
     }
     .forwarded(&parts.headers);
+    // Only a successful answer carries a receipt to check against the worker.
+    let exchange = if parts.status.is_success() {
+        exchange.attest(gw).await
+    } else {
+        exchange
+    };
     let mut out = Response::builder().status(parts.status);
     if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
         out = out.header(hyper::header::CONTENT_TYPE, ct);
