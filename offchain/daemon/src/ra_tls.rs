@@ -138,6 +138,9 @@ impl HopTls for RaTls {
             .map(|identity| PeerIdentity::clone(&identity))
             .map_err(TlsError::PeerRefused)
     }
+    fn peer_policy(&self) -> Option<att::Policy> {
+        Some(self.peers.policy().clone())
+    }
 }
 
 #[cfg(test)]
