@@ -46,12 +46,25 @@ impl RaTls {
         provider: Option<Arc<dyn att::QuoteProvider>>,
         policy: att::Policy,
     ) -> Result<RaTls, TlsError> {
-        let creds = att::CredentialManager::new(
+        RaTls::with_claims(role, key, provider, policy, Default::default())
+    }
+
+    /// As [`RaTls::new`], every certificate's claims carrying `extra` (e.g. the measured
+    /// configuration hash, `config_hash`).
+    pub fn with_claims(
+        role: Role,
+        key: SigningKey,
+        provider: Option<Arc<dyn att::QuoteProvider>>,
+        policy: att::Policy,
+        extra: std::collections::BTreeMap<String, String>,
+    ) -> Result<RaTls, TlsError> {
+        let creds = att::CredentialManager::with_extra(
             role,
             key.clone(),
             provider,
             Arc::new(att::SystemClock),
             CERTIFICATE_LIFETIME,
+            extra,
         )
         .map_err(build)?;
         let identity =

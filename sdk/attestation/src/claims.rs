@@ -11,6 +11,11 @@
 //! ```
 //! Decoding accepts exactly this form (no unknown tags, no duplicates, no trailing bytes), so one
 //! set of claims has one encoding and `report_data = SHA-512(encoding)` is well defined.
+//!
+//! Well-known extras (no new tag, so the encoding and its version are unchanged):
+//! - [`CONFIG_HASH_KEY`] (`config_hash`): 64 lower-case hex digits, the SHA-256 of the canonical
+//!   form of the configuration that decides what the TD does (see `cocoon_daemon::measured`); the
+//!   same hash is extended into RTMR3 ([`crate::provider::simulated::config_event_digest`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -96,6 +101,9 @@ pub struct Claims {
     pub extra: BTreeMap<String, String>,
 }
 
+/// The extra that carries the measured configuration hash (hex SHA-256).
+pub const CONFIG_HASH_KEY: &str = "config_hash";
+
 const VERSION: u8 = 1;
 const TAG_ROLE: u8 = 1;
 const TAG_KEY: u8 = 2;
@@ -121,6 +129,29 @@ impl Claims {
             issued_at,
             extra: BTreeMap::new(),
         }
+    }
+
+    /// These claims with the measured configuration hash [`CONFIG_HASH_KEY`] set.
+    pub fn with_config_hash(mut self, config_hash: &[u8; 32]) -> Self {
+        self.extra
+            .insert(CONFIG_HASH_KEY.to_owned(), hex::encode(config_hash));
+        self
+    }
+
+    /// The measured configuration hash, `None` when the claims carry none; a value that is not 64
+    /// lower-case hex digits is malformed.
+    pub fn config_hash(&self) -> Result<Option<[u8; 32]>> {
+        let Some(text) = self.extra.get(CONFIG_HASH_KEY) else {
+            return Ok(None);
+        };
+        let mut out = [0u8; 32];
+        let canonical = text.len() == 64 && !text.bytes().any(|b| b.is_ascii_uppercase());
+        if !canonical || hex::decode_to_slice(text, &mut out).is_err() {
+            return Err(AttestError::MalformedClaims(format!(
+                "{CONFIG_HASH_KEY} must be 64 lower-case hex digits, not {text:?}"
+            )));
+        }
+        Ok(Some(out))
     }
 
     /// The canonical encoding (see the module documentation).
@@ -279,5 +310,29 @@ mod tests {
         swapped.extend_from_slice(&extras[..first_len]);
         assert!(Claims::decode(&swapped).is_err());
         assert!(Claims::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn the_config_hash_rides_in_the_extras_and_changes_report_data() {
+        let plain = sample();
+        assert_eq!(plain.config_hash().expect("none"), None);
+        let measured = sample().with_config_hash(&[0xab; 32]);
+        assert_eq!(measured.config_hash().expect("hash"), Some([0xab; 32]));
+        let bytes = measured.encode().expect("encode");
+        assert_eq!(Claims::decode(&bytes).expect("decode"), measured);
+        assert_ne!(
+            measured.report_data().expect("rd"),
+            plain.report_data().expect("rd")
+        );
+        let other = sample().with_config_hash(&[0xac; 32]);
+        assert_ne!(
+            other.report_data().expect("rd"),
+            measured.report_data().expect("rd")
+        );
+        for bad in ["ab", &"AB".repeat(32), &"zz".repeat(32)] {
+            let mut c = sample();
+            c.extra.insert(CONFIG_HASH_KEY.into(), bad.to_owned());
+            assert!(c.config_hash().is_err(), "{bad}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! What a peer must prove: roles, TCB status, image allowlist, insecure mode, and the clock.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -303,6 +303,9 @@ pub struct Policy {
     pub max_cert_lifetime: Duration,
     /// If set, the peer's key must be one of these (e.g. the proxy keys registered in the root contract).
     pub peer_keys: Option<Vec<[u8; 32]>>,
+    /// Per role, the measured configuration hashes (the `config_hash` claim) a peer of that role
+    /// must carry; a role without an entry is not restricted. See [`Policy::require_configs`].
+    pub allowed_configs: BTreeMap<Role, BTreeSet<[u8; 32]>>,
 }
 
 impl Policy {
@@ -319,6 +322,7 @@ impl Policy {
             clock: Arc::new(SystemClock),
             max_cert_lifetime: Duration::from_secs(7 * 24 * 3600),
             peer_keys: None,
+            allowed_configs: BTreeMap::new(),
         }
     }
 
@@ -364,6 +368,36 @@ impl Policy {
     pub fn expect_peer_keys(mut self, keys: Vec<[u8; 32]>) -> Self {
         self.peer_keys = Some(keys);
         self
+    }
+
+    /// Accepts peers of `role` only when their claims carry one of `config_hashes` as
+    /// `config_hash` (the optional configuration allowlist; an empty set refuses every peer of
+    /// `role`). Checked at every handshake, cached certificates included.
+    pub fn require_configs(
+        mut self,
+        role: Role,
+        config_hashes: impl IntoIterator<Item = [u8; 32]>,
+    ) -> Self {
+        self.allowed_configs
+            .entry(role)
+            .or_default()
+            .extend(config_hashes);
+        self
+    }
+
+    /// Checks `claims` against the configuration allowlist of its role.
+    pub fn check_config(&self, claims: &crate::Claims) -> Result<()> {
+        let Some(allowed) = self.allowed_configs.get(&claims.role) else {
+            return Ok(());
+        };
+        let hash = claims.config_hash()?;
+        match hash {
+            Some(h) if allowed.contains(&h) => Ok(()),
+            _ => Err(AttestError::ConfigNotAllowed {
+                role: claims.role.to_string(),
+                config_hash: hash.map_or_else(|| "none".to_owned(), hex::encode),
+            }),
+        }
     }
 
     /// Uses `tcb` for TCB statuses.

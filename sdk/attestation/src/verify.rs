@@ -1,6 +1,7 @@
 //! Peer-certificate verification: the checks every RA-TLS handshake runs, once per certificate.
 //!
-//! Order: certificate parse and self-signature, lifetime, claims-to-key binding, role, quote
+//! Order: certificate parse and self-signature, lifetime, claims-to-key binding, role, the
+//! configuration allowlist (when the policy has one for the role), quote
 //! report_data binding, the quote itself (DCAP with the pinned Intel root, or simulated under
 //! insecure policy), TCB status, then the image hash against the allowlist for the role.
 //! A verified certificate is cached by the SHA-256 of its DER; later handshakes with the same
@@ -157,6 +158,7 @@ impl PeerVerifier {
             if v.identity.tee != TeeKind::None && !self.unverified() {
                 self.check_allowlist(v.identity.role, &v.identity.image_hash)?;
             }
+            self.policy.check_config(&v.identity.claims)?;
             self.warn_if_insecure(&v.identity);
             return Ok(v);
         }
@@ -233,6 +235,7 @@ impl PeerVerifier {
         if !policy.allowed_roles.contains(&role) {
             return Err(AttestError::RoleNotAllowed(role.to_string()));
         }
+        policy.check_config(&parsed.claims)?;
         if self.unverified() {
             let identity = PeerIdentity {
                 insecure: true,
