@@ -378,8 +378,21 @@ fn build_hop_tls_inner(
         .validate()
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
     let key = section.signing_key()?;
+    let mut extra = std::collections::BTreeMap::new();
+    if let Some(h) = config_hash {
+        extra.insert(att::claims::CONFIG_HASH_KEY.to_owned(), hex::encode(h));
+    }
     let provider: Option<Arc<dyn att::QuoteProvider>> = match (section.mode, role) {
-        (TlsMode::DevInsecure, _) => return Ok(Arc::new(RaTls::dev_insecure(role, key, policy)?)),
+        (TlsMode::DevInsecure, _) if extra.is_empty() => {
+            return Ok(Arc::new(RaTls::dev_insecure(role, key, policy)?));
+        }
+        (TlsMode::DevInsecure, _) => {
+            tracing::warn!(
+                ?role,
+                "INSECURE development TLS: no attestation, every peer is accepted as insecure"
+            );
+            None
+        }
         // A client gateway has no TEE: it presents an unattested certificate.
         (_, Role::Client) => None,
         (TlsMode::Simulated, _) => Some(match config_hash {
@@ -417,10 +430,6 @@ fn build_hop_tls_inner(
             "INSECURE: simulated TEE — quotes are software-made, nothing is backed by hardware; \
              peers with simulated quotes are accepted and marked insecure. Development and CI only."
         );
-    }
-    let mut extra = std::collections::BTreeMap::new();
-    if let Some(h) = config_hash {
-        extra.insert(att::claims::CONFIG_HASH_KEY.to_owned(), hex::encode(h));
     }
     Ok(Arc::new(RaTls::with_claims(
         role, key, provider, policy, extra,
