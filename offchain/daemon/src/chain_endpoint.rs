@@ -93,6 +93,16 @@ impl ChainEndpoint {
         Ok(())
     }
 
+    /// The real-TEE rule for chain endpoints (`tls.mode = "tdx"`): `api_url` and `cross_check_url`
+    /// (when set) are `https://` (`crate::measured::require_https`).
+    pub fn require_https(&self) -> Result<(), ConfigError> {
+        crate::measured::require_https("chain.api_url", &self.api_url)?;
+        if !self.cross_check_url.is_empty() {
+            crate::measured::require_https("chain.cross_check_url", &self.cross_check_url)?;
+        }
+        Ok(())
+    }
+
     /// The API key from the value, the environment variable or the file (`None` when none is
     /// set or the variable is unset or empty).
     pub fn api_key(&self) -> Result<Option<String>, ConfigError> {

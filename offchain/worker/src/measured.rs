@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::Path;
 
 use cocoon_daemon::config::ConfigError;
-use cocoon_daemon::measured::{require_https, require_local_endpoint};
+use cocoon_daemon::measured::require_local_endpoint;
 use cocoon_daemon::tls_config::TlsMode;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -141,13 +141,7 @@ pub fn check_start(
     if mode == TlsMode::Tdx {
         require_local_endpoint("engine_url", &config.engine_url)?;
         if config.chain.enabled() {
-            require_https("chain.api_url", &config.chain.endpoint.api_url)?;
-            if !config.chain.endpoint.cross_check_url.is_empty() {
-                require_https(
-                    "chain.cross_check_url",
-                    &config.chain.endpoint.cross_check_url,
-                )?;
-            }
+            config.chain.endpoint.require_https()?;
         }
         if config.model_path.is_empty() {
             return Err(cocoon_daemon::config::invalid(
