@@ -15,6 +15,7 @@ pub mod chain_ton;
 pub mod config;
 pub mod daemon;
 mod health;
+pub mod measured;
 pub mod payouts;
 mod receipt_body;
 mod service;
