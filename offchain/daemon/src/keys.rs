@@ -411,8 +411,9 @@ fn local_keys(role: Role, section: &TlsSection) -> Result<KeyMaterial, KeyError>
 }
 
 /// The TLS a daemon speaks to the key service with: its boot key in an RA-TLS certificate of its
-/// own role (quoted by its provider), accepting only a peer attested as an allowed `kms` image.
-fn kms_client_tls(
+/// own role (quoted by its provider; none for `Role::Client`, e.g. the CLI asking for a public
+/// key), accepting only a peer attested as an allowed `kms` image.
+pub fn kms_client_tls(
     role: Role,
     section: &TlsSection,
     boot: SigningKey,
