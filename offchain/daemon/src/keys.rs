@@ -344,13 +344,19 @@ pub fn boot_key_path(binding_file: &Path) -> PathBuf {
 
 /// The key material of a daemon of `role` from its `[tls]` section: local keys at once; with
 /// `key_source = "kms"` a fresh boot key, the operator's binding of it, and the key service's
-/// answer (waiting up to [`KMS_WAIT`] for the binding file and the service).
+/// answer (waiting up to `tls.kms_wait_ms`, default [`KMS_WAIT`], for the binding file and the
+/// service).
 pub async fn key_material(
     role: Role,
     section: &TlsSection,
     kms: Option<&KmsContext>,
 ) -> Result<KeyMaterial, KeyError> {
-    key_material_within(role, section, kms, KMS_WAIT).await
+    let wait = if section.kms_wait_ms == 0 {
+        KMS_WAIT
+    } else {
+        Duration::from_millis(section.kms_wait_ms)
+    };
+    key_material_within(role, section, kms, wait).await
 }
 
 /// As [`key_material`], waiting at most `wait`.
@@ -470,10 +476,14 @@ pub async fn kms_request(
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|e| e.to_string())?;
-    let answer = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request to {url}: {e}"))?;
+    let answer = sender.send_request(request).await.map_err(|e| {
+        // In TLS 1.3 the server judges the client's certificate after the client finished:
+        // a refused attestation shows here, as a closed connection.
+        format!(
+            "request to {url}: {e} (a key service closes the connection of a peer whose \
+                 attestation it refuses: no quote, or an image the root does not allow)"
+        )
+    })?;
     let status = answer.status().as_u16();
     let body = http_body_util::Limited::new(answer.into_body(), ANSWER_LIMIT)
         .collect()

@@ -88,6 +88,9 @@ pub struct TlsSection {
     /// `key_source = "kms"`: where the operator puts its wallet's binding of this TD's boot key
     /// (`cocoon kms bind --out`); the daemon writes the boot key to `<this file>.boot-key`.
     pub kms_binding_file: String,
+    /// `key_source = "kms"`: how long to wait for the binding and the key service at start, ms
+    /// (0: the default, 10 minutes).
+    pub kms_wait_ms: u64,
     /// File holding this daemon's Ed25519 key as 64 hex characters (a 32-byte seed). Empty, with
     /// `dev_key` empty too: a fresh key at every start. Refused in `tdx` mode (the operator can
     /// read the file); INSECURE, simulated and dev-insecure modes only.
@@ -187,10 +190,13 @@ impl TlsSection {
                 }
             }
             KeySource::Local => {
-                if !self.kms_url.is_empty() || !self.kms_binding_file.is_empty() {
+                if !self.kms_url.is_empty()
+                    || !self.kms_binding_file.is_empty()
+                    || self.kms_wait_ms != 0
+                {
                     return Err(invalid(
                         "tls.kms_url",
-                        "kms_url and kms_binding_file apply to key_source = \"kms\" only",
+                        "kms_url, kms_binding_file and kms_wait_ms apply to key_source = \"kms\" only",
                     ));
                 }
             }
