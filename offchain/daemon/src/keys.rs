@@ -247,6 +247,32 @@ impl BootKeyBinding {
         }
     }
 
+    /// A binding signed by `wallet`'s own key (for `wallet`'s address).
+    pub fn sign_with_wallet(
+        wallet: &cocoon_ton::Wallet,
+        role: Role,
+        root: &TonAddress,
+        boot_key: &[u8; 32],
+        valid_until: u64,
+    ) -> Result<BootKeyBinding, KeyError> {
+        let secret = &wallet.key_pair().secret_key;
+        let seed: [u8; 32] = secret
+            .get(..32)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| {
+                KeyError::Config("the wallet holds no secret key (watch-only)".into())
+            })?;
+        let key = SigningKey::from_bytes(&seed);
+        Ok(BootKeyBinding::sign(
+            &key,
+            role,
+            root,
+            wallet.address(),
+            boot_key,
+            valid_until,
+        ))
+    }
+
     /// The fields parsed (not yet verified).
     pub fn parse(&self) -> Result<ParsedBinding, String> {
         let mut signature = [0u8; 64];

@@ -52,6 +52,8 @@ pub const DEVNET_NETWORK_ID: i32 = cocoon_devnet::GLOBAL_ID;
 pub const DEMO_MODEL: &str = "smollm2-135m-instruct";
 /// What the summary and banners say about the TEE of a local network.
 pub const TEE_NOTICE: &str = "simulated TEE — INSECURE";
+/// What the summary says about where the daemons' keys come from.
+pub const KEYS_NOTICE: &str = "INSECURE simulated key service";
 
 /// Which engine backend serves the model.
 #[derive(Debug, Clone)]
