@@ -355,8 +355,8 @@ async fn the_ledger_marker_goes_on_chain_and_a_proxy_on_an_older_ledger_refuses_
     let dir = tempfile::tempdir().unwrap();
     let mut stale = net.configs.proxy.clone();
     stale.store_path = dir.path().join("restored.redb").display().to_string();
-    let refused =
-        cocoon_proxy::daemon::build(stale, &cocoon_proxy::daemon::RunOptions::default()).await;
+    stale.tls.kms_binding_file = dir.path().join("proxy.binding").display().to_string();
+    let refused = net.build_proxy(stale).await;
     let message = format!(
         "{:#}",
         refused.expect_err("a ledger behind the chain is refused")
