@@ -30,14 +30,20 @@ pub(crate) async fn accept_clients(proxy: Arc<Proxy>, listener: TcpListener) {
             tracing::warn!(peer_addr = %peer.addr, role = ?client.role, "non-client peer on the client port");
             return None;
         }
-        let (proxy, client) = (proxy.clone(), Arc::new(client));
-        Some(hyper::service::service_fn(move |req| {
+        let (proxy, client, addr) = (proxy.clone(), Arc::new(client), peer.addr);
+        Some(hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(PeerAddr(addr));
             let (proxy, client) = (proxy.clone(), client.clone());
             async move { Ok::<_, std::convert::Infallible>(handle(proxy, &client, req).await) }
         }))
     })
     .await;
 }
+
+/// The connection's remote address, in every request's extensions: the peer whose share of the
+/// bind-lookup budget a new client key spends.
+#[derive(Debug, Clone, Copy)]
+struct PeerAddr(std::net::SocketAddr);
 
 pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
     json_response(e.status(), e.to_json())
@@ -220,9 +226,15 @@ async fn bind(
         .headers()
         .get(headers::CLIENT_WALLET)
         .and_then(|v| v.to_str().ok());
+    let peer = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| {
+            a.0.ip()
+        });
     proxy
         .chain
-        .bind_client(client.public_key, wallet)
+        .bind_client(client.public_key, wallet, peer)
         .await
         .map_err(|e| {
             let code = match &e {

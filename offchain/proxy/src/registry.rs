@@ -363,3 +363,100 @@ impl Registry {
         serde_json::json!({"object": "list", "data": data})
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use cocoon_daemon::tls::{DevTls, HopTls, Role};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    /// A worker entry whose sender talks to nothing (the registry never sends).
+    async fn entry(
+        id: u64,
+        capacity: u32,
+        latency_us: u64,
+    ) -> (Arc<WorkerEntry>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake::<_, Body>(TokioIo::new(ours))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let identity = DevTls::generate(Role::Worker).unwrap().identity();
+        let w = Arc::new(WorkerEntry {
+            id,
+            identity,
+            certificate: Vec::new(),
+            model: "m".into(),
+            coefficient: AtomicU32::new(1000),
+            capacity: AtomicU32::new(capacity),
+            in_flight: AtomicU32::new(0),
+            latency_us: AtomicU64::new(latency_us),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            health: Mutex::new(Health::default()),
+            sender,
+        });
+        (w, theirs)
+    }
+
+    #[tokio::test]
+    async fn faults_fade_and_a_skipped_worker_is_probed_again() {
+        let registry = Registry::new(HealthPolicy {
+            min_success_milli: 500,
+            half_life: Duration::from_millis(300),
+            probe_interval: Duration::from_millis(100),
+            max_capacity: 1024,
+        });
+        let (w, _peer) = entry(1, 4, 0).await;
+        registry.add(w.clone());
+        w.failed.store(10, Ordering::Relaxed);
+        assert_eq!(
+            registry.pick("m", 4000, &[]).err(),
+            Some(NoWorker::NoneAvailable),
+            "ten recent faults: skipped"
+        );
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let probe = registry
+            .pick("m", 4000, &[])
+            .expect("probed after the interval");
+        drop(probe);
+        assert_eq!(
+            registry.pick("m", 4000, &[]).err(),
+            Some(NoWorker::NoneAvailable),
+            "one probe per interval"
+        );
+        // The faults fade (10 -> under 5 in a little more than one half-life): back for good.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(registry.pick("m", 4000, &[]).is_ok());
+        assert!(registry.pick("m", 4000, &[]).is_ok());
+        let (milli, total) = w.recent_success_milli(registry.policy.half_life);
+        assert_eq!(milli, 0);
+        assert!(total < 5.0, "{total}");
+        // The lifetime counters are untouched.
+        assert_eq!(w.failed.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test]
+    async fn a_huge_announced_capacity_neither_wins_ties_nor_overflows() {
+        let registry = Registry::new(HealthPolicy::default());
+        // Same price; the braggart announces u32::MAX but is slower.
+        let (braggart, _p1) = entry(1, u32::MAX, 900).await;
+        let (honest, _p2) = entry(2, 1024, 100).await;
+        registry.add(braggart.clone());
+        registry.add(honest.clone());
+        let lease = registry.pick("m", 4000, &[]).unwrap();
+        assert_eq!(
+            lease.0.id, 2,
+            "capped at 1024 the capacities tie; latency decides"
+        );
+        drop(lease);
+        let models = registry.models_json();
+        let cocoon = &models["data"][0]["cocoon"];
+        assert_eq!(cocoon["capacity"], 2048, "{models}");
+        assert_eq!(cocoon["workers"], 2);
+    }
+}

@@ -25,7 +25,7 @@ pub(crate) async fn accept_workers(proxy: Arc<Proxy>, listener: TcpListener) {
         move |tcp, peer_addr| {
             let proxy = proxy.clone();
             async move {
-                if let Err(e) = serve_worker(proxy, tcp).await {
+                if let Err(e) = serve_worker(proxy, tcp, peer_addr).await {
                     tracing::warn!(%peer_addr, error = %e, "worker connection ended");
                 }
             }
@@ -63,6 +63,7 @@ async fn announcement_now(
 async fn serve_worker(
     proxy: Arc<Proxy>,
     tcp: tokio::net::TcpStream,
+    peer_addr: std::net::SocketAddr,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let stream = accept_tls(proxy.tls.as_ref(), tcp, &proxy.config.limits.limits()).await?;
     let identity = proxy
@@ -96,7 +97,10 @@ async fn serve_worker(
     let announce_timeout = Duration::from_millis(proxy.config.announce_timeout_ms);
     let a = announcement(&mut sender, announce_timeout).await?;
     // The worker names the wallet that owns its stake; the chain must bind that stake to this key.
-    let bound = proxy.chain.bind_worker(identity.public_key, &a.owner).await;
+    let bound = proxy
+        .chain
+        .bind_worker(identity.public_key, &a.owner, peer_addr.ip())
+        .await;
     if let Err(e) = &bound {
         tracing::warn!(worker = %hex::encode(identity.public_key), owner = %a.owner, error = %e, "worker refused: its announced owner does not stake for this key");
     }
