@@ -129,6 +129,27 @@ impl LimitsSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyDeadline(pub tokio::time::Instant);
 
+impl Limits {
+    /// Stamps `req` with its [`BodyDeadline`] when these limits have a body-read timeout (the serve
+    /// loop does this for every request; a hop serving a connection it dialed calls it itself).
+    pub fn stamp<B>(&self, req: &mut Request<B>) {
+        if let Some(t) = self.body_read_timeout {
+            req.extensions_mut()
+                .insert(BodyDeadline(tokio::time::Instant::now() + t));
+        }
+    }
+
+    /// An HTTP/2 server builder with these limits' stream cap (for a hop serving a connection it
+    /// dialed; the serve loop applies the same to its own).
+    pub fn http2_server(&self) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        if let Some(n) = self.max_concurrent_streams {
+            b.max_concurrent_streams(n);
+        }
+        b
+    }
+}
+
 /// Why a request body could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyReadError {
@@ -387,13 +408,10 @@ where
     let svc = Arc::new(svc);
     let tracked = {
         let activity = activity.clone();
-        let body_timeout = options.limits.body_read_timeout;
+        let limits = options.limits;
         service_fn(move |mut req: Request<Incoming>| {
             let guard = activity.track();
-            if let Some(t) = body_timeout {
-                req.extensions_mut()
-                    .insert(BodyDeadline(tokio::time::Instant::now() + t));
-            }
+            limits.stamp(&mut req);
             let fut = svc.call(req);
             async move {
                 let resp = fut.await?;

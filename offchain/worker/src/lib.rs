@@ -28,7 +28,7 @@ use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::Shutdown;
 use cocoon_daemon::tls::HopTls;
 use cocoon_protocol::PriceParams;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::task::JoinSet;
 
 pub use config::WorkerConfig;
@@ -366,15 +366,26 @@ async fn connect_once(
     tcp.set_nodelay(true)?;
     let connector = tokio_rustls::TlsConnector::from(tls.client_config());
     let name = rustls::pki_types::ServerName::try_from("proxy.cocoon.invalid")?;
-    let stream = connector.connect(name, tcp).await?;
+    let limits = service.state.config.limits.limits();
+    let handshake = connector.connect(name, tcp);
+    let stream = match limits.tls_handshake_timeout {
+        Some(t) => tokio::time::timeout(t, handshake)
+            .await
+            .map_err(|_| "TLS handshake with the proxy timed out")??,
+        None => handshake.await?,
+    };
     let peer = tls
         .peer_identity(stream.get_ref().1)
         .ok_or("proxy presented no identity")?;
     if peer.insecure {
         tracing::warn!(proxy_key = %hex::encode(peer.public_key), "connected to an INSECURE (unattested) proxy");
     }
-    let svc = hyper::service::service_fn(move |req| service.clone().handle(req));
-    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+    let svc = hyper::service::service_fn(move |mut req| {
+        limits.stamp(&mut req);
+        service.clone().handle(req)
+    });
+    let conn = limits
+        .http2_server()
         .serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     tokio::select! {
