@@ -532,6 +532,86 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_not_received_in_time_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let options = ServeOptions {
+            limits: Limits {
+                body_read_timeout: Some(Duration::from_millis(200)),
+                ..Limits::default()
+            },
+            ..ServeOptions::plain(HttpVersion::Http1)
+        };
+        let server = tokio::spawn(serve(listener, options, shutdown.clone(), |_peer| {
+            Some(service_fn(|req: Request<Incoming>| async move {
+                let answer = match read_request_body(req, 1 << 20).await {
+                    Ok(Some(b)) => format!("read {}", b.len()),
+                    Ok(None) => "too large".to_owned(),
+                    Err(BodyReadError::Timeout) => "timeout".to_owned(),
+                    Err(e) => format!("error {e}"),
+                };
+                Ok::<_, Infallible>(Response::new(full(answer)))
+            }))
+        }));
+        // Headers announcing 100 bytes, then only 10 of them.
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut tcp,
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+        let started = std::time::Instant::now();
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&reply).contains("timeout") {
+            let read = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf);
+            let n = tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("answered before the client sends the rest")
+                .unwrap();
+            assert!(n > 0, "closed without an answer: {reply:?}");
+            reply.extend_from_slice(&buf[..n]);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        drop(tcp);
+        shutdown.trigger();
+        server.await.unwrap();
+    }
+
+    #[test]
+    fn the_limits_section_turns_zero_into_no_limit_and_checks_the_caps() {
+        let s = LimitsSection::default();
+        let l = s.limits();
+        assert_eq!(l.tls_handshake_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(l.max_connections_per_peer, Some(256));
+        assert_eq!(l.max_concurrent_streams, Some(256));
+        let off = LimitsSection {
+            tls_handshake_timeout_ms: 0,
+            max_connections: 0,
+            max_concurrent_streams: 0,
+            ..s
+        };
+        let l = off.limits();
+        assert_eq!(
+            (
+                l.tls_handshake_timeout,
+                l.max_connections,
+                l.max_concurrent_streams
+            ),
+            (None, None, None)
+        );
+        assert!(s.validate().is_ok());
+        let bad = LimitsSection {
+            max_connections: 10,
+            max_connections_per_peer: 11,
+            ..s
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[tokio::test]
     async fn an_idle_connection_is_closed() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
