@@ -366,7 +366,12 @@ async fn connect_once(
     tcp.set_nodelay(true)?;
     let connector = tokio_rustls::TlsConnector::from(tls.client_config());
     let name = rustls::pki_types::ServerName::try_from("proxy.cocoon.invalid")?;
-    let limits = service.state.config.limits.limits();
+    let mut limits = service.state.config.limits.limits();
+    // The proxy may open as many streams as the worker announces capacity (more are refused
+    // with 503 by the worker itself).
+    limits.max_concurrent_streams = limits
+        .max_concurrent_streams
+        .map(|n| n.max(service.state.config.capacity));
     let handshake = connector.connect(name, tcp);
     let stream = match limits.tls_handshake_timeout {
         Some(t) => tokio::time::timeout(t, handshake)
