@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cocoon_daemon::http::{Body, full, json_response, read_limited};
 use cocoon_daemon::serve::{HttpVersion, ServeOptions, serve};
 use cocoon_daemon::tls::PeerIdentity;
-use cocoon_protocol::api::{Endpoint, ParsedRequest, parse_request};
+use cocoon_protocol::api::{Endpoint, ParsedRequest, normalize_request};
 use cocoon_protocol::{ApiError, Coefficient, ErrorCode, headers, wire};
 use hyper::{Method, Request, Response};
 use tokio::net::TcpListener;
@@ -105,6 +105,13 @@ pub(crate) struct Reservation {
     amount: u128,
 }
 
+impl Reservation {
+    /// What was reserved, nanoTON: the most the request may be charged.
+    pub(crate) fn amount(&self) -> u128 {
+        self.amount
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut r = self
@@ -128,6 +135,9 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
             "no open escrow for this client key",
         )
     })?;
+    // The ledger is read under the reservations lock: a charge is committed before its reservation
+    // is released (under this lock), so this read sees each request's cost at least once.
+    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
     let account = proxy.store.client(&client).map_err(|e| {
         tracing::error!(error = %e, "ledger read failed");
         ApiError::new(ErrorCode::InternalError, "ledger unavailable")
@@ -140,7 +150,6 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
         ));
     }
     let unsettled = account.charged - escrow.settled;
-    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
     let reserved = reservations.get(&client).copied().unwrap_or(0);
     let available = escrow
         .credit
@@ -152,7 +161,8 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
             format!("worst-case cost {worst} nanoTON exceeds available credit {available} nanoTON"),
         ));
     }
-    *reservations.entry(client).or_insert(0) += worst;
+    let held = reservations.entry(client).or_insert(0);
+    *held = held.saturating_add(worst);
     Ok(Reservation {
         proxy: proxy.clone(),
         client,
@@ -204,8 +214,12 @@ fn header_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Result<Option
 struct Terms {
     /// Highest worker coefficient, thousandths.
     cap: u32,
-    /// When the whole request must be done.
+    /// When the client stops waiting (`x-cocoon-timeout-ms`, at most the proxy's): for the worker's
+    /// answer headers, and for the client's side of the body.
     deadline: tokio::time::Instant,
+    /// The proxy's own deadline (`request_timeout_ms`): a worker still answering then is cut (its
+    /// capacity freed) and nobody pays.
+    proxy_deadline: tokio::time::Instant,
 }
 
 fn terms(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> Result<Terms, ApiError> {
@@ -229,11 +243,17 @@ fn terms(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> Result<Terms, A
             ));
         }
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-    Ok(Terms { cap, deadline })
+    let now = tokio::time::Instant::now();
+    Ok(Terms {
+        cap,
+        deadline: now + Duration::from_millis(timeout_ms),
+        proxy_deadline: now + Duration::from_millis(proxy.config.request_timeout_ms),
+    })
 }
 
-/// Reads and checks the body, and reserves its worst-case cost from the client's credit.
+/// Reads and checks the body, puts it in the form every hop forwards (usage on streams, one explicit
+/// generation limit: [`normalize_request`]) and reserves its worst-case cost from the client's
+/// credit. Returns the body to forward.
 async fn read_and_reserve(
     proxy: &Arc<Proxy>,
     client: &PeerIdentity,
@@ -246,7 +266,8 @@ async fn read_and_reserve(
         .await
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
         .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
-    let (parsed, _) = parse_request(endpoint, &body, &limits)?;
+    let (parsed, normalized) = normalize_request(endpoint, &body, &limits)?;
+    let body = normalized.map_or(body, bytes::Bytes::from);
     // Every token of the prompt covers at least one byte of the body, so the body length bounds it.
     let prompt_bound = u64::try_from(body.len()).unwrap_or(u64::MAX);
     let worst = proxy
@@ -333,11 +354,12 @@ async fn send_to_worker(
 }
 
 /// Forwards the worker's response with the worker's identity headers; a success is charged on its
-/// receipt trailer ([`charge_body`]), a client error is forwarded and never charged.
+/// receipt trailer ([`charge_body`], read to its end whatever the client does), a client error is
+/// forwarded and never charged.
 fn forward(
     resp: Response<hyper::body::Incoming>,
     ctx: ChargeContext,
-    deadline: tokio::time::Instant,
+    terms: &Terms,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, incoming) = resp.into_parts();
     let worker = ctx.lease.0.clone();
@@ -354,7 +376,7 @@ fn forward(
         )
         .header(headers::WORKER_INSECURE, insecure);
     let body = if parts.status.is_success() {
-        charge_body(incoming, ctx, deadline)
+        charge_body(incoming, ctx, terms.deadline, terms.proxy_deadline)
     } else {
         worker.ok.fetch_add(1, Ordering::Relaxed);
         http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
@@ -416,10 +438,10 @@ async fn infer(
             cap: terms.cap,
             model: parsed.model.clone(),
             streaming: parsed.stream,
-            _reservation: reservation,
+            reservation,
             _in_flight: in_flight,
         };
-        return forward(resp, ctx, terms.deadline);
+        return forward(resp, ctx, &terms);
     }
     Err(last_error)
 }
