@@ -11,15 +11,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use cocoon_daemon::http::{Body, full, json_response};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::HopTls;
 use cocoon_protocol::{Coefficient, PriceParams, SignedReceipt, headers};
+use cocoon_testkit::rogue::{RogueConn, RogueExchange};
 use cocoon_testkit::roles::proxy::ProxyConfig;
 use cocoon_testkit::roles::worker::{self, WorkerConfig, WorkerHandle};
 use cocoon_testkit::{HOLD_WORD, MemoryNetwork, TlsKit, wait, worker_config};
-use tokio::net::TcpStream;
 
 /// The coefficient cap every request names (the worker serves at 1000).
 const CAP: u32 = 1000;
@@ -116,98 +115,42 @@ impl Bench {
     }
 
     async fn connect(&self, window: Option<u32>) -> Conn {
-        connect(
-            &self.net.proxy().client_addr.to_string(),
-            &self.client_tls,
-            window,
+        let addr = self.net.proxy().client_addr.to_string();
+        Conn(
+            RogueConn::connect(&addr, &self.client_tls, window)
+                .await
+                .unwrap(),
         )
-        .await
     }
 }
 
-/// An HTTP/2 connection to the proxy's client port, its driver running in a task.
-struct Conn {
-    send: h2::client::SendRequest<Bytes>,
-    driver: tokio::task::JoinHandle<()>,
-}
-
-async fn connect(addr: &str, tls: &Arc<dyn HopTls>, window: Option<u32>) -> Conn {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("proxy.cocoon.invalid").unwrap();
-    let stream = tokio_rustls::TlsConnector::from(tls.client_config())
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let mut builder = h2::client::Builder::new();
-    if let Some(w) = window {
-        builder.initial_window_size(w);
-    }
-    let (send, conn) = builder.handshake::<_, Bytes>(stream).await.unwrap();
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Conn { send, driver }
-}
-
-/// A request in flight: the client's half (to reset it) and the response.
-struct Exchange {
-    client_half: h2::SendStream<Bytes>,
-    status: u16,
-    body: h2::RecvStream,
-}
+/// The rogue client's connection, panicking on failures (tests).
+struct Conn(RogueConn);
 
 impl Conn {
     async fn post(&mut self, path: &str, body: &str) -> Exchange {
-        let req = http::Request::post(format!("https://proxy.cocoon.invalid{path}"))
-            .header("content-type", "application/json")
-            .header(headers::MAX_COEFFICIENT, CAP.to_string())
-            .body(())
-            .unwrap();
-        let mut send = self.send.clone().ready().await.unwrap();
-        let (resp, mut client_half) = send.send_request(req, false).unwrap();
-        client_half
-            .send_data(Bytes::from(body.to_owned()), true)
-            .unwrap();
-        let resp = resp.await.unwrap();
-        let status = resp.status().as_u16();
-        Exchange {
-            client_half,
-            status,
-            body: resp.into_body(),
-        }
+        Exchange(self.0.post(path, body, CAP).await.unwrap())
     }
 }
 
+struct Exchange(RogueExchange);
+
 impl Exchange {
-    /// Reads everything, granting window for every byte (an honest client): body and trailers.
-    async fn read_all(mut self) -> (Vec<u8>, Option<http::HeaderMap>) {
-        let mut out = Vec::new();
-        while let Some(chunk) = self.body.data().await {
-            let chunk = chunk.unwrap();
-            let _ = self.body.flow_control().release_capacity(chunk.len());
-            out.extend_from_slice(&chunk);
-        }
-        let trailers = self.body.trailers().await.unwrap();
-        (out, trailers)
+    async fn read_all(self) -> (Vec<u8>, Option<http::HeaderMap>) {
+        self.0.read_all().await.unwrap()
     }
+}
 
-    /// Reads (granting window for what it read) until `stop` says so.
-    async fn read_until(&mut self, mut stop: impl FnMut(&[u8]) -> bool) -> Vec<u8> {
-        let mut out = Vec::new();
-        while !stop(&out) {
-            match self.body.data().await {
-                Some(Ok(chunk)) => {
-                    let _ = self.body.flow_control().release_capacity(chunk.len());
-                    out.extend_from_slice(&chunk);
-                }
-                _ => break,
-            }
-        }
-        out
+impl std::ops::Deref for Exchange {
+    type Target = RogueExchange;
+    fn deref(&self) -> &RogueExchange {
+        &self.0
     }
+}
 
-    fn reset(&mut self) {
-        self.client_half.send_reset(h2::Reason::CANCEL);
+impl std::ops::DerefMut for Exchange {
+    fn deref_mut(&mut self) -> &mut RogueExchange {
+        &mut self.0
     }
 }
 
@@ -297,8 +240,8 @@ async fn a_client_that_resets_after_finish_reason_or_closes_pays_its_receipt() {
     let mut ex = conn.post("/v1/chat/completions", &body).await;
     let got = ex.read_until(|seen| !seen.is_empty()).await;
     assert!(!got.is_empty());
-    conn.driver.abort();
-    drop((ex, conn));
+    drop(ex);
+    conn.0.cut();
     let want = wait::poll_until(Duration::from_secs(10), || b.receipted().1 == 2).await;
     assert!(
         want,

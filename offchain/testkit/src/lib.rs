@@ -10,6 +10,7 @@
 //! - [`FakeEngine`]: `cocoon-engine`'s fixed echo backend with hold, health and counters.
 //! - [`devnet::start_devnet`]: a local devnet and its client, for the devnet-backed tests.
 //! - [`wait`]: bounded waiting for what must happen; [`load`]: closed-loop chat clients.
+//! - [`rogue`]: an adversarial HTTP/2 client of the proxy's client port (windows, resets, cuts).
 
 pub mod devnet;
 pub mod engine;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod load;
 pub mod network;
 mod proxy_chain;
+pub mod rogue;
 pub mod tls;
 mod vault_chain;
 pub mod wait;
