@@ -171,7 +171,7 @@ impl RogueLoad {
                     let mut attempt = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         attempt += 1;
-                        match rogue_once(&addr, &tls, &body, cap, attempt % 2 == 0).await {
+                        match rogue_once(&addr, &tls, &body, cap, attempt.is_multiple_of(2)).await {
                             Ok(true) => tally.reset.fetch_add(1, Ordering::Relaxed),
                             Ok(false) => tally.cut.fetch_add(1, Ordering::Relaxed),
                             Err(_) => {
