@@ -357,6 +357,45 @@ async fn a_starved_stream_releases_worker_capacity_at_the_request_timeout() {
     b.assert_metrics_match_ledger();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_own_timeout_ends_its_side_only_and_the_answer_is_charged() {
+    let b = bench().await;
+    let body = serde_json::json!({"model": b.net.model, "stream": true, "max_tokens": 8,
+        "messages": [{"role": "user", "content": format!("a {HOLD_WORD} b c")}]})
+    .to_string();
+    let mut conn = b.connect(None).await;
+    let ex = conn
+        .0
+        .post_with(
+            "/v1/chat/completions",
+            &body,
+            CAP,
+            &[(headers::TIMEOUT_MS, "700")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ex.status, 200);
+    // The engine holds after its first token; the client's deadline ends the client's side.
+    let (seen, trailers) = ex.read_all().await.unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("\"code\":\"timeout\""), "{text}");
+    assert!(trailers.is_none());
+    assert_eq!(
+        b.worker.state.in_flight(),
+        1,
+        "the worker's stream still runs"
+    );
+    // Choosing where the cut lands does not make the answer free: it is charged its receipt.
+    b.net.engine.release();
+    let finished = wait::poll_until(Duration::from_secs(10), || b.receipted().1 == 1).await;
+    assert!(finished);
+    let receipted = u128::from(b.receipted().0);
+    assert!(receipted > 0);
+    assert_eq!(b.wait_charged(receipted).await, receipted);
+    assert_eq!(b.ledger().1, 1);
+    b.assert_metrics_match_ledger();
+}
+
 /// An engine that answers every chat completion with a usage far above what was asked.
 async fn lying_engine() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

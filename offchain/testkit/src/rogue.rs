@@ -72,11 +72,24 @@ impl RogueConn {
         body: &str,
         cap: u32,
     ) -> Result<RogueExchange, RogueError> {
-        let req = hyper::Request::post(format!("https://{PROXY_NAME}{path}"))
+        self.post_with(path, body, cap, &[]).await
+    }
+
+    /// [`RogueConn::post`] with extra request headers.
+    pub async fn post_with(
+        &mut self,
+        path: &str,
+        body: &str,
+        cap: u32,
+        extra: &[(&str, &str)],
+    ) -> Result<RogueExchange, RogueError> {
+        let mut req = hyper::Request::post(format!("https://{PROXY_NAME}{path}"))
             .header("content-type", "application/json")
-            .header(headers::MAX_COEFFICIENT, cap.to_string())
-            .body(())
-            .map_err(err)?;
+            .header(headers::MAX_COEFFICIENT, cap.to_string());
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(()).map_err(err)?;
         let mut send = self.send.clone().ready().await.map_err(err)?;
         let (resp, mut client_half) = send.send_request(req, false).map_err(err)?;
         client_half
