@@ -15,7 +15,7 @@
 //!   kills × concurrency);
 //! - worker earnings follow the same count; nothing settled or paid beyond what was recorded.
 //!
-//! Beside the gateway's load, rogue clients (`cocoon_testkit::rogue`, their own client key) speak
+//! Beside the gateway's load, rogue clients (`cocoon_testkit::rogue_client`, their own client key) speak
 //! HTTP/2 to the proxy's client port directly: streams without `include_usage`, each reset or its
 //! connection cut right after the first bytes. None of them is served free: every one the worker
 //! signed a receipt for is charged (its receipt amount), except those whose proxy was killed between
@@ -45,7 +45,7 @@ use cocoon_drills::binding::DRILL_MODEL;
 use cocoon_gateway::GatewayConfig;
 use cocoon_protocol::PriceParams;
 use cocoon_testkit::load::ChatLoad;
-use cocoon_testkit::rogue::{RogueConn, RogueLoad};
+use cocoon_testkit::rogue_client::{RogueConn, RogueLoad};
 use cocoon_testkit::{FakeEngine, FakeEngineOptions, gateway_config, worker_config};
 
 const PROXY_SEED: [u8; 32] = [0x44; 32];

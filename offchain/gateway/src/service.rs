@@ -56,13 +56,36 @@ async fn route(
     req: Request<hyper::body::Incoming>,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    crate::local_api::check_host(host.as_deref(), gw.listen_addr, &gw.config.allowed_hosts)
+        .and_then(|()| crate::local_api::check_origin(req.headers(), &gw.config.allowed_origins))
+        .map_err(|e| {
+            gw.metrics
+                .counter(
+                    "cocoon_gateway_local_refused_total",
+                    "Local API requests refused for their Host or Origin (browser pages).",
+                    &[(
+                        "why",
+                        match e {
+                            crate::local_api::Refused::Origin(_) => "origin",
+                            _ => "host",
+                        },
+                    )],
+                )
+                .inc();
+            ApiError::new(ErrorCode::Unauthorized, e.to_string())
+        })?;
     if !gw.config.api_token.is_empty() {
-        let expected = format!("Bearer {}", gw.config.api_token);
         let given = req
             .headers()
             .get(hyper::header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        if given != Some(expected.as_bytes()) {
+        if !crate::local_api::token_matches(given, &gw.config.api_token) {
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
                 "missing or wrong bearer token",
@@ -401,9 +424,16 @@ async fn infer(
         worker_key: None,
         worker_image: None,
         worker_insecure: None,
+        attested: None,
         max_coefficient: cap,
     }
     .forwarded(&parts.headers);
+    // Only a successful answer carries a receipt to check against the worker.
+    let exchange = if parts.status.is_success() {
+        exchange.attest(gw).await
+    } else {
+        exchange
+    };
     let mut out = Response::builder().status(parts.status);
     if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
         out = out.header(hyper::header::CONTENT_TYPE, ct);

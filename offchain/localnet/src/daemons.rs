@@ -58,6 +58,18 @@ pub fn simulated_tls() -> TlsSection {
     TlsSection::with_mode(TlsMode::Simulated)
 }
 
+/// The simulated image hash of a worker built from `config`: its RTMR3 measured the worker's
+/// configuration hash (`cocoon_worker::measured`), so the root must allow this hash for it.
+pub fn measured_worker_image(config: &WorkerConfig) -> Result<[u8; 32], LocalnetError> {
+    let hash = cocoon_worker::measured::config_hash(config, config.tls.mode).map_err(|e| {
+        LocalnetError::Daemon {
+            step: "measuring the worker's configuration",
+            message: e.to_string(),
+        }
+    })?;
+    Ok(config.tls.simulated_image_hash_measured(&hash))
+}
+
 fn key_file(dir: &Path, name: &str, key: &SigningKey) -> Result<String, LocalnetError> {
     let path = dir.join(name);
     std::fs::write(&path, hex::encode(key.to_bytes())).map_err(daemon("writing a key file"))?;

@@ -330,7 +330,17 @@ impl LocalNet {
             &model,
             &hex::encode(model_hash),
         )?;
+        if let EngineChoice::Gguf(path) = &engine_choice {
+            // The worker hashes the weights at start and refuses other ones than the root's model.
+            configs.worker.model_path = path.display().to_string();
+        }
         adjust(&mut configs);
+        // The worker's simulated RTMR3 measures its configuration: allow that image.
+        let worker_image = daemons::measured_worker_image(&configs.worker)?;
+        let o = root
+            .set_image(c, &parties.governance, ROLE_WORKER, worker_image, true)
+            .await;
+        setup.push(o.map_err(chain("allowing the worker's measured image"))?);
         let (proxy, parts) = start_proxy(&configs.proxy).await?;
         setup.extend(register_and_open_escrow(c, &root, &keys, &parties, &funding, &proxy).await?);
         let refreshed = parts.view.refresh().await;

@@ -296,6 +296,14 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
     let tls_section = tls_section(&config, options);
     tls_section.validate().context("[tls]")?;
     config.chain.validate().context("[chain]")?;
+    if tls_section.mode == TlsMode::Tdx && config.chain.enabled() {
+        // Issue 15: what the TD reads from the chain decides admission; https at least.
+        config
+            .chain
+            .endpoint
+            .require_https()
+            .context("[chain] in tdx mode")?;
+    }
     config.validate_serving().context("proxy configuration")?;
     let registry = Registry::new();
     let (handle, tls, chain, tasks) = if config.chain.enabled() {

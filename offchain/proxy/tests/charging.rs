@@ -15,7 +15,7 @@ use cocoon_daemon::http::{Body, full, json_response};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::HopTls;
 use cocoon_protocol::{Coefficient, PriceParams, SignedReceipt, headers};
-use cocoon_testkit::rogue::{RogueConn, RogueExchange};
+use cocoon_testkit::rogue_client::{RogueConn, RogueExchange};
 use cocoon_testkit::roles::proxy::ProxyConfig;
 use cocoon_testkit::roles::worker::{self, WorkerConfig, WorkerHandle};
 use cocoon_testkit::{HOLD_WORD, MemoryNetwork, TlsKit, wait, worker_config};

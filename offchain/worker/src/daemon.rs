@@ -18,7 +18,7 @@ use cocoon_daemon::launch::{Daemon, DaemonArgs, effective_tls, identity_banner};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::os_signal;
 use cocoon_daemon::tls::{HopTls, Role};
-use cocoon_daemon::tls_config::{TlsMode, build_hop_tls};
+use cocoon_daemon::tls_config::{TlsMode, build_hop_tls_measured};
 use cocoon_protocol::PriceParams;
 
 /// What the command line (or an embedding network) adds to the config.
@@ -138,13 +138,24 @@ pub async fn build(config: WorkerConfig, options: &BuildOptions) -> anyhow::Resu
     config.validate().context("worker configuration")?;
     let tls_section = effective_tls(&config.tls, &config.dev_key, options.insecure_dev_tls);
     tls_section.validate().context("[tls]")?;
+    // Before anything is built: the real-TEE endpoint rules and the weights file's hash.
+    crate::measured::check_start(&config, tls_section.mode)
+        .context("measured configuration (refusing to serve)")?;
+    let config_hash = crate::measured::config_hash(&config, tls_section.mode)
+        .context("measuring the configuration")?;
     let allowlist = att::InMemoryAllowlist::new();
-    let tls = build_hop_tls(Role::Worker, &tls_section, Arc::new(allowlist.clone()))
-        .context("building the worker's TLS")?;
+    let tls = build_hop_tls_measured(
+        Role::Worker,
+        &tls_section,
+        Arc::new(allowlist.clone()),
+        &config_hash,
+    )
+    .context("building the worker's TLS")?;
     let identity = tls.identity();
     tracing::info!(
         key = %hex::encode(identity.public_key),
         image_hash = %hex::encode(identity.image_hash),
+        config_hash = %hex::encode(config_hash),
         tee = %identity.tee,
         "worker identity (bind the stake to it: `cocoon worker stake --amount <TON> --key <key>`)"
     );
