@@ -30,7 +30,8 @@ pub struct ProxyConfig {
     pub max_n: u64,
     /// Coefficient cap when the client sends none, thousandths.
     pub default_max_coefficient: u32,
-    /// Whole-request timeout, ms (a client header may ask for less).
+    /// Whole-request timeout, ms: a worker still answering then is cut and nobody pays (a client
+    /// header may ask for less, which ends only the client's side; see docs/protocol.md "Charging rule").
     pub request_timeout_ms: u64,
     /// Workers tried before giving up on a request (failures before the first byte).
     pub max_attempts: u32,
