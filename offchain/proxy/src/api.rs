@@ -128,7 +128,7 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
             "no open escrow for this client key",
         )
     })?;
-    let account = proxy.store.client(&client).map_err(|e| {
+    let account = proxy.store.client(&escrow.escrow).map_err(|e| {
         tracing::error!(error = %e, "ledger read failed");
         ApiError::new(ErrorCode::InternalError, "ledger unavailable")
     })?;
