@@ -111,6 +111,11 @@ struct Directory {
     workers: HashMap<[u8; 32], TonAddress>,
     /// Escrow account id → escrow address, of every client wallet bound.
     escrows: HashMap<[u8; 32], TonAddress>,
+    /// Client keys whose binding the chain confirmed (the escrow held the key when it was read, now
+    /// or before it was sealed into the bindings file): only these have a ledger account.
+    verified_clients: HashSet<[u8; 32]>,
+    /// Worker keys whose owner's stake was seen holding the key: only these earn into the owner.
+    verified_workers: HashSet<[u8; 32]>,
 }
 
 /// The bindings file as written so far.
@@ -295,6 +300,9 @@ impl OnchainView {
             }
         };
         let migrate = !sealed && !plain.is_empty();
+        // Sealed records were written only once the chain confirmed them; format-1 lines (plain
+        // text the host could write) count only once a refresh confirms them.
+        let trusted = sealed;
         let mut kept = Vec::new();
         {
             let mut dir = write(&self.directory);
@@ -308,10 +316,20 @@ impl OnchainView {
                         if let Ok(address) = self.escrow_address(&wallet) {
                             dir.escrows.insert(account_id(&address), address);
                         }
-                        dir.clients.insert(key, wallet.clone());
+                        if dir.clients.insert(key, wallet.clone()).as_ref() != Some(&wallet) {
+                            dir.verified_clients.remove(&key);
+                        }
+                        if trusted {
+                            dir.verified_clients.insert(key);
+                        }
                     }
                     BindingKind::Worker => {
-                        dir.workers.insert(key, wallet.clone());
+                        if dir.workers.insert(key, wallet.clone()).as_ref() != Some(&wallet) {
+                            dir.verified_workers.remove(&key);
+                        }
+                        if trusted {
+                            dir.verified_workers.insert(key);
+                        }
                     }
                 }
                 kept.push((kind, key, wallet));
@@ -319,21 +337,12 @@ impl OnchainView {
         }
         *self.bindings.lock().unwrap_or_else(|p| p.into_inner()) = Some(log);
         if migrate {
-            // Format 1: rewrite it sealed, keeping what it held (the chain checks each at refresh).
-            let fresh = path.with_extension("bindings.sealing");
-            let _ = std::fs::remove_file(&fresh);
-            {
-                let mut guard = self.bindings.lock().unwrap_or_else(|p| p.into_inner());
-                for (kind, key, wallet) in &kept {
-                    if let Some(log) = guard.as_mut() {
-                        append_binding(&fresh, log, *kind, key, wallet)
-                            .map_err(|e| OnchainError::Invalid(format!("{shown}: {e}")))?;
-                    }
-                }
-            }
-            std::fs::rename(&fresh, path)
+            // Format 1: its lines stay in memory, unconfirmed, until a refresh confirms each against
+            // the chain (then it is sealed into a fresh file); the plain file is set aside.
+            let old = path.with_extension("bindings.v1");
+            std::fs::rename(path, &old)
                 .map_err(|e| OnchainError::Invalid(format!("{shown}: {e}")))?;
-            tracing::info!(bindings = kept.len(), path = %shown, "bindings file sealed (format 2)");
+            tracing::info!(bindings = kept.len(), path = %shown, kept_as = %old.display(), "format-1 bindings read; each is sealed once the chain confirms it");
         }
         Ok(())
     }
@@ -371,15 +380,34 @@ impl OnchainView {
     /// chain; admission still needs the escrow's `client_key` to be this key (read at the next
     /// refresh). [`OnchainView::bind_client`] is what the proxy calls.
     pub fn watch_client(&self, key: [u8; 32], wallet: TonAddress) {
-        let old = {
+        let mut dir = write(&self.directory);
+        if let Ok(address) = self.escrow_address(&wallet) {
+            dir.escrows.insert(account_id(&address), address);
+        }
+        if dir.clients.insert(key, wallet).is_some() {
+            // Unconfirmed until the next refresh reads the escrow (and it holds this key).
+            dir.verified_clients.remove(&key);
+        }
+    }
+
+    /// Marks bindings the chain confirmed, sealing each one new into the bindings file.
+    fn confirm(&self, clients: &[([u8; 32], TonAddress)], workers: &[([u8; 32], TonAddress)]) {
+        let mut fresh = Vec::new();
+        {
             let mut dir = write(&self.directory);
-            if let Ok(address) = self.escrow_address(&wallet) {
-                dir.escrows.insert(account_id(&address), address);
+            for (key, wallet) in clients {
+                if dir.clients.get(key) == Some(wallet) && dir.verified_clients.insert(*key) {
+                    fresh.push((BindingKind::Client, *key, wallet.clone()));
+                }
             }
-            dir.clients.insert(key, wallet.clone())
-        };
-        if old.as_ref() != Some(&wallet) {
-            self.persist_binding(BindingKind::Client, &key, &wallet);
+            for (key, owner) in workers {
+                if dir.workers.get(key) == Some(owner) && dir.verified_workers.insert(*key) {
+                    fresh.push((BindingKind::Worker, *key, owner.clone()));
+                }
+            }
+        }
+        for (kind, key, wallet) in fresh {
+            self.persist_binding(kind, &key, &wallet);
         }
     }
 
@@ -387,9 +415,9 @@ impl OnchainView {
     /// checking the chain (the next refresh checks the stake's key). [`OnchainView::bind_worker`] is
     /// what the proxy calls.
     pub fn watch_worker(&self, key: [u8; 32], owner: TonAddress) {
-        let old = write(&self.directory).workers.insert(key, owner.clone());
-        if old.as_ref() != Some(&owner) {
-            self.persist_binding(BindingKind::Worker, &key, &owner);
+        let mut dir = write(&self.directory);
+        if dir.workers.insert(key, owner).is_some() {
+            dir.verified_workers.remove(&key);
         }
     }
 
@@ -406,7 +434,13 @@ impl OnchainView {
     /// The ledger account of a client key: the account id of the escrow of the wallet it was bound
     /// to (whatever the escrow's state).
     pub fn client_account(&self, key: &[u8; 32]) -> Option<[u8; 32]> {
-        let wallet = self.client_wallet(key)?;
+        let wallet = {
+            let dir = read(&self.directory);
+            if !dir.verified_clients.contains(key) {
+                return None;
+            }
+            dir.clients.get(key).cloned()?
+        };
         self.escrow_address(&wallet).ok().map(|a| account_id(&a))
     }
 
@@ -418,8 +452,11 @@ impl OnchainView {
     /// The payee a worker key earns into: the account id of the owner wallet it was bound to (its
     /// stake's owner, who receives its payouts), or the key itself while unbound.
     pub fn payee(&self, key: &[u8; 32]) -> [u8; 32] {
-        self.worker_owner(key)
-            .map_or(*key, |owner| account_id(&owner))
+        let dir = read(&self.directory);
+        match dir.workers.get(key) {
+            Some(owner) if dir.verified_workers.contains(key) => account_id(owner),
+            _ => *key,
+        }
     }
 
     /// The wallet of a payee (see [`OnchainView::payee`]); a bound worker key also names its owner.
@@ -429,7 +466,9 @@ impl OnchainView {
             return Some(owner.clone());
         }
         dir.workers
-            .values()
+            .iter()
+            .filter(|(key, _)| dir.verified_workers.contains(*key))
+            .map(|(_, owner)| owner)
             .find(|owner| account_id(owner) == *payee)
             .cloned()
     }
@@ -464,6 +503,7 @@ impl OnchainView {
             let d = read(&self.directory);
             (d.clients.clone(), d.workers.clone())
         };
+        let mut confirmed_clients = Vec::new();
         for (key, wallet) in &clients {
             let address = self.escrow_address(wallet)?;
             if let Some(st) = fetch_state::<EscrowStorage>(client, &address).await? {
@@ -478,14 +518,18 @@ impl OnchainView {
                         next.escrows.insert(*key, info);
                     }
                     next.admitted.insert(*key);
+                    confirmed_clients.push((*key, wallet.clone()));
                 }
             }
         }
+        let mut confirmed_workers = Vec::new();
         for (key, owner) in &workers {
             let address = stake_address(&self.config.root, owner, ROLE_WORKER)?;
-            let ok = fetch_state::<StakeStorage>(client, &address)
-                .await?
-                .is_some_and(|st| st.key == *key && st.can_serve());
+            let st = fetch_state::<StakeStorage>(client, &address).await?;
+            if st.as_ref().is_some_and(|st| st.key == *key) {
+                confirmed_workers.push((*key, owner.clone()));
+            }
+            let ok = st.is_some_and(|st| st.key == *key && st.can_serve());
             next.workers.insert(*key, ok);
         }
         next.marker = fetch_state::<StakeStorage>(client, &self.vault)
@@ -514,6 +558,8 @@ impl OnchainView {
         // The marker only moves up (a commit confirmed since the read started is not undone).
         next.marker = next.marker.max(snap.marker);
         *snap = next;
+        drop(snap);
+        self.confirm(&confirmed_clients, &confirmed_workers);
         Ok(())
     }
 
@@ -567,6 +613,7 @@ impl OnchainView {
             return Err(e);
         }
         self.watch_worker(key, owner.clone());
+        self.confirm(&[], &[(key, owner.clone())]);
         write(&self.snapshot).workers.insert(key, true);
         self.guard.forget(&pair);
         Ok(owner)
@@ -635,7 +682,8 @@ impl OnchainView {
                 return Err(e);
             }
         };
-        self.watch_client(key, wallet);
+        self.watch_client(key, wallet.clone());
+        self.confirm(&[(key, wallet)], &[]);
         {
             let mut snap = write(&self.snapshot);
             if let Some(info) = escrow_escrow_info(&address, &st) {
