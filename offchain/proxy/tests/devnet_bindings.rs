@@ -93,8 +93,16 @@ async fn a_forged_client_binding_gets_no_escrow_and_an_edited_bindings_file_is_r
     // refresh then gave that key the victim's escrow, which settlement signed against).
     view.watch_client(own_key, victim.address().clone());
     view.refresh().await.unwrap();
-    assert_eq!(view.escrow(&own_key), None, "no escrow for a key it does not hold");
-    assert_eq!(view.client_account(&own_key), None, "no ledger account either");
+    assert_eq!(
+        view.escrow(&own_key),
+        None,
+        "no escrow for a key it does not hold"
+    );
+    assert_eq!(
+        view.client_account(&own_key),
+        None,
+        "no ledger account either"
+    );
     assert!(!view.client_admitted(&own_key));
     assert_eq!(
         view.escrow(&victim_key).map(|e| e.escrow),
@@ -182,7 +190,11 @@ async fn a_forged_client_binding_gets_no_escrow_and_an_edited_bindings_file_is_r
     drop(view);
     let resealed = std::fs::read_to_string(&path).unwrap();
     assert!(resealed.starts_with("cocoon-bindings 2 "), "{resealed}");
-    assert_eq!(resealed.lines().count(), 2, "header and the confirmed binding");
+    assert_eq!(
+        resealed.lines().count(),
+        2,
+        "header and the confirmed binding"
+    );
     let view = OnchainView::load(client.clone(), config).await.unwrap();
     assert_eq!(view.client_account(&own_key), None);
     assert_eq!(view.client_account(&victim_key), Some(victim_escrow));
