@@ -420,14 +420,12 @@ async fn a_foreign_or_edited_log_is_refused_at_open() {
     ));
 }
 
+/// An account's (owed, seqno, accepted).
+type Account = (u128, u64, u128);
+
 /// Writes a format-1 ledger (plain values keyed by client TLS key) and its format-1 log, as the
 /// previous release left them after a crash.
-fn write_v1(
-    path: &Path,
-    clients: &[([u8; 32], (u128, u64, u128))],
-    marker: u64,
-    log: &[wal::Record],
-) {
+fn write_v1(path: &Path, clients: &[([u8; 32], Account)], marker: u64, log: &[wal::Record]) {
     let db = Database::create(path).unwrap();
     let w = db.begin_write().unwrap();
     {
