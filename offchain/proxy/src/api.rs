@@ -147,7 +147,7 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
     // The ledger is read under the reservations lock: a charge is committed before its reservation
     // is released (under this lock), so this read sees each request's cost at least once.
     let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
-    let account = proxy.store.client(&client).map_err(|e| {
+    let account = proxy.store.client(&escrow.escrow).map_err(|e| {
         tracing::error!(error = %e, "ledger read failed");
         ApiError::new(ErrorCode::InternalError, "ledger unavailable")
     })?;
