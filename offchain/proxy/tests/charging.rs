@@ -85,7 +85,7 @@ impl Bench {
             .proxy()
             .proxy
             .store
-            .client(&self.net.client_key)
+            .client(&cocoon_proxy::chain::dev_escrow_id(&self.net.client_key))
             .unwrap();
         (a.charged, a.seqno)
     }
