@@ -20,6 +20,7 @@ pub mod launch;
 pub mod metrics;
 pub mod observe;
 pub mod ra_tls;
+pub mod secret_file;
 pub mod serve;
 pub mod shutdown;
 pub mod tls;
