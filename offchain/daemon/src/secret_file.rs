@@ -130,7 +130,8 @@ pub fn create_private_dir(dir: &Path) -> Result<(), SecretFileError> {
     set_private(dir)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

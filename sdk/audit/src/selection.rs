@@ -14,8 +14,8 @@ pub fn is_sane_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Which records go into a bundle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which records go into a bundle (by default all of them, hashes only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     /// Lowest record id (inclusive).
     pub from: Option<u64>,
@@ -28,18 +28,6 @@ pub struct Selection {
     /// Carry the request and response bytes (otherwise hashes only). Off unless asked for
     /// (`bodies=1`): the bytes are every prompt and answer.
     pub include_bodies: bool,
-}
-
-impl Default for Selection {
-    fn default() -> Self {
-        Selection {
-            from: None,
-            to: None,
-            last: None,
-            request_id: None,
-            include_bodies: false,
-        }
-    }
 }
 
 /// Why a bundle query was refused (the message is shown to the caller as is).
