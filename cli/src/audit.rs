@@ -39,7 +39,7 @@ enum AuditCommand {
     },
     /// The network as the root defines it: owner, parameters, image hashes, models, proxies.
     Network,
-    /// Verify a proof bundle offline and list every check (the same verification as `cocoon
+    /// Verify a proof bundle and list every check (the same verification as `cocoon
     /// receipt verify`). Exit 9 if anything fails, 10 if the attestation is simulated or absent
     /// (unless --allow-insecure). Reads the root's image allowlist unless --image is given.
     Receipt(receipt::VerifyArgs),

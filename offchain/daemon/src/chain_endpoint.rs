@@ -214,21 +214,24 @@ impl WalletKey {
     /// Reads the key and builds the wallet.
     pub fn wallet(&self) -> Result<Wallet, ConfigError> {
         let field = self.field;
+        // Key and mnemonic files: owner-only (refused when group or others may read them), read
+        // into buffers that are wiped when dropped.
         let read = |path: &str| {
-            std::fs::read_to_string(path).map_err(|e| invalid(field, format!("{path}: {e}")))
+            crate::secret_file::read_secret(std::path::Path::new(path))
+                .map_err(|e| invalid(field, e.to_string()))
         };
         let wallet = match &self.source {
             KeySource::MnemonicEnv(var) => {
-                let phrase = std::env::var(var).map_err(|_| {
+                let phrase = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
                     invalid(field, format!("environment variable {var} is not set"))
-                })?;
+                })?);
                 self.mnemonic_wallet(&phrase)
             }
             KeySource::MnemonicFile(path) => self.mnemonic_wallet(&read(path)?),
             KeySource::SeedFile(path) => {
                 let text = read(path)?;
-                let mut seed = [0u8; 32];
-                hex::decode_to_slice(text.trim(), &mut seed)
+                let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+                hex::decode_to_slice(text.trim(), seed.as_mut())
                     .map_err(|_| invalid(field, format!("{path}: 64 hex digits")))?;
                 wallet_for_seed(&seed, self.version, self.network)
             }
@@ -257,7 +260,8 @@ impl WalletKey {
     }
 
     fn mnemonic_wallet(&self, phrase: &str) -> Result<Wallet, TonError> {
-        let phrase = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+        let phrase =
+            zeroize::Zeroizing::new(phrase.split_whitespace().collect::<Vec<_>>().join(" "));
         Wallet::from_mnemonic(&phrase, self.version, self.network)
     }
 }
@@ -270,6 +274,8 @@ pub fn wallet_for_seed(
 ) -> Result<Wallet, TonError> {
     let key = ed25519_dalek::SigningKey::from_bytes(seed);
     let public = key.verifying_key().to_bytes().to_vec();
+    // The wallet's key pair takes its own copy of the secret (cocoon-ton's type); the seed-derived
+    // signing key is wiped on drop (ed25519-dalek zeroizes it).
     let mut secret = key.to_bytes().to_vec();
     secret.extend_from_slice(&public);
     let pair = KeyPair {
@@ -378,7 +384,7 @@ mod tests {
     fn a_seed_file_makes_the_wallet_of_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seed");
-        std::fs::write(&path, hex::encode([7u8; 32])).unwrap();
+        crate::secret_file::write_private(&path, hex::encode([7u8; 32]).as_bytes()).unwrap();
         let key = WalletKey {
             version: WalletVersion::V4R2,
             network: Network::Testnet,
@@ -399,7 +405,19 @@ mod tests {
                 other.map(|w| w.address_friendly())
             ),
         }
-        std::fs::write(&path, "not hex").unwrap();
+        crate::secret_file::write_private(&path, b"not hex").unwrap();
         assert!(key.wallet().is_err());
+        // A seed file others can read is refused, naming the fix.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            crate::secret_file::write_private(&path, hex::encode([7u8; 32]).as_bytes()).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = match key.wallet() {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("a world-readable seed file was used"),
+            };
+            assert!(e.contains("chmod 600"), "{e}");
+        }
     }
 }

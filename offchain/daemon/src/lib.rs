@@ -24,6 +24,7 @@ pub mod measured;
 pub mod metrics;
 pub mod observe;
 pub mod ra_tls;
+pub mod secret_file;
 pub mod serve;
 pub mod shutdown;
 pub mod tls;

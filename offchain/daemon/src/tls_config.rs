@@ -122,15 +122,16 @@ pub struct TlsSection {
 }
 
 fn parse_seed(text: &str) -> Option<SigningKey> {
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut seed).ok()?;
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text.trim(), seed.as_mut()).ok()?;
     Some(SigningKey::from_bytes(&seed))
 }
 
-/// Reads a key file: 64 hex characters (surrounding whitespace ignored).
+/// Reads a key file: 64 hex characters (surrounding whitespace ignored); refused when group or
+/// others may read it.
 pub fn read_key_file(path: &Path) -> Result<SigningKey, TlsError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| TlsError::Certificate(format!("reading key file {}: {e}", path.display())))?;
+    let text = crate::secret_file::read_secret(path)
+        .map_err(|e| TlsError::Certificate(format!("reading key file: {e}")))?;
     parse_seed(&text).ok_or_else(|| {
         TlsError::Certificate(format!(
             "key file {} must hold 64 hex characters (a 32-byte Ed25519 seed)",
@@ -672,7 +673,7 @@ mod tests {
         assert!(bad_key.validate().is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
-        std::fs::write(&path, "not hex").unwrap();
+        crate::secret_file::write_private(&path, b"not hex").unwrap();
         let bad_file = TlsSection {
             mode: TlsMode::Simulated,
             key_file: path.display().to_string(),
@@ -685,13 +686,24 @@ mod tests {
                 ..
             })
         ));
-        std::fs::write(&path, format!("{}\n", "22".repeat(32))).unwrap();
+        crate::secret_file::write_private(&path, format!("{}\n", "22".repeat(32)).as_bytes())
+            .unwrap();
         assert!(bad_file.validate().is_ok());
         assert_eq!(
             bad_file.signing_key().unwrap().to_bytes(),
             [0x22; 32],
             "key file read with trailing newline"
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let e = bad_file.signing_key().unwrap_err().to_string();
+            assert!(
+                e.contains("chmod 600"),
+                "a group-readable key file is refused: {e}"
+            );
+        }
         let pccs_only = TlsSection {
             mode: TlsMode::Tdx,
             pccs_url: "https://pccs.example:8081".into(),

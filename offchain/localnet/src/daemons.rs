@@ -100,7 +100,10 @@ pub fn with_kms(tls: &TlsSection, dir: &Path, name: &str, kms_addr: &str) -> Tls
 
 fn key_file(dir: &Path, name: &str, key: &SigningKey) -> Result<String, LocalnetError> {
     let path = dir.join(name);
-    std::fs::write(&path, hex::encode(key.to_bytes())).map_err(daemon("writing a key file"))?;
+    let hex = zeroize::Zeroizing::new(hex::encode(key.to_bytes()));
+    cocoon_daemon::secret_file::create_private_dir(dir)
+        .and_then(|()| cocoon_daemon::secret_file::write_private(&path, hex.as_bytes()))
+        .map_err(daemon("writing a key file"))?;
     Ok(path.display().to_string())
 }
 
@@ -183,4 +186,26 @@ pub fn configs(
         gateway,
         kms,
     })
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn key_files_are_owner_only_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("net");
+        std::fs::create_dir(&keys).unwrap();
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let path = key_file(&keys, "worker.key", &key).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(Path::new(&path)), 0o600);
+        assert_eq!(mode(&keys), 0o700);
+        let back = cocoon_daemon::tls_config::read_key_file(Path::new(&path)).unwrap();
+        assert_eq!(back.to_bytes(), [9; 32]);
+    }
 }

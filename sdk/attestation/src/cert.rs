@@ -201,13 +201,15 @@ pub fn parse_certificate(der: &[u8]) -> Result<ParsedCert> {
     })
 }
 
-/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): fixed prefix then the 32 seed bytes.
-fn ed25519_pkcs8(key: &SigningKey) -> Vec<u8> {
+/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): fixed prefix then the 32 seed bytes; wiped
+/// from memory when dropped.
+fn ed25519_pkcs8(key: &SigningKey) -> zeroize::Zeroizing<Vec<u8>> {
     const PREFIX: [u8; 16] = [
         0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
         0x20,
     ];
-    let mut out = PREFIX.to_vec();
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(PREFIX.len() + 32));
+    out.extend_from_slice(&PREFIX);
     out.extend_from_slice(key.as_bytes());
     out
 }
@@ -306,7 +308,10 @@ impl Credential {
         let provider = rustls::crypto::ring::default_provider();
         let signer = provider
             .key_provider
-            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)))
+            // rustls takes (and keeps, inside its signing key) its own copy; ours is wiped on drop.
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                pkcs8.to_vec(),
+            )))
             .map_err(|e| build(format!("rustls key: {e}")))?;
         let certified = Arc::new(rustls::sign::CertifiedKey::new(
             vec![cert_der.clone()],

@@ -14,8 +14,8 @@ pub fn is_sane_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Which records go into a bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Which records go into a bundle (by default all of them, hashes only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     /// Lowest record id (inclusive).
     pub from: Option<u64>,
