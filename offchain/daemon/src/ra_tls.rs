@@ -47,14 +47,27 @@ impl RaTls {
         provider: Option<Arc<dyn att::QuoteProvider>>,
         policy: att::Policy,
     ) -> Result<RaTls, TlsError> {
+        RaTls::with_claims(role, key, provider, policy, Default::default())
+    }
+
+    /// As [`RaTls::new`], every certificate's claims carrying `extra` (e.g. the measured
+    /// configuration hash, `config_hash`).
+    pub fn with_claims(
+        role: Role,
+        key: SigningKey,
+        provider: Option<Arc<dyn att::QuoteProvider>>,
+        policy: att::Policy,
+        extra: std::collections::BTreeMap<String, String>,
+    ) -> Result<RaTls, TlsError> {
         // Peers are held to the same maximum age as this daemon holds them to.
         let lifetime = CERTIFICATE_LIFETIME.min(policy.max_cert_age);
-        let creds = att::CredentialManager::new(
+        let creds = att::CredentialManager::with_extra(
             role,
             key.clone(),
             provider,
             Arc::new(att::SystemClock),
             lifetime,
+            extra,
         )
         .map_err(build)?;
         let identity =
@@ -137,6 +150,9 @@ impl HopTls for RaTls {
             .recheck(certificate)
             .map(|identity| PeerIdentity::clone(&identity))
             .map_err(TlsError::PeerRefused)
+    }
+    fn peer_policy(&self) -> Option<att::Policy> {
+        Some(self.peers.policy().clone())
     }
 }
 

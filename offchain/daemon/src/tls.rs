@@ -64,4 +64,10 @@ pub trait HopTls: Send + Sync + 'static {
     /// long-lived connection calls this on each refresh and is closed, with the reason logged,
     /// when it fails: TLS 1.3 never re-authenticates a peer by itself.
     fn recheck_peer(&self, certificate: &[u8]) -> Result<PeerIdentity, TlsError>;
+    /// The attestation policy this hop judges its peers by (allowlist, TCB, collateral, clock,
+    /// development modes), for checks beyond the handshake: the gateway verifies the certificates
+    /// of the workers behind its proxy with it. `None`: this TLS has no policy to share.
+    fn peer_policy(&self) -> Option<cocoon_attestation::Policy> {
+        None
+    }
 }

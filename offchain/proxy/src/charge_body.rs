@@ -47,11 +47,16 @@ pub(crate) fn charge_body(
 
 impl ChargeObserver {
     /// The worker failed or the deadline passed after the first byte: end cleanly, charge nothing.
-    fn fail(&mut self, code: ErrorCode, why: String) -> Ending {
+    /// A deadline counts against the worker only when it was the proxy's own (see [`Lease`]).
+    fn fail(&mut self, code: ErrorCode, why: String, deadline: bool) -> Ending {
         let Some(ctx) = self.ctx.take() else {
             return Ending::Done;
         };
-        ctx.lease.0.failed.fetch_add(1, Ordering::Relaxed);
+        if deadline {
+            ctx.lease.deadline_passed();
+        } else {
+            ctx.lease.0.failed.fetch_add(1, Ordering::Relaxed);
+        }
         ctx.proxy
             .metrics
             .counter(
@@ -96,11 +101,12 @@ impl Observer for ChargeObserver {
         self.fail(
             ErrorCode::UpstreamFailed,
             format!("worker failed mid-response: {error}"),
+            false,
         )
     }
 
     fn deadline(&mut self) -> Ending {
-        self.fail(ErrorCode::Timeout, "request deadline passed".into())
+        self.fail(ErrorCode::Timeout, "request deadline passed".into(), true)
     }
 }
 

@@ -424,7 +424,19 @@ impl CredentialManager {
         clock: Arc<dyn Clock>,
         lifetime: Duration,
     ) -> Result<Self> {
-        let extra = BTreeMap::new();
+        Self::with_extra(role, key, provider, clock, lifetime, BTreeMap::new())
+    }
+
+    /// As [`CredentialManager::new`], every certificate's claims carrying `extra` (e.g. the
+    /// measured configuration hash, [`crate::claims::CONFIG_HASH_KEY`]).
+    pub fn with_extra(
+        role: Role,
+        key: SigningKey,
+        provider: Option<Arc<dyn QuoteProvider>>,
+        clock: Arc<dyn Clock>,
+        lifetime: Duration,
+        extra: BTreeMap<String, String>,
+    ) -> Result<Self> {
         let first = Credential::issue(
             role,
             &key,

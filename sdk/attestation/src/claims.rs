@@ -4,7 +4,7 @@
 //! ```text
 //! version: u8 = 2 (1: without the validity fields)
 //! then fields, each `tag: u8, len: u16, value[len]`, in this order:
-//!   1 role        len 1   (1 client, 2 proxy, 3 worker)
+//!   1 role        len 1   (1 client, 2 proxy, 3 worker, 4 kms)
 //!   2 public_key  len 32  (Ed25519, the certificate's key)
 //!   3 issued_at   len 8   (unix seconds)
 //!   5 not_before  len 8   (unix seconds; version 2 only: the certificate's notBefore)
@@ -19,6 +19,10 @@
 //! Version 1 (no validity) still decodes, for old proof bundles; peer verification refuses it.
 //! A further fixed field takes the next free tag (7, ...) after `not_after` and before the extras,
 //! and an `Option` in [`Claims`] if it is not always present.
+//! Well-known extras (no new tag, so the encoding and its version are unchanged):
+//! - [`CONFIG_HASH_KEY`] (`config_hash`): 64 lower-case hex digits, the SHA-256 of the canonical
+//!   form of the configuration that decides what the TD does (see `cocoon_daemon::measured`); the
+//!   same hash is extended into RTMR3 ([`crate::provider::simulated::config_event_digest`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,6 +42,8 @@ pub enum Role {
     Proxy,
     /// A worker: serves inference next to an engine.
     Worker,
+    /// A key service: holds the network's master key and releases derived keys to attested TDs.
+    Kms,
 }
 
 impl Role {
@@ -47,6 +53,7 @@ impl Role {
             Role::Client => 1,
             Role::Proxy => 2,
             Role::Worker => 3,
+            Role::Kms => 4,
         }
     }
 
@@ -56,16 +63,18 @@ impl Role {
             1 => Some(Role::Client),
             2 => Some(Role::Proxy),
             3 => Some(Role::Worker),
+            4 => Some(Role::Kms),
             _ => None,
         }
     }
 
-    /// Lower-case name (`client`, `proxy`, `worker`).
+    /// Lower-case name (`client`, `proxy`, `worker`, `kms`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Client => "client",
             Role::Proxy => "proxy",
             Role::Worker => "worker",
+            Role::Kms => "kms",
         }
     }
 }
@@ -83,6 +92,7 @@ impl std::str::FromStr for Role {
             "client" => Ok(Role::Client),
             "proxy" => Ok(Role::Proxy),
             "worker" => Ok(Role::Worker),
+            "kms" => Ok(Role::Kms),
             other => Err(AttestError::MalformedClaims(format!(
                 "unknown role {other:?}"
             ))),
@@ -118,6 +128,9 @@ pub struct Validity {
 
 const VERSION_1: u8 = 1;
 const VERSION: u8 = 2;
+
+/// The extra that carries the measured configuration hash (hex SHA-256).
+pub const CONFIG_HASH_KEY: &str = "config_hash";
 const TAG_ROLE: u8 = 1;
 const TAG_KEY: u8 = 2;
 const TAG_ISSUED: u8 = 3;
@@ -155,6 +168,29 @@ impl Claims {
             not_after,
         });
         self
+    }
+
+    /// These claims with the measured configuration hash [`CONFIG_HASH_KEY`] set.
+    pub fn with_config_hash(mut self, config_hash: &[u8; 32]) -> Self {
+        self.extra
+            .insert(CONFIG_HASH_KEY.to_owned(), hex::encode(config_hash));
+        self
+    }
+
+    /// The measured configuration hash, `None` when the claims carry none; a value that is not 64
+    /// lower-case hex digits is malformed.
+    pub fn config_hash(&self) -> Result<Option<[u8; 32]>> {
+        let Some(text) = self.extra.get(CONFIG_HASH_KEY) else {
+            return Ok(None);
+        };
+        let mut out = [0u8; 32];
+        let canonical = text.len() == 64 && !text.bytes().any(|b| b.is_ascii_uppercase());
+        if !canonical || hex::decode_to_slice(text, &mut out).is_err() {
+            return Err(AttestError::MalformedClaims(format!(
+                "{CONFIG_HASH_KEY} must be 64 lower-case hex digits, not {text:?}"
+            )));
+        }
+        Ok(Some(out))
     }
 
     /// The canonical encoding (see the module documentation): version 2 when the claims carry a
@@ -360,5 +396,29 @@ mod tests {
         let v2 = v1.with_validity(1, 2).encode().expect("encode");
         assert_eq!(v2[0], 2);
         assert_eq!(v2.len(), bytes.len() + 2 * (3 + 8));
+    }
+
+    #[test]
+    fn the_config_hash_rides_in_the_extras_and_changes_report_data() {
+        let plain = sample();
+        assert_eq!(plain.config_hash().expect("none"), None);
+        let measured = sample().with_config_hash(&[0xab; 32]);
+        assert_eq!(measured.config_hash().expect("hash"), Some([0xab; 32]));
+        let bytes = measured.encode().expect("encode");
+        assert_eq!(Claims::decode(&bytes).expect("decode"), measured);
+        assert_ne!(
+            measured.report_data().expect("rd"),
+            plain.report_data().expect("rd")
+        );
+        let other = sample().with_config_hash(&[0xac; 32]);
+        assert_ne!(
+            other.report_data().expect("rd"),
+            measured.report_data().expect("rd")
+        );
+        for bad in ["ab", &"AB".repeat(32), &"zz".repeat(32)] {
+            let mut c = sample();
+            c.extra.insert(CONFIG_HASH_KEY.into(), bad.to_owned());
+            assert!(c.config_hash().is_err(), "{bad}");
+        }
     }
 }

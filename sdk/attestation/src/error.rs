@@ -156,6 +156,15 @@ pub enum AttestError {
         /// When governance revoked it.
         revoked_at: u64,
     },
+    /// The policy requires an allowed measured configuration and the peer's claims carry another
+    /// (or none).
+    #[error("configuration hash {config_hash} is not allowed for role {role}")]
+    ConfigNotAllowed {
+        /// The role the peer claimed.
+        role: String,
+        /// The peer's `config_hash` claim, hex (`none` when absent).
+        config_hash: String,
+    },
     /// The allowlist could not answer (never loaded, or too stale).
     #[error("image allowlist unavailable: {0}")]
     AllowlistUnavailable(String),

@@ -1,6 +1,6 @@
 //! What a peer must prove: roles, TCB status, image allowlist, insecure mode, and the clock.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -312,6 +312,9 @@ pub struct Policy {
     /// If set, the peer's key must be one of these (e.g. the proxy keys registered in the root
     /// contract); the set may change while connections are open (see [`PeerKeys`]).
     pub peer_keys: Option<PeerKeys>,
+    /// Per role, the measured configuration hashes (the `config_hash` claim) a peer of that role
+    /// must carry; a role without an entry is not restricted. See [`Policy::require_configs`].
+    pub allowed_configs: BTreeMap<Role, BTreeSet<[u8; 32]>>,
 }
 
 /// A set of accepted peer keys that whoever holds a clone may replace (a refresher following the
@@ -355,6 +358,7 @@ impl Policy {
             max_cert_lifetime: DEFAULT_MAX_CERT_AGE + crate::cert::CLOCK_SKEW,
             max_cert_age: DEFAULT_MAX_CERT_AGE,
             peer_keys: None,
+            allowed_configs: BTreeMap::new(),
         }
     }
 
@@ -369,7 +373,7 @@ impl Policy {
     /// [`InsecureMode::Unverified`]). Pin keys with [`Policy::expect_peer_keys`] if needed.
     pub fn dev_insecure() -> Self {
         let mut policy = Policy::strict(
-            &[Role::Client, Role::Proxy, Role::Worker],
+            &[Role::Client, Role::Proxy, Role::Worker, Role::Kms],
             Arc::new(InMemoryAllowlist::new()),
         );
         policy.insecure = InsecureMode::Unverified;
@@ -414,6 +418,36 @@ impl Policy {
         self.max_cert_age = age;
         self.max_cert_lifetime = age.saturating_add(crate::cert::CLOCK_SKEW);
         self
+    }
+
+    /// Accepts peers of `role` only when their claims carry one of `config_hashes` as
+    /// `config_hash` (the optional configuration allowlist; an empty set refuses every peer of
+    /// `role`). Checked at every handshake, cached certificates included.
+    pub fn require_configs(
+        mut self,
+        role: Role,
+        config_hashes: impl IntoIterator<Item = [u8; 32]>,
+    ) -> Self {
+        self.allowed_configs
+            .entry(role)
+            .or_default()
+            .extend(config_hashes);
+        self
+    }
+
+    /// Checks `claims` against the configuration allowlist of its role.
+    pub fn check_config(&self, claims: &crate::Claims) -> Result<()> {
+        let Some(allowed) = self.allowed_configs.get(&claims.role) else {
+            return Ok(());
+        };
+        let hash = claims.config_hash()?;
+        match hash {
+            Some(h) if allowed.contains(&h) => Ok(()),
+            _ => Err(AttestError::ConfigNotAllowed {
+                role: claims.role.to_string(),
+                config_hash: hash.map_or_else(|| "none".to_owned(), hex::encode),
+            }),
+        }
     }
 
     /// Uses `tcb` for TCB statuses.

@@ -1,6 +1,7 @@
 //! Peer-certificate verification: the checks every RA-TLS handshake runs, once per certificate.
 //!
-//! Order: certificate parse and self-signature, lifetime, claims-to-key binding, role, quote
+//! Order: certificate parse and self-signature, lifetime, claims-to-key binding, role, the
+//! configuration allowlist (when the policy has one for the role), quote
 //! report_data binding, the quote itself (DCAP with the pinned Intel root, or simulated under
 //! insecure policy), TCB status, then the image hash against the allowlist for the role.
 //! A verified certificate is cached by the SHA-256 of its DER; later handshakes with the same
@@ -187,6 +188,7 @@ impl PeerVerifier {
         let (hash, hit) = self.cached_entry(der);
         if let Some(v) = hit {
             self.recheck_cached(&v)?;
+            self.policy.check_config(&v.identity.claims)?;
             self.warn_if_insecure(&v.identity);
             return Ok(v);
         }
@@ -306,6 +308,7 @@ impl PeerVerifier {
         if !policy.allowed_roles.contains(&role) {
             return Err(AttestError::RoleNotAllowed(role.to_string()));
         }
+        policy.check_config(&parsed.claims)?;
         if self.unverified() {
             let identity = PeerIdentity {
                 insecure: true,
