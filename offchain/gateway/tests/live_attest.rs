@@ -15,8 +15,8 @@ use common::*;
 const REFRESH_MS: u64 = 200;
 
 async fn simulated_net() -> (Net, std::sync::Arc<att::InMemoryAllowlist>) {
-    let kit = TlsKit::simulated("live-proxy", "live-worker").unwrap();
-    let allowlist = kit.allowlist.clone().unwrap();
+    let kit = TlsKit::simulated("live-proxy", "live-worker").expect("simulated kit");
+    let allowlist = kit.allowlist.clone().expect("simulated kits share an allowlist");
     let net = Net::builder()
         .workers(&[1000])
         .credit(Some(CREDIT))
