@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, BoxError, empty, full, json_response, read_limited};
 use cocoon_daemon::serve::{BodyReadError, read_request_body};
-use cocoon_protocol::api::{Endpoint, ParsedRequest, parse_request};
+use cocoon_protocol::api::{Endpoint, ParsedRequest, normalize_request};
 use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers, wire};
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response};
@@ -306,9 +306,10 @@ fn price_cap(gw: &Gateway, req: &Request<hyper::body::Incoming>) -> Result<u32, 
     Ok(cap.min(gw.config.max_coefficient))
 }
 
-/// Reads and checks the app's body; a stream that did not ask for usage is made to (returned
-/// `true`): usage must come back for the charge to be checkable, and then the gateway is "the
-/// client" whose bytes the receipt covers.
+/// Reads and checks the app's body and puts it in the form the proxy forwards
+/// ([`normalize_request`]: usage on streams, one explicit generation limit), so that the proxy passes
+/// it on unchanged and the receipt covers the bytes hashed here. Returns `true` when the gateway
+/// asked for usage itself on a stream (the usage event is then not shown to the app).
 async fn read_request(
     gw: &Gateway,
     endpoint: Endpoint,
@@ -327,20 +328,9 @@ async fn read_request(
             BodyReadError::Body(_) => ApiError::new(ErrorCode::InvalidJson, e.to_string()),
         })?
         .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
-    let (parsed, mut obj) = parse_request(endpoint, &body, &limits)?;
+    let (parsed, normalized) = normalize_request(endpoint, &body, &limits)?;
     let added_usage = parsed.stream && !parsed.include_usage;
-    if !added_usage {
-        return Ok((body, parsed, false));
-    }
-    let opts = obj
-        .entry("stream_options")
-        .or_insert_with(|| serde_json::json!({}));
-    if let Some(o) = opts.as_object_mut() {
-        o.insert("include_usage".into(), serde_json::Value::Bool(true));
-    }
-    let body = serde_json::to_vec(&obj)
-        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
-    Ok((Bytes::from(body), parsed, true))
+    Ok((normalized.map_or(body, Bytes::from), parsed, added_usage))
 }
 
 /// The request to the proxy: the body, the cap, the app's timeout and the client wallet.

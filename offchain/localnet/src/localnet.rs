@@ -534,25 +534,21 @@ impl LocalNet {
 
     /// Forces settlement of everything in the proxy's ledger.
     pub async fn settle(&self) -> Result<(), LocalnetError> {
-        cocoon_proxy::onchain::settle_ledger(
-            &self.proxy.handle.proxy,
-            &self.settler,
-            &[self.client_key],
-        )
-        .await
-        .map_err(chain("settling"))
+        cocoon_proxy::onchain::settle_ledger(&self.proxy.handle.proxy, &self.settler)
+            .await
+            .map_err(chain("settling"))
     }
 
     /// What each party paid and earned, from the ledger and from the chain.
     pub async fn balances(&self) -> Result<Balances, LocalnetError> {
         let c = self.chain.as_ref();
-        let store = &self.proxy.handle.proxy.store;
-        let client = store
-            .client(&self.client_key)
+        let proxy = &self.proxy.handle.proxy;
+        let client = proxy
+            .client_ledger(&self.client_key)
             .map_err(daemon("reading the ledger"))?;
         let worker_key = self.worker.handle.state_key();
-        let worker = store
-            .worker(&worker_key)
+        let worker = proxy
+            .worker_ledger(&worker_key)
             .map_err(daemon("reading the ledger"))?;
         let escrow = escrow_address(
             &self.root.address,

@@ -237,7 +237,10 @@ async fn build_on_chain(
             refresh: chain.refresh(),
             allow_unattested: chain.allow_unattested,
             binding: chain.bind_policy(),
-            bindings_path: Some(format!("{}.bindings", config.store_path).into()),
+            bindings: Some(cocoon_onchain::BindingsFile {
+                path: format!("{}.bindings", config.store_path).into(),
+                key: crate::store::storage_key(tls.signing_key()),
+            }),
         },
     )
     .await

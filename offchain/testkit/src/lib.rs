@@ -11,6 +11,7 @@
 //! - [`devnet::start_devnet`]: a local devnet and its client, for the devnet-backed tests.
 //! - [`RogueProxy`]: a compromised proxy that names and signs with a worker key of its own.
 //! - [`wait`]: bounded waiting for what must happen; [`load`]: closed-loop chat clients.
+//! - [`rogue_client`]: an adversarial HTTP/2 client of the proxy's client port (windows, resets, cuts).
 
 pub mod devnet;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod load;
 pub mod network;
 mod proxy_chain;
+pub mod rogue_client;
 pub mod rogue_proxy;
 pub mod tls;
 mod vault_chain;
