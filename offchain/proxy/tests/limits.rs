@@ -136,6 +136,49 @@ async fn client_timeouts_do_not_empty_the_worker_pool() {
     }
 }
 
+/// Finding 5: a client that goes away mid-stream (its connection cut after the first chunk) is not
+/// the worker's fault either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cancels_are_not_worker_faults() {
+    let net = MemoryNetwork::builder()
+        .engine(FakeEngineOptions {
+            holds: true,
+            ..FakeEngineOptions::default()
+        })
+        .start()
+        .await;
+    let tls = client_tls();
+    net.chain.open_escrow(tls.identity().public_key, CREDIT);
+    let addr = net.proxy().client_addr;
+    for i in 0..12 {
+        let mut conn = dial(addr, &tls).await;
+        let req = hyper::Request::post("http://proxy/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(full(net.chat(&format!("HOLD {i}"), true)))
+            .unwrap();
+        conn.ready().await.unwrap();
+        let resp = conn.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        // Gone: the stream and the connection are dropped under the proxy.
+        drop(body);
+        drop(conn);
+    }
+    net.engine.release();
+    let mut conn = dial(addr, &tls).await;
+    let a = send(&mut conn, chat(&net, "honest", &[])).await;
+    assert_eq!(a.status, 200, "{}", a.code);
+    for w in net.proxy().proxy.workers.all() {
+        assert_eq!(
+            w.failed.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "a client going away is not a worker fault"
+        );
+    }
+}
+
 /// Reads from a raw TCP connection until the server closes it (0 bytes) or `limit` passes.
 async fn closed_within(tcp: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
