@@ -318,3 +318,35 @@ fn body_channel() -> (BodySender, Body) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     (BodySender(tx), ChannelBody(rx).boxed_unsync())
 }
+
+/// Finding 6: a worker that connects and never answers its announcement is disconnected after
+/// `announce_timeout_ms` (before, its connection task waited forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_never_announces_is_disconnected() {
+    let net = MemoryNetwork::builder()
+        .proxy_config(|c| c.announce_timeout_ms = 300)
+        .start()
+        .await;
+    let worker_tls: Arc<dyn HopTls> = Arc::new(DevTls::generate(Role::Worker).unwrap());
+    let tcp = tcp_from(None, net.proxy().worker_addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(worker_tls.client_config());
+    let name = rustls::pki_types::ServerName::try_from("proxy.cocoon.invalid").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    // Serves the proxy's HTTP/2 but never answers anything.
+    let svc = hyper::service::service_fn(|_req: hyper::Request<hyper::body::Incoming>| {
+        std::future::pending::<Result<hyper::Response<Body>, std::convert::Infallible>>()
+    });
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), svc);
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the proxy kept a silent worker's connection");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(250), "dropped after {took:?}");
+    // The real worker is still listed and serving.
+    assert_eq!(net.proxy().proxy.workers.all().len(), 1);
+    let r = net
+        .post("/v1/chat/completions", &net.chat("after", false), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
