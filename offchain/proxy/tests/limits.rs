@@ -350,3 +350,60 @@ async fn a_worker_that_never_announces_is_disconnected() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// Finding 6: a peer's HTTP/2 streams per connection are capped (`limits.max_concurrent_streams`):
+/// with a cap of 2, a third request on the same connection waits until a stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_per_connection_are_capped() {
+    let net = MemoryNetwork::builder()
+        .engine(FakeEngineOptions {
+            holds: true,
+            ..FakeEngineOptions::default()
+        })
+        .proxy_config(|c| c.limits.max_concurrent_streams = 2)
+        .start()
+        .await;
+    let tls = client_tls();
+    net.chain.open_escrow(tls.identity().public_key, CREDIT);
+    let mut conn = dial(net.proxy().client_addr, &tls).await;
+    // One request first: the client has the proxy's SETTINGS (and so the cap) before it opens
+    // more streams (one opened before them is refused with REFUSED_STREAM instead).
+    let a = send(&mut conn, chat(&net, "warm", &[])).await;
+    assert_eq!(a.status, 200, "{}", a.code);
+    let worker = net.proxy().proxy.workers.all()[0].clone();
+    let in_flight = || worker.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let mut conn = conn.clone();
+        let req = hyper::Request::post("http://proxy/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(full(net.chat(&format!("HOLD {i}"), true)))
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            conn.ready().await.unwrap();
+            let resp = conn.send_request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            status
+        }));
+    }
+    cocoon_testkit::wait::until("two streams at the worker", || in_flight() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(in_flight(), 2, "the third stream waits for a free one");
+    // Released, every request completes.
+    let released = async {
+        loop {
+            net.engine.release();
+            if tasks.iter().all(|t| t.is_finished()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), released)
+        .await
+        .expect("all three complete");
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+}
