@@ -84,8 +84,14 @@ pub struct GatewayConfig {
     pub proxy: String,
     /// Expected proxy key, hex (empty: accept the proxy the attestation policy accepts).
     pub proxy_key: String,
-    /// When set, apps must send `Authorization: Bearer <api_token>`.
+    /// When set, apps must send `Authorization: Bearer <api_token>` (compared in constant time).
     pub api_token: String,
+    /// Host names (or whole `host:port` values) served besides the listen address and `localhost`;
+    /// any other `Host` is refused (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`https://app.example`, or `*`) allowed to call the gateway; a request with
+    /// any other `Origin` header is refused. Empty: no web page may (apps and SDKs send no Origin).
+    pub allowed_origins: Vec<String>,
     /// Highest worker coefficient accepted, thousandths; an app header may only lower it.
     pub max_coefficient: u32,
     /// Largest request body, bytes.
@@ -127,6 +133,8 @@ impl Default for GatewayConfig {
             proxy: String::new(),
             proxy_key: String::new(),
             api_token: String::new(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
             max_coefficient: 4000,
             max_body_bytes: 1 << 20,
             max_tokens: 32_768,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cocoon_daemon::http::{Body, full, json_response, read_limited};
 use cocoon_daemon::serve::{BodyReadError, HttpVersion, ServeOptions, read_request_body, serve};
 use cocoon_daemon::tls::PeerIdentity;
-use cocoon_protocol::api::{Endpoint, ParsedRequest, parse_request};
+use cocoon_protocol::api::{Endpoint, ParsedRequest, normalize_request};
 use cocoon_protocol::{ApiError, Coefficient, ErrorCode, headers, wire};
 use hyper::{Method, Request, Response};
 use tokio::net::TcpListener;
@@ -114,6 +114,13 @@ pub(crate) struct Reservation {
     amount: u128,
 }
 
+impl Reservation {
+    /// What was reserved, nanoTON: the most the request may be charged.
+    pub(crate) fn amount(&self) -> u128 {
+        self.amount
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut r = self
@@ -137,7 +144,10 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
             "no open escrow for this client key",
         )
     })?;
-    let account = proxy.store.client(&client).map_err(|e| {
+    // The ledger is read under the reservations lock: a charge is committed before its reservation
+    // is released (under this lock), so this read sees each request's cost at least once.
+    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
+    let account = proxy.store.client(&escrow.escrow).map_err(|e| {
         tracing::error!(error = %e, "ledger read failed");
         ApiError::new(ErrorCode::InternalError, "ledger unavailable")
     })?;
@@ -149,7 +159,6 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
         ));
     }
     let unsettled = account.charged - escrow.settled;
-    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
     let reserved = reservations.get(&client).copied().unwrap_or(0);
     let available = escrow
         .credit
@@ -161,7 +170,8 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
             format!("worst-case cost {worst} nanoTON exceeds available credit {available} nanoTON"),
         ));
     }
-    *reservations.entry(client).or_insert(0) += worst;
+    let held = reservations.entry(client).or_insert(0);
+    *held = held.saturating_add(worst);
     Ok(Reservation {
         proxy: proxy.clone(),
         client,
@@ -265,8 +275,12 @@ fn header_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Result<Option
 struct Terms {
     /// Highest worker coefficient, thousandths.
     cap: u32,
-    /// When the whole request must be done.
+    /// When the client stops waiting (`x-cocoon-timeout-ms`, at most the proxy's): for the worker's
+    /// answer headers, and for the client's side of the body.
     deadline: tokio::time::Instant,
+    /// The proxy's own deadline (`request_timeout_ms`): a worker still answering then is cut (its
+    /// capacity freed) and nobody pays.
+    proxy_deadline: tokio::time::Instant,
 }
 
 fn terms(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> Result<Terms, ApiError> {
@@ -290,8 +304,12 @@ fn terms(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> Result<Terms, A
             ));
         }
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-    Ok(Terms { cap, deadline })
+    let now = tokio::time::Instant::now();
+    Ok(Terms {
+        cap,
+        deadline: now + Duration::from_millis(timeout_ms),
+        proxy_deadline: now + Duration::from_millis(proxy.config.request_timeout_ms),
+    })
 }
 
 /// Whether the request runs to the proxy's own deadline (`request_timeout_ms`): only then is a
@@ -303,7 +321,9 @@ fn deadline_is_proxys(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> bo
     }
 }
 
-/// Reads and checks the body, and reserves its worst-case cost from the client's credit.
+/// Reads and checks the body, puts it in the form every hop forwards (usage on streams, one explicit
+/// generation limit: [`normalize_request`]) and reserves its worst-case cost from the client's
+/// credit. Returns the body to forward.
 async fn read_and_reserve(
     proxy: &Arc<Proxy>,
     client: &PeerIdentity,
@@ -319,7 +339,8 @@ async fn read_and_reserve(
             BodyReadError::Body(_) => ApiError::new(ErrorCode::InvalidJson, e.to_string()),
         })?
         .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
-    let (parsed, _) = parse_request(endpoint, &body, &limits)?;
+    let (parsed, normalized) = normalize_request(endpoint, &body, &limits)?;
+    let body = normalized.map_or(body, bytes::Bytes::from);
     // Every token of the prompt covers at least one byte of the body, so the body length bounds it.
     let prompt_bound = u64::try_from(body.len()).unwrap_or(u64::MAX);
     let worst = proxy
@@ -407,11 +428,12 @@ async fn send_to_worker(
 }
 
 /// Forwards the worker's response with the worker's identity headers; a success is charged on its
-/// receipt trailer ([`charge_body`]), a client error is forwarded and never charged.
+/// receipt trailer ([`charge_body`], read to its end whatever the client does), a client error is
+/// forwarded and never charged.
 fn forward(
     resp: Response<hyper::body::Incoming>,
     ctx: ChargeContext,
-    deadline: tokio::time::Instant,
+    terms: &Terms,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, incoming) = resp.into_parts();
     let worker = ctx.lease.0.clone();
@@ -428,7 +450,7 @@ fn forward(
         )
         .header(headers::WORKER_INSECURE, insecure);
     let body = if parts.status.is_success() {
-        charge_body(incoming, ctx, deadline)
+        charge_body(incoming, ctx, terms.deadline, terms.proxy_deadline)
     } else {
         worker.ok.fetch_add(1, Ordering::Relaxed);
         http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
@@ -492,10 +514,10 @@ async fn infer(
             cap: terms.cap,
             model: parsed.model.clone(),
             streaming: parsed.stream,
-            _reservation: reservation,
+            reservation,
             _in_flight: in_flight,
         };
-        return forward(resp, ctx, terms.deadline);
+        return forward(resp, ctx, &terms);
     }
     Err(last_error)
 }

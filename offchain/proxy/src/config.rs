@@ -30,7 +30,8 @@ pub struct ProxyConfig {
     pub max_n: u64,
     /// Coefficient cap when the client sends none, thousandths.
     pub default_max_coefficient: u32,
-    /// Whole-request timeout, ms (a client header may ask for less).
+    /// Whole-request timeout, ms: a worker still answering then is cut and nobody pays (a client
+    /// header may ask for less, which ends only the client's side; see docs/protocol.md "Charging rule").
     pub request_timeout_ms: u64,
     /// Workers tried before giving up on a request (failures before the first byte).
     pub max_attempts: u32,
@@ -43,6 +44,13 @@ pub struct ProxyConfig {
     pub payout_self_submit_after_ms: u64,
     /// How often the store marker is committed on chain, ms.
     pub marker_interval_ms: u64,
+    /// How often every escrow with unsettled charges and every worker due a payout is looked at
+    /// (also right after start), ms. An escrow seen closing is settled at that look, so this plus the
+    /// chain refresh must stay well below the escrows' close delay.
+    pub settle_interval_ms: u64,
+    /// An escrow whose unsettled charges did not change for this long is settled whatever its
+    /// threshold, ms.
+    pub settle_idle_ms: u64,
     /// How often workers' announcements (coefficient, capacity) are refreshed, ms.
     pub announce_poll_ms: u64,
     /// Longest wait for a worker's announcement (at connect and at each poll), ms; a worker that
@@ -85,6 +93,8 @@ impl Default for ProxyConfig {
             payout_threshold_nano: 10_000_000_000,
             payout_self_submit_after_ms: 120_000,
             marker_interval_ms: 60_000,
+            settle_interval_ms: 30_000,
+            settle_idle_ms: 3_600_000,
             announce_poll_ms: 2000,
             announce_timeout_ms: 10_000,
             min_success_milli: 500,
@@ -156,6 +166,7 @@ impl ProxyConfig {
         }
         if self.request_timeout_ms == 0
             || self.marker_interval_ms == 0
+            || self.settle_interval_ms == 0
             || self.announce_poll_ms == 0
         {
             return Err(invalid(

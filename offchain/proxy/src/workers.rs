@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cocoon_daemon::http::{Body, empty, read_limited};
 use cocoon_daemon::serve::{accept_loop, accept_tls};
-use cocoon_daemon::tls::Role;
+use cocoon_daemon::tls::{Role, next_recheck};
 use cocoon_protocol::wire::{ANNOUNCE_PATH, Announcement, WORKER_AUTHORITY};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -143,8 +143,9 @@ async fn serve_worker(
     tracing::info!(worker = %hex::encode(entry.identity.public_key), model = %a.model, coefficient = a.coefficient, "worker connected");
     let poll = Duration::from_millis(proxy.config.announce_poll_ms);
     loop {
+        let wait = next_recheck(&entry.identity, poll);
         tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = closed.notified() => break,
             _ = proxy.shutdown.triggered() => {
                 // Draining: no new requests go to this worker, but the connection stays until every
@@ -157,6 +158,18 @@ async fn serve_worker(
                 }
                 break;
             }
+        }
+        if let Err((kind, reason)) = reverify(&proxy, &entry) {
+            tracing::warn!(worker = %hex::encode(entry.identity.public_key), %reason, "worker dropped: it no longer passes the checks it was admitted on");
+            proxy
+                .metrics
+                .counter(
+                    "cocoon_proxy_workers_dropped_total",
+                    "Connected workers dropped at a refresh: attestation (expired, stale, image revoked) or chain (stake, image).",
+                    &[("reason", kind)],
+                )
+                .inc();
+            break;
         }
         match announcement(&mut sender, announce_timeout).await {
             Ok(a) => {
@@ -176,6 +189,23 @@ async fn serve_worker(
         .gauge("cocoon_proxy_workers", "Connected workers.", &[])
         .add(-1);
     drop(driver);
+    Ok(())
+}
+
+/// Re-verifies a connected worker as at admission, against the current view: its certificate
+/// (lifetime, age, image allowlist) and the chain (image allowed, stake at least the minimum).
+fn reverify(proxy: &Proxy, entry: &WorkerEntry) -> Result<(), (&'static str, String)> {
+    let identity = proxy
+        .tls
+        .recheck_peer(&entry.certificate)
+        .map_err(|e| ("attestation", e.to_string()))?;
+    if !proxy.chain.worker_allowed(&identity) {
+        return Err((
+            "chain",
+            "the chain no longer allows it to serve (image not allowed, or stake below the minimum)"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

@@ -116,7 +116,7 @@ async fn a_peer_burning_fresh_keys_does_not_lock_out_another_peer() {
                 per_peer_burst: 4,
                 ..BindPolicy::default()
             },
-            bindings_path: None,
+            bindings: None,
         },
     )
     .await

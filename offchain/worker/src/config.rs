@@ -19,6 +19,9 @@ pub struct WorkerConfig {
     pub model: String,
     /// SHA-256 of the model weights, hex (as allowed in the root contract).
     pub model_hash: String,
+    /// The weights file the engine serves (e.g. the GGUF). When set it is hashed at start and must
+    /// equal `model_hash`; required in `tls.mode = "tdx"`.
+    pub model_path: String,
     /// Price coefficient, thousandths (1000 = base price).
     pub coefficient: u32,
     /// Concurrent requests accepted.
@@ -58,6 +61,7 @@ impl Default for WorkerConfig {
             engine_url: "http://127.0.0.1:8000".into(),
             model: "smollm2-135m-instruct".into(),
             model_hash: "00".repeat(32),
+            model_path: String::new(),
             coefficient: 1000,
             capacity: 16,
             max_body_bytes: 1 << 20,

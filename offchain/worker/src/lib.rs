@@ -15,6 +15,7 @@ pub mod chain_ton;
 pub mod config;
 pub mod daemon;
 mod health;
+pub mod measured;
 pub mod payouts;
 mod receipt_body;
 mod service;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::Shutdown;
-use cocoon_daemon::tls::HopTls;
+use cocoon_daemon::tls::{HopTls, next_recheck, peer_certificate};
 use cocoon_protocol::PriceParams;
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinSet;
@@ -385,6 +386,20 @@ async fn connect_once(
     if peer.insecure {
         tracing::warn!(proxy_key = %hex::encode(peer.public_key), "connected to an INSECURE (unattested) proxy");
     }
+    let certificate =
+        peer_certificate(stream.get_ref().1).ok_or("proxy presented no certificate")?;
+    // The proxy is judged again on every refresh of the chain view (image allowlist, lifetime,
+    // age): TLS 1.3 never re-authenticates it, and a connection may last for days.
+    let every = Duration::from_millis(service.state.config.chain.check_interval_ms.max(1));
+    let recheck = async {
+        loop {
+            tokio::time::sleep(next_recheck(&peer, every)).await;
+            if let Err(e) = tls.recheck_peer(&certificate) {
+                return e;
+            }
+        }
+    };
+    tokio::pin!(recheck);
     let svc = hyper::service::service_fn(move |mut req| {
         limits.stamp(&mut req);
         service.clone().handle(req)
@@ -398,6 +413,11 @@ async fn connect_once(
         _ = shutdown.triggered() => {
             conn.as_mut().graceful_shutdown();
             conn.await?;
+        }
+        reason = &mut recheck => {
+            // Closed at once (the connection is dropped): a proxy that no longer passes gets
+            // neither new requests nor the rest of the ones in flight.
+            tracing::warn!(%proxy, proxy_key = %hex::encode(peer.public_key), %reason, "disconnecting: the proxy no longer passes attestation");
         }
         _ = wait_status(&mut status, |s| !s.may_connect()) => {
             // Refused by the chain: GOAWAY, let responses in flight finish, then close.
