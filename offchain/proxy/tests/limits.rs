@@ -290,6 +290,41 @@ async fn a_client_without_credit_is_refused_before_its_body_is_read() {
     drop(tx);
 }
 
+/// Finding 6, the same check when the credit is all charged (unsettled charges in the ledger, read
+/// by the escrow the ledger keys them by): refused before the body too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_credit_is_all_charged_is_refused_before_its_body_is_read() {
+    let net = MemoryNetwork::start(&[1000], Some(CREDIT)).await;
+    let spent = client_tls();
+    let key = spent.identity().public_key;
+    net.chain.open_escrow(key, CREDIT);
+    let mut conn = dial(net.proxy().client_addr, &spent).await;
+    let a = send(&mut conn, chat(&net, "one paid answer", &[])).await;
+    assert_eq!(a.status, 200, "{}", a.code);
+    let escrow = cocoon_proxy::ChainView::escrow(net.chain.as_ref(), &key)
+        .unwrap()
+        .escrow;
+    let charged = net.proxy().proxy.store.client(&escrow).unwrap().charged;
+    assert!(charged > 0);
+    // The escrow's credit is now exactly what is charged and not yet settled.
+    net.chain.open_escrow(key, charged);
+    let (mut tx, body) = body_channel();
+    let req = hyper::Request::post("http://proxy/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("content-length", (1 << 20).to_string())
+        .body(body)
+        .unwrap();
+    conn.ready().await.unwrap();
+    let pending = conn.send_request(req);
+    tx.send(Bytes::from_static(b"{\"model\":")).await;
+    let resp = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("refused without waiting for the body")
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 402);
+    drop(tx);
+}
+
 /// A body the test writes into by hand.
 struct BodySender(tokio::sync::mpsc::Sender<Bytes>);
 
