@@ -137,16 +137,20 @@ impl Drop for Reservation {
     }
 }
 
-fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservation, ApiError> {
+/// The client's credit not yet charged or reserved, nanoTON; read under the reservations lock
+/// (`reservations` is its guard) so that a charge committed before its reservation is released is
+/// seen at least once. Shared by [`reserve`] and the credit check before the body ([`admit`]).
+fn available(
+    proxy: &Proxy,
+    client: [u8; 32],
+    reservations: &std::collections::HashMap<[u8; 32], u128>,
+) -> Result<u128, ApiError> {
     let escrow = proxy.chain.escrow(&client).ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnknownClient,
             "no open escrow for this client key",
         )
     })?;
-    // The ledger is read under the reservations lock: a charge is committed before its reservation
-    // is released (under this lock), so this read sees each request's cost at least once.
-    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
     let account = proxy.store.client(&escrow.escrow).map_err(|e| {
         tracing::error!(error = %e, "ledger read failed");
         ApiError::new(ErrorCode::InternalError, "ledger unavailable")
@@ -160,10 +164,15 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
     }
     let unsettled = account.charged - escrow.settled;
     let reserved = reservations.get(&client).copied().unwrap_or(0);
-    let available = escrow
+    Ok(escrow
         .credit
         .saturating_sub(unsettled)
-        .saturating_sub(reserved);
+        .saturating_sub(reserved))
+}
+
+fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservation, ApiError> {
+    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
+    let available = available(proxy, client, &reservations)?;
     if worst > available {
         return Err(ApiError::new(
             ErrorCode::InsufficientCredit,
@@ -195,28 +204,10 @@ async fn admit(
 /// Refuses a client whose credit is all charged or reserved, without reading anything more.
 /// (The exact worst case is checked once the body is read, by `reserve`.)
 fn any_credit(proxy: &Proxy, client: [u8; 32]) -> Result<(), ApiError> {
-    let escrow = proxy.chain.escrow(&client).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::UnknownClient,
-            "no open escrow for this client key",
-        )
-    })?;
-    let account = proxy.store.client(&client).map_err(|e| {
-        tracing::error!(error = %e, "ledger read failed");
-        ApiError::new(ErrorCode::InternalError, "ledger unavailable")
-    })?;
-    let unsettled = account.charged.saturating_sub(escrow.settled);
-    let reserved = proxy
-        .reservations
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&client)
-        .copied()
-        .unwrap_or(0);
-    let available = escrow
-        .credit
-        .saturating_sub(unsettled)
-        .saturating_sub(reserved);
+    let available = {
+        let reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        available(proxy, client, &reservations)?
+    };
     if available == 0 {
         return Err(ApiError::new(
             ErrorCode::InsufficientCredit,

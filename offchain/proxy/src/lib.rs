@@ -265,6 +265,7 @@ impl Proxy {
                     "capacity": w.capacity.load(Relaxed), "in_flight": w.in_flight.load(Relaxed),
                     "latency_us": w.latency_us.load(Relaxed), "ok": w.ok.load(Relaxed),
                     "failed": w.failed.load(Relaxed),
+                    "recent_success_milli": w.recent_success_milli(self.workers.policy.half_life).0,
                     "earned_nano": acc.earned.to_string(), "paid_nano": acc.paid.to_string(),
                 })
             })

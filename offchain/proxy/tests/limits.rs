@@ -136,6 +136,49 @@ async fn client_timeouts_do_not_empty_the_worker_pool() {
     }
 }
 
+/// Finding 5: a client that goes away mid-stream (its connection cut after the first chunk) is not
+/// the worker's fault either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cancels_are_not_worker_faults() {
+    let net = MemoryNetwork::builder()
+        .engine(FakeEngineOptions {
+            holds: true,
+            ..FakeEngineOptions::default()
+        })
+        .start()
+        .await;
+    let tls = client_tls();
+    net.chain.open_escrow(tls.identity().public_key, CREDIT);
+    let addr = net.proxy().client_addr;
+    for i in 0..12 {
+        let mut conn = dial(addr, &tls).await;
+        let req = hyper::Request::post("http://proxy/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(full(net.chat(&format!("HOLD {i}"), true)))
+            .unwrap();
+        conn.ready().await.unwrap();
+        let resp = conn.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        // Gone: the stream and the connection are dropped under the proxy.
+        drop(body);
+        drop(conn);
+    }
+    net.engine.release();
+    let mut conn = dial(addr, &tls).await;
+    let a = send(&mut conn, chat(&net, "honest", &[])).await;
+    assert_eq!(a.status, 200, "{}", a.code);
+    for w in net.proxy().proxy.workers.all() {
+        assert_eq!(
+            w.failed.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "a client going away is not a worker fault"
+        );
+    }
+}
+
 /// Reads from a raw TCP connection until the server closes it (0 bytes) or `limit` passes.
 async fn closed_within(tcp: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
@@ -247,6 +290,41 @@ async fn a_client_without_credit_is_refused_before_its_body_is_read() {
     drop(tx);
 }
 
+/// Finding 6, the same check when the credit is all charged (unsettled charges in the ledger, read
+/// by the escrow the ledger keys them by): refused before the body too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_credit_is_all_charged_is_refused_before_its_body_is_read() {
+    let net = MemoryNetwork::start(&[1000], Some(CREDIT)).await;
+    let spent = client_tls();
+    let key = spent.identity().public_key;
+    net.chain.open_escrow(key, CREDIT);
+    let mut conn = dial(net.proxy().client_addr, &spent).await;
+    let a = send(&mut conn, chat(&net, "one paid answer", &[])).await;
+    assert_eq!(a.status, 200, "{}", a.code);
+    let escrow = cocoon_proxy::ChainView::escrow(net.chain.as_ref(), &key)
+        .unwrap()
+        .escrow;
+    let charged = net.proxy().proxy.store.client(&escrow).unwrap().charged;
+    assert!(charged > 0);
+    // The escrow's credit is now exactly what is charged and not yet settled.
+    net.chain.open_escrow(key, charged);
+    let (mut tx, body) = body_channel();
+    let req = hyper::Request::post("http://proxy/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("content-length", (1 << 20).to_string())
+        .body(body)
+        .unwrap();
+    conn.ready().await.unwrap();
+    let pending = conn.send_request(req);
+    tx.send(Bytes::from_static(b"{\"model\":")).await;
+    let resp = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("refused without waiting for the body")
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 402);
+    drop(tx);
+}
+
 /// A body the test writes into by hand.
 struct BodySender(tokio::sync::mpsc::Sender<Bytes>);
 
@@ -274,4 +352,93 @@ impl hyper::body::Body for ChannelBody {
 fn body_channel() -> (BodySender, Body) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     (BodySender(tx), ChannelBody(rx).boxed_unsync())
+}
+
+/// Finding 6: a worker that connects and never answers its announcement is disconnected after
+/// `announce_timeout_ms` (before, its connection task waited forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_never_announces_is_disconnected() {
+    let net = MemoryNetwork::builder()
+        .proxy_config(|c| c.announce_timeout_ms = 300)
+        .start()
+        .await;
+    let worker_tls: Arc<dyn HopTls> = Arc::new(DevTls::generate(Role::Worker).unwrap());
+    let tcp = tcp_from(None, net.proxy().worker_addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(worker_tls.client_config());
+    let name = rustls::pki_types::ServerName::try_from("proxy.cocoon.invalid").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    // Serves the proxy's HTTP/2 but never answers anything.
+    let svc = hyper::service::service_fn(|_req: hyper::Request<hyper::body::Incoming>| {
+        std::future::pending::<Result<hyper::Response<Body>, std::convert::Infallible>>()
+    });
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), svc);
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the proxy kept a silent worker's connection");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(250), "dropped after {took:?}");
+    // The real worker is still listed and serving.
+    assert_eq!(net.proxy().proxy.workers.all().len(), 1);
+    let r = net
+        .post("/v1/chat/completions", &net.chat("after", false), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Finding 6: a peer's HTTP/2 streams per connection are capped (`limits.max_concurrent_streams`):
+/// with a cap of 2, a third request on the same connection waits until a stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_per_connection_are_capped() {
+    let net = MemoryNetwork::builder()
+        .engine(FakeEngineOptions {
+            holds: true,
+            ..FakeEngineOptions::default()
+        })
+        .proxy_config(|c| c.limits.max_concurrent_streams = 2)
+        .start()
+        .await;
+    let tls = client_tls();
+    net.chain.open_escrow(tls.identity().public_key, CREDIT);
+    let mut conn = dial(net.proxy().client_addr, &tls).await;
+    // One request first: the client has the proxy's SETTINGS (and so the cap) before it opens
+    // more streams (one opened before them is refused with REFUSED_STREAM instead).
+    let a = send(&mut conn, chat(&net, "warm", &[])).await;
+    assert_eq!(a.status, 200, "{}", a.code);
+    let worker = net.proxy().proxy.workers.all()[0].clone();
+    let in_flight = || worker.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let mut conn = conn.clone();
+        let req = hyper::Request::post("http://proxy/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(full(net.chat(&format!("HOLD {i}"), true)))
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            conn.ready().await.unwrap();
+            let resp = conn.send_request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            status
+        }));
+    }
+    cocoon_testkit::wait::until("two streams at the worker", || in_flight() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(in_flight(), 2, "the third stream waits for a free one");
+    // Released, every request completes.
+    let released = async {
+        loop {
+            net.engine.release();
+            if tasks.iter().all(|t| t.is_finished()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), released)
+        .await
+        .expect("all three complete");
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
 }
