@@ -11,8 +11,9 @@ use ed25519_dalek::SigningKey;
 
 use crate::tls::{HopTls, PeerIdentity, Role, TlsError};
 
-/// How long this daemon's own certificates live (they are renewed before expiry).
-const CERTIFICATE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How long this daemon's own certificates live (they are renewed before expiry): at most the
+/// maximum age its peers accept ([`att::policy::DEFAULT_MAX_CERT_AGE`] unless configured).
+const CERTIFICATE_LIFETIME: std::time::Duration = att::cert::DEFAULT_LIFETIME;
 
 /// RA-TLS for one daemon.
 pub struct RaTls {
@@ -58,12 +59,14 @@ impl RaTls {
         policy: att::Policy,
         extra: std::collections::BTreeMap<String, String>,
     ) -> Result<RaTls, TlsError> {
+        // Peers are held to the same maximum age as this daemon holds them to.
+        let lifetime = CERTIFICATE_LIFETIME.min(policy.max_cert_age);
         let creds = att::CredentialManager::with_extra(
             role,
             key.clone(),
             provider,
             Arc::new(att::SystemClock),
-            CERTIFICATE_LIFETIME,
+            lifetime,
             extra,
         )
         .map_err(build)?;
@@ -141,6 +144,15 @@ impl HopTls for RaTls {
     fn signing_key(&self) -> &SigningKey {
         // The credential manager renews certificates for this same key.
         &self.key
+    }
+    fn recheck_peer(&self, certificate: &[u8]) -> Result<PeerIdentity, TlsError> {
+        self.peers
+            .recheck(certificate)
+            .map(|identity| PeerIdentity::clone(&identity))
+            .map_err(TlsError::PeerRefused)
+    }
+    fn peer_policy(&self) -> Option<att::Policy> {
+        Some(self.peers.policy().clone())
     }
 }
 
