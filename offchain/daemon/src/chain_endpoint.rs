@@ -357,6 +357,42 @@ mod tests {
     }
 
     #[test]
+    fn a_cross_check_provider_must_be_another_http_url_and_https_in_tdx() {
+        let with = |url: &str| ChainEndpoint {
+            cross_check_url: url.into(),
+            ..ChainEndpoint::default()
+        };
+        assert!(with("https://tonapi.example/api/v2").validate().is_ok());
+        for bad in ["ftp://x", "https://toncenter.com/api/v2/"] {
+            assert!(
+                matches!(
+                    with(bad).validate(),
+                    Err(ConfigError::Invalid {
+                        field: "chain.cross_check_url",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(with("https://tonapi.example").require_https().is_ok());
+        assert!(matches!(
+            with("http://tonapi.example").require_https(),
+            Err(ConfigError::Invalid {
+                field: "chain.cross_check_url",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ChainEndpoint::new("http://127.0.0.1:8081", Network::Testnet).require_https(),
+            Err(ConfigError::Invalid {
+                field: "chain.api_url",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn toncenter_without_a_key_is_throttled_and_a_key_is_always_sent() {
         let keyless = ChainEndpoint::default().client_config().unwrap();
         assert_eq!(keyless.min_interval, Some(TONCENTER_KEYLESS_INTERVAL));

@@ -152,6 +152,20 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
         &model_hash,
     )
     .unwrap();
+    // The worker's simulated RTMR3 measures its configuration (issue 15): allow that image before
+    // the proxy loads the root's allowlist (the proxies the worker dials are not measured).
+    let worker_image = daemons::measured_worker_image(&configs.worker).unwrap();
+    chain
+        .root
+        .set_image(
+            c,
+            &chain.parties.governance,
+            ROLE_WORKER,
+            worker_image,
+            true,
+        )
+        .await
+        .unwrap();
     let proxy_config = &mut configs.proxy;
     proxy_config.charge_threshold_bps = CHARGE_THRESHOLD_BPS;
     proxy_config.payout_threshold_nano = PAYOUT_THRESHOLD;
@@ -212,13 +226,6 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
 
     let mut worker_config = configs.worker.clone();
     worker_config.proxies = vec![worker_addr.clone()];
-    // The worker's simulated RTMR3 measures its configuration (issue 15): allow that image.
-    let worker_image = daemons::measured_worker_image(&worker_config).unwrap();
-    chain
-        .root
-        .set_image(c, gov, ROLE_WORKER, worker_image, true)
-        .await
-        .unwrap();
     let worker = cocoon_worker::daemon::build(worker_config, &Default::default())
         .await
         .unwrap();

@@ -46,7 +46,8 @@ fn config(tls: TlsSection, model_path: String) -> WorkerConfig {
     };
     c.chain.root = "0:".to_owned() + &"11".repeat(32);
     c.chain.owner = "0:".to_owned() + &"22".repeat(32);
-    c.chain.endpoint.api_url = "https://toncenter.com/api/v2".into();
+    // https, and nobody listens: a build that passes the measured checks stops at the chain.
+    c.chain.endpoint.api_url = "https://127.0.0.1:9/api/v2".into();
     c
 }
 
@@ -85,7 +86,7 @@ async fn a_tdx_worker_with_a_remote_engine_or_plain_http_chain_refuses_to_start(
     assert_eq!(refused_field(&refusal(plain).await), "chain.api_url");
 
     let mut second = ok.clone();
-    second.chain.endpoint.cross_check_url = "http://second.example/api/v2".into();
+    second.chain.endpoint.cross_check_url = "http://127.0.0.2:9/api/v2".into();
     assert_eq!(
         refused_field(&refusal(second).await),
         "chain.cross_check_url"
@@ -95,10 +96,15 @@ async fn a_tdx_worker_with_a_remote_engine_or_plain_http_chain_refuses_to_start(
     unhashed.model_path.clear();
     assert_eq!(refused_field(&refusal(unhashed).await), "model_path");
 
-    // Everything measured is in order: it gets as far as the TDX device, which this machine lacks.
+    // Everything measured is in order: it gets past the measured checks (and then stops at the
+    // unreachable chain or the TDX device this machine lacks).
     let e = refusal(ok).await;
     assert!(e.downcast_ref::<MeasuredError>().is_none(), "{e:#}");
-    assert!(format!("{e:#}").contains("no TDX quote provider"), "{e:#}");
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("no TDX quote provider") || text.contains("chain"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
