@@ -181,6 +181,7 @@ fn network_fields(root: &RootHandle, s: &RootStorage, network: Network) -> Field
         .nest("params", params_fields(&s.params))
         .list("worker_images", images(&s.registry.worker_images))
         .list("proxy_images", images(&s.registry.proxy_images))
+        .list("kms_images", images(&s.kms_images))
         .list("models", models)
         .list("proxies", proxies)
 }
@@ -258,6 +259,7 @@ async fn contracts(
             Fields::new()
                 .add("worker_images", s.registry.worker_images.len())
                 .add("proxy_images", s.registry.proxy_images.len())
+                .add("kms_images", s.kms_images.len())
                 .add("models", s.registry.models.len())
                 .add("proxies", s.registry.proxies.len()),
         );

@@ -53,14 +53,47 @@ impl TlsMode {
     }
 }
 
+/// Where a daemon's keys come from (see [`crate::keys`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySource {
+    /// `key_file` / `dev_key` (refused in `tdx` mode), or with neither a fresh boot key in memory.
+    #[default]
+    Local,
+    /// Released by a key service (`kms_url`) to this attested TD, whose boot key the operator's
+    /// wallet bound (`kms_binding_file`).
+    Kms,
+}
+
+impl KeySource {
+    /// The source's name as written in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Local => "local",
+            KeySource::Kms => "kms",
+        }
+    }
+}
+
 /// The `[tls]` config section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsSection {
     /// `tdx` (default), `simulated` or `dev-insecure`.
     pub mode: TlsMode,
+    /// `local` (default) or `kms`.
+    pub key_source: KeySource,
+    /// `key_source = "kms"`: the key service, `host:port` (mutual RA-TLS).
+    pub kms_url: String,
+    /// `key_source = "kms"`: where the operator puts its wallet's binding of this TD's boot key
+    /// (`cocoon kms bind --out`); the daemon writes the boot key to `<this file>.boot-key`.
+    pub kms_binding_file: String,
+    /// `key_source = "kms"`: how long to wait for the binding and the key service at start, ms
+    /// (0: the default, 10 minutes).
+    pub kms_wait_ms: u64,
     /// File holding this daemon's Ed25519 key as 64 hex characters (a 32-byte seed). Empty, with
-    /// `dev_key` empty too: a fresh key at every start.
+    /// `dev_key` empty too: a fresh key at every start. Refused in `tdx` mode (the operator can
+    /// read the file); INSECURE, simulated and dev-insecure modes only.
     pub key_file: String,
     /// The key inline, 64 hex characters (development only; refused in `tdx` mode).
     pub dev_key: String,
@@ -162,11 +195,51 @@ impl TlsSection {
         if !self.key_file.is_empty() && !self.dev_key.is_empty() {
             return Err(invalid("tls.key_file", "set key_file or dev_key, not both"));
         }
+        if self.mode == TlsMode::Tdx && !self.key_file.is_empty() {
+            return Err(invalid(
+                "tls.key_file",
+                "a key file is readable by the operator, so the TD's attestation would vouch for a                  key the operator holds; not allowed in tdx mode: use key_source = \"kms\" (a proxy) \
+                 or no key (a worker's boot key, made in the TD at start)",
+            ));
+        }
+        match self.key_source {
+            KeySource::Kms => {
+                if !self.key_file.is_empty() || !self.dev_key.is_empty() {
+                    return Err(invalid(
+                        "tls.key_source",
+                        "key_source = \"kms\" makes its own boot key: remove key_file / dev_key",
+                    ));
+                }
+                if self.kms_url.is_empty() {
+                    return Err(invalid(
+                        "tls.kms_url",
+                        "key_source = \"kms\" needs the key service's host:port",
+                    ));
+                }
+                if self.kms_binding_file.is_empty() {
+                    return Err(invalid(
+                        "tls.kms_binding_file",
+                        "key_source = \"kms\" needs the file the operator's binding is put in",
+                    ));
+                }
+            }
+            KeySource::Local => {
+                if !self.kms_url.is_empty()
+                    || !self.kms_binding_file.is_empty()
+                    || self.kms_wait_ms != 0
+                {
+                    return Err(invalid(
+                        "tls.kms_url",
+                        "kms_url, kms_binding_file and kms_wait_ms apply to key_source = \"kms\" only",
+                    ));
+                }
+            }
+        }
         if !self.dev_key.is_empty() {
             if self.mode == TlsMode::Tdx {
                 return Err(invalid(
                     "tls.dev_key",
-                    "an inline key is known outside the TEE; not allowed in tdx mode (use key_file or none)",
+                    "an inline key is known outside the TEE; not allowed in tdx mode (use key_source = \"kms\" or none)",
                 ));
             }
             if parse_seed(&self.dev_key).is_none() {
@@ -255,8 +328,15 @@ impl TlsSection {
         Ok(base.join("cocoon").join("collateral"))
     }
 
-    /// This daemon's key: from `key_file`, `dev_key`, or fresh.
+    /// This daemon's local key: from `key_file`, `dev_key`, or fresh (a boot key). With
+    /// `key_source = "kms"` the key comes from [`crate::keys::key_material`] instead.
     pub fn signing_key(&self) -> Result<SigningKey, TlsError> {
+        if self.key_source == KeySource::Kms {
+            return Err(TlsError::Certificate(
+                "key_source = \"kms\": the key comes from the key service (keys::key_material)"
+                    .into(),
+            ));
+        }
         if !self.key_file.is_empty() {
             return read_key_file(Path::new(&self.key_file));
         }
@@ -305,6 +385,21 @@ fn peer_policy_for_mode(
         Role::Worker | Role::Client => (
             att::Policy::strict(&[att::Role::Proxy], allowlist),
             att::Role::Proxy,
+        ),
+        // A key service serves attested proxies, workers and its replicas, and answers public
+        // questions (a released public key) to anyone.
+        Role::Kms => (
+            att::Policy::strict(
+                &[
+                    att::Role::Proxy,
+                    att::Role::Worker,
+                    att::Role::Kms,
+                    att::Role::Client,
+                ],
+                allowlist,
+            )
+            .accept_unattested(att::Role::Client),
+            att::Role::Kms,
         ),
     };
     let pinned = section
@@ -373,7 +468,11 @@ pub fn build_hop_tls_with_policy(
     section: &TlsSection,
     policy: att::Policy,
 ) -> Result<Arc<dyn HopTls>, TlsError> {
-    build_hop_tls_inner(role, section, policy, None)
+    section
+        .validate()
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let key = section.signing_key()?;
+    build_hop_tls_inner(role, section, policy, key, None)
 }
 
 /// As [`build_hop_tls`] for a daemon whose configuration was measured into `config_hash`
@@ -387,37 +486,58 @@ pub fn build_hop_tls_measured(
     allowlist: Arc<dyn att::ImageAllowlist>,
     config_hash: &[u8; 32],
 ) -> Result<Arc<dyn HopTls>, TlsError> {
+    section
+        .validate()
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
     let policy = peer_policy(role, section, allowlist)?;
-    build_hop_tls_inner(role, section, policy, Some(config_hash))
+    let key = section.signing_key()?;
+    build_hop_tls_inner(role, section, policy, key, Some(config_hash))
 }
 
-fn build_hop_tls_inner(
+/// As [`build_hop_tls`], presenting `keys` (from [`crate::keys::key_material`]), measured as
+/// [`build_hop_tls_measured`] when `config_hash` is given.
+pub fn build_hop_tls_keyed(
     role: Role,
     section: &TlsSection,
-    policy: att::Policy,
+    allowlist: Arc<dyn att::ImageAllowlist>,
+    keys: &crate::keys::KeyMaterial,
     config_hash: Option<&[u8; 32]>,
 ) -> Result<Arc<dyn HopTls>, TlsError> {
     section
         .validate()
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
-    let key = section.signing_key()?;
-    let mut extra = std::collections::BTreeMap::new();
-    if let Some(h) = config_hash {
-        extra.insert(att::claims::CONFIG_HASH_KEY.to_owned(), hex::encode(h));
-    }
-    let provider: Option<Arc<dyn att::QuoteProvider>> = match (section.mode, role) {
-        (TlsMode::DevInsecure, _) if extra.is_empty() => {
-            return Ok(Arc::new(RaTls::dev_insecure(role, key, policy)?));
-        }
-        (TlsMode::DevInsecure, _) => {
-            tracing::warn!(
-                ?role,
-                "INSECURE development TLS: no attestation, every peer is accepted as insecure"
-            );
-            None
-        }
-        // A client gateway has no TEE: it presents an unattested certificate.
-        (_, Role::Client) => None,
+    let policy = peer_policy(role, section, allowlist)?;
+    build_hop_tls_inner(role, section, policy, keys.signing.clone(), config_hash)
+}
+
+/// The TLS of a daemon of `role` presenting `key`, judging peers by `policy`.
+pub fn build_hop_tls_with_key(
+    role: Role,
+    section: &TlsSection,
+    policy: att::Policy,
+    key: SigningKey,
+) -> Result<Arc<dyn HopTls>, TlsError> {
+    build_hop_tls_inner(role, section, policy, key, None)
+}
+
+/// The quote provider of a daemon of `role` under `section`: `None` for a client gateway (no TEE)
+/// and in `dev-insecure` mode.
+pub fn quote_provider(
+    role: Role,
+    section: &TlsSection,
+) -> Result<Option<Arc<dyn att::QuoteProvider>>, TlsError> {
+    quote_provider_measured(role, section, None)
+}
+
+/// As [`quote_provider`]; in `simulated` mode with `config_hash` the simulated RTMR3 measures it
+/// (see [`build_hop_tls_measured`]).
+pub fn quote_provider_measured(
+    role: Role,
+    section: &TlsSection,
+    config_hash: Option<&[u8; 32]>,
+) -> Result<Option<Arc<dyn att::QuoteProvider>>, TlsError> {
+    Ok(match (section.mode, role) {
+        (TlsMode::DevInsecure, _) | (_, Role::Client) => None,
         (TlsMode::Simulated, _) => Some(match config_hash {
             Some(h) => Arc::new(att::provider::simulated::SimulatedProvider::with_config(
                 section.simulated_label(),
@@ -441,7 +561,30 @@ fn build_hop_tls_inner(
                 ))
             })?,
         ),
-    };
+    })
+}
+
+fn build_hop_tls_inner(
+    role: Role,
+    section: &TlsSection,
+    policy: att::Policy,
+    key: SigningKey,
+    config_hash: Option<&[u8; 32]>,
+) -> Result<Arc<dyn HopTls>, TlsError> {
+    let mut extra = std::collections::BTreeMap::new();
+    if let Some(h) = config_hash {
+        extra.insert(att::claims::CONFIG_HASH_KEY.to_owned(), hex::encode(h));
+    }
+    if section.mode == TlsMode::DevInsecure {
+        if extra.is_empty() {
+            return Ok(Arc::new(RaTls::dev_insecure(role, key, policy)?));
+        }
+        tracing::warn!(
+            ?role,
+            "INSECURE development TLS: no attestation, every peer is accepted as insecure"
+        );
+    }
+    let provider = quote_provider_measured(role, section, config_hash)?;
     if section.mode == TlsMode::Simulated {
         let image_hash = match config_hash {
             Some(h) => section.simulated_image_hash_measured(h),

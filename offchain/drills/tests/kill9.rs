@@ -185,9 +185,15 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     proxy.terminate();
 
-    let ledger = cocoon_proxy::store::Store::open(&store).expect("store reopens");
-    let client = ledger.client(&client_key).unwrap();
-    let rogue_account = ledger.client(&rogue_key).unwrap();
+    let storage_key =
+        cocoon_proxy::store::storage_key(&ed25519_dalek::SigningKey::from_bytes(&PROXY_SEED));
+    let ledger = cocoon_proxy::store::Store::open(&store, &storage_key).expect("store reopens");
+    let client = ledger
+        .client(&cocoon_proxy::chain::dev_escrow_id(&client_key))
+        .unwrap();
+    let rogue_account = ledger
+        .client(&cocoon_proxy::chain::dev_escrow_id(&rogue_key))
+        .unwrap();
     let earned = ledger.worker(&worker_key).unwrap();
     ledger.close().await;
 

@@ -451,7 +451,10 @@ async fn flush_journal(gateway: Arc<Gateway>) {
 
 /// Serves apps (plain HTTP/1.1 or HTTP/2 on loopback) until the gateway shuts down, then drains.
 async fn accept(gateway: Arc<Gateway>, listener: TcpListener) {
-    let options = ServeOptions::plain(HttpVersion::Auto);
+    let options = ServeOptions {
+        limits: gateway.config.limits.limits(),
+        ..ServeOptions::plain(HttpVersion::Auto)
+    };
     let shutdown = gateway.shutdown.clone();
     serve(listener, options, shutdown, move |_peer| {
         let gw = gateway.clone();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, BoxError, empty, full, json_response, read_limited};
+use cocoon_daemon::serve::{BodyReadError, read_request_body};
 use cocoon_protocol::api::{Endpoint, ParsedRequest, normalize_request};
 use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers, wire};
 use http_body_util::BodyExt;
@@ -320,9 +321,12 @@ async fn read_request(
         max_n: gw.config.max_n,
         ..Default::default()
     };
-    let body = read_limited(req.into_body(), limits.max_body_bytes)
+    let body = read_request_body(req, limits.max_body_bytes)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
+        .map_err(|e| match e {
+            BodyReadError::Timeout => ApiError::new(ErrorCode::Timeout, e.to_string()),
+            BodyReadError::Body(_) => ApiError::new(ErrorCode::InvalidJson, e.to_string()),
+        })?
         .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
     let (parsed, normalized) = normalize_request(endpoint, &body, &limits)?;
     let added_usage = parsed.stream && !parsed.include_usage;
@@ -362,10 +366,18 @@ async fn verify_whole(
     incoming: hyper::body::Incoming,
     exchange: &Exchange,
 ) -> Result<Response<Body>, ApiError> {
-    let collected = incoming
+    let max = gw.config.max_response_bytes;
+    let collected = http_body_util::Limited::new(incoming, max)
         .collect()
         .await
-        .map_err(|e| ApiError::new(ErrorCode::UpstreamFailed, format!("response cut: {e}")))?;
+        .map_err(|e| {
+            let why = if e.is::<http_body_util::LengthLimitError>() {
+                format!("response larger than max_response_bytes ({max} bytes): refused")
+            } else {
+                format!("response cut: {e}")
+            };
+            ApiError::new(ErrorCode::UpstreamFailed, why)
+        })?;
     let trailers = collected.trailers().cloned();
     let bytes = collected.to_bytes();
     let response_sha256: [u8; 32] = Sha256::digest(&bytes).into();

@@ -29,6 +29,7 @@ pub mod allowlist;
 mod binding;
 pub mod bootstrap;
 pub mod crosscheck;
+pub mod seal;
 mod settler;
 pub mod tx;
 mod view;
@@ -38,7 +39,9 @@ pub use settler::{
     CHARGE_VALUE, CLAIM_VALUE, MARKER_VALUE, OnchainSettler, SettleOptions, SettlementRecord,
 };
 pub use tx::Outcome;
-pub use view::{EscrowInfo, OnchainConfig, OnchainView, price_params};
+pub use view::{
+    BindingsFile, EscrowInfo, EscrowPhase, EscrowStatus, OnchainConfig, OnchainView, price_params,
+};
 
 /// Chain access failures.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,12 @@ pub enum OnchainError {
     /// A contract that must exist is not deployed.
     #[error("{0}: not deployed")]
     NotDeployed(String),
+    /// A contract holds a record of another series than the statement (never counted as applied).
+    #[error("{0}")]
+    SeriesMismatch(String),
+    /// Sealed state (the bindings file) failed authentication.
+    #[error(transparent)]
+    Sealed(#[from] crate::seal::SealError),
     /// A value does not fit where it must go.
     #[error("{0}")]
     Invalid(String),

@@ -248,12 +248,7 @@ async fn commit(ctx: ChargeContext, trailers: &HeaderMap) -> Option<HeaderMap> {
         }
     };
     // This task is never cancelled by the client: once the ledger has the charge, the metrics do too.
-    let outcome = match ctx
-        .proxy
-        .store
-        .charge(ctx.client, worker.identity.public_key, cost)
-        .await
-    {
+    let outcome = match crate::settle::charge(&ctx.proxy, &ctx.client, worker, cost).await {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "ledger commit failed; response not acknowledged");
@@ -270,7 +265,7 @@ async fn commit(ctx: ChargeContext, trailers: &HeaderMap) -> Option<HeaderMap> {
         &[],
     )
     .add(u64::try_from(cost.client).unwrap_or(u64::MAX));
-    crate::settle::maybe_settle(&ctx.proxy, ctx.client, worker.identity.public_key, &outcome);
+    crate::settle::maybe_settle(&ctx.proxy, &ctx.client, worker, &outcome);
     let mut out = HeaderMap::new();
     out.insert(headers::RECEIPT, raw.clone());
     if let Ok(v) = hyper::header::HeaderValue::from_str(&cost.client.to_string()) {

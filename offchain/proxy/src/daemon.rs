@@ -2,7 +2,8 @@
 //! `cocoon proxy run` and in-process networks (`cocoon-localnet`, tests) run it, and [`run`] is the
 //! binary's whole life.
 //!
-//! TLS from `[tls]` (`cocoon_daemon::tls_config`), peers' images checked against the root contract's
+//! Keys from `cocoon_daemon::keys::key_material` (a key service's `P` and `S` with
+//! `tls.key_source = "kms"`, required in `tdx` mode), TLS from `[tls]` (`cocoon_daemon::tls_config`), peers' images checked against the root contract's
 //! allowlist, the chain view and settler from `[chain]`, the admin endpoint; everything is validated
 //! and the chain read before any port is bound. Without a chain only an explicit development mode
 //! runs (`--dev-client-credit`, which admits any client: INSECURE).
@@ -15,11 +16,12 @@ use anyhow::Context;
 use cocoon_attestation as att;
 use cocoon_daemon::admin::AdminEndpoint;
 use cocoon_daemon::config::{Sources, load};
+use cocoon_daemon::keys::{KmsContext, key_material};
 use cocoon_daemon::launch::{Daemon, DaemonArgs, effective_tls, identity_banner};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::os_signal;
 use cocoon_daemon::tls::{HopTls, Role};
-use cocoon_daemon::tls_config::{TlsMode, TlsSection, build_hop_tls};
+use cocoon_daemon::tls_config::{TlsMode, TlsSection, build_hop_tls, build_hop_tls_keyed};
 use cocoon_onchain::allowlist::{RootAllowlist, registered_proxies};
 use cocoon_onchain::{OnchainConfig, OnchainSettler, OnchainView};
 use cocoon_protocol::PriceParams;
@@ -213,7 +215,18 @@ async fn build_on_chain(
     allowlist.refresh().await.context(
         "reading the root's image allowlist (is chain.root right and the API reachable?)",
     )?;
-    let tls = build_hop_tls(Role::Proxy, tls_section, allowlist.clone())
+    // The one key seam: a key service's P and S in a TD (key_source = "kms"), a local key in
+    // development. `keys.storage` is the key the ledger's sealing derives from.
+    let kms = KmsContext {
+        root: root.clone(),
+        wallet: operator.clone(),
+        allowlist: allowlist.clone(),
+        config_hash: None,
+    };
+    let keys = key_material(Role::Proxy, tls_section, Some(&kms))
+        .await
+        .context("getting the proxy's keys")?;
+    let tls = build_hop_tls_keyed(Role::Proxy, tls_section, allowlist.clone(), &keys, None)
         .context("building the proxy's TLS")?;
     check_dev_switches(chain, tls_section)?;
     let view = OnchainView::load(
@@ -224,7 +237,10 @@ async fn build_on_chain(
             refresh: chain.refresh(),
             allow_unattested: chain.allow_unattested,
             binding: chain.bind_policy(),
-            bindings_path: Some(format!("{}.bindings", config.store_path).into()),
+            bindings: Some(cocoon_onchain::BindingsFile {
+                path: format!("{}.bindings", config.store_path).into(),
+                key: crate::store::storage_key(tls.signing_key()),
+            }),
         },
     )
     .await

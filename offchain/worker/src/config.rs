@@ -1,6 +1,7 @@
 //! Worker configuration.
 
 use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_daemon::serve::LimitsSection;
 use cocoon_daemon::tls_config::TlsSection;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,12 @@ pub struct WorkerConfig {
     pub capacity: u32,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Largest non-streamed engine response, bytes: the worker holds it whole to read its usage;
+    /// a larger one is cut with an error, without a receipt (nothing is charged).
+    pub max_response_bytes: usize,
+    /// Limits of the connections the worker serves proxies on (`cocoon_daemon::serve::LimitsSection`:
+    /// TLS handshake and body-read timeouts, HTTP/2 streams per connection).
+    pub limits: LimitsSection,
     /// Delay before redialing a proxy, ms.
     pub reconnect_ms: u64,
     /// Admin endpoint (`/metrics`, `/healthz`, `/status`), `host:port`.
@@ -58,6 +65,8 @@ impl Default for WorkerConfig {
             coefficient: 1000,
             capacity: 16,
             max_body_bytes: 1 << 20,
+            max_response_bytes: 64 << 20,
+            limits: LimitsSection::default(),
             reconnect_ms: 1000,
             admin_listen: "127.0.0.1:9102".into(),
             dev_key: String::new(),
@@ -104,6 +113,13 @@ impl Validate for WorkerConfig {
             });
         }
         self.model_hash_bytes()?;
+        self.limits.validate()?;
+        if self.max_response_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "max_response_bytes",
+                message: "at least 1024".into(),
+            });
+        }
         if self.coefficient == 0 {
             return Err(ConfigError::Invalid {
                 field: "coefficient",

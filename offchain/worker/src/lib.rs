@@ -29,7 +29,7 @@ use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::Shutdown;
 use cocoon_daemon::tls::{HopTls, next_recheck, peer_certificate};
 use cocoon_protocol::PriceParams;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::task::JoinSet;
 
 pub use config::WorkerConfig;
@@ -367,7 +367,19 @@ async fn connect_once(
     tcp.set_nodelay(true)?;
     let connector = tokio_rustls::TlsConnector::from(tls.client_config());
     let name = rustls::pki_types::ServerName::try_from("proxy.cocoon.invalid")?;
-    let stream = connector.connect(name, tcp).await?;
+    let mut limits = service.state.config.limits.limits();
+    // The proxy may open as many streams as the worker announces capacity (more are refused
+    // with 503 by the worker itself).
+    limits.max_concurrent_streams = limits
+        .max_concurrent_streams
+        .map(|n| n.max(service.state.config.capacity));
+    let handshake = connector.connect(name, tcp);
+    let stream = match limits.tls_handshake_timeout {
+        Some(t) => tokio::time::timeout(t, handshake)
+            .await
+            .map_err(|_| "TLS handshake with the proxy timed out")??,
+        None => handshake.await?,
+    };
     let peer = tls
         .peer_identity(stream.get_ref().1)
         .ok_or("proxy presented no identity")?;
@@ -388,8 +400,12 @@ async fn connect_once(
         }
     };
     tokio::pin!(recheck);
-    let svc = hyper::service::service_fn(move |req| service.clone().handle(req));
-    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+    let svc = hyper::service::service_fn(move |mut req| {
+        limits.stamp(&mut req);
+        service.clone().handle(req)
+    });
+    let conn = limits
+        .http2_server()
         .serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     tokio::select! {

@@ -4,7 +4,7 @@
 //! ```text
 //! version: u8 = 2 (1: without the validity fields)
 //! then fields, each `tag: u8, len: u16, value[len]`, in this order:
-//!   1 role        len 1   (1 client, 2 proxy, 3 worker)
+//!   1 role        len 1   (1 client, 2 proxy, 3 worker, 4 kms)
 //!   2 public_key  len 32  (Ed25519, the certificate's key)
 //!   3 issued_at   len 8   (unix seconds)
 //!   5 not_before  len 8   (unix seconds; version 2 only: the certificate's notBefore)
@@ -42,6 +42,8 @@ pub enum Role {
     Proxy,
     /// A worker: serves inference next to an engine.
     Worker,
+    /// A key service: holds the network's master key and releases derived keys to attested TDs.
+    Kms,
 }
 
 impl Role {
@@ -51,6 +53,7 @@ impl Role {
             Role::Client => 1,
             Role::Proxy => 2,
             Role::Worker => 3,
+            Role::Kms => 4,
         }
     }
 
@@ -60,16 +63,18 @@ impl Role {
             1 => Some(Role::Client),
             2 => Some(Role::Proxy),
             3 => Some(Role::Worker),
+            4 => Some(Role::Kms),
             _ => None,
         }
     }
 
-    /// Lower-case name (`client`, `proxy`, `worker`).
+    /// Lower-case name (`client`, `proxy`, `worker`, `kms`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Client => "client",
             Role::Proxy => "proxy",
             Role::Worker => "worker",
+            Role::Kms => "kms",
         }
     }
 }
@@ -87,6 +92,7 @@ impl std::str::FromStr for Role {
             "client" => Ok(Role::Client),
             "proxy" => Ok(Role::Proxy),
             "worker" => Ok(Role::Worker),
+            "kms" => Ok(Role::Kms),
             other => Err(AttestError::MalformedClaims(format!(
                 "unknown role {other:?}"
             ))),

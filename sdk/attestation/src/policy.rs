@@ -373,7 +373,7 @@ impl Policy {
     /// [`InsecureMode::Unverified`]). Pin keys with [`Policy::expect_peer_keys`] if needed.
     pub fn dev_insecure() -> Self {
         let mut policy = Policy::strict(
-            &[Role::Client, Role::Proxy, Role::Worker],
+            &[Role::Client, Role::Proxy, Role::Worker, Role::Kms],
             Arc::new(InMemoryAllowlist::new()),
         );
         policy.insecure = InsecureMode::Unverified;

@@ -15,7 +15,7 @@ pub fn is_sane_request_id(id: &str) -> bool {
 }
 
 /// Which records go into a bundle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selection {
     /// Lowest record id (inclusive).
     pub from: Option<u64>,
@@ -28,18 +28,6 @@ pub struct Selection {
     /// Carry the request and response bytes (otherwise hashes only). Off unless asked for
     /// (`bodies=1`): the bytes are every prompt and answer.
     pub include_bodies: bool,
-}
-
-impl Default for Selection {
-    fn default() -> Self {
-        Selection {
-            from: None,
-            to: None,
-            last: None,
-            request_id: None,
-            include_bodies: false,
-        }
-    }
 }
 
 /// Why a bundle query was refused (the message is shown to the caller as is).
