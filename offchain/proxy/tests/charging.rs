@@ -16,7 +16,7 @@ use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::HopTls;
 use cocoon_protocol::{Coefficient, PriceParams, SignedReceipt, headers};
 use cocoon_testkit::rogue_client::{RogueConn, RogueExchange};
-use cocoon_testkit::roles::proxy::ProxyConfig;
+use cocoon_testkit::roles::proxy::{ChainView, ProxyConfig};
 use cocoon_testkit::roles::worker::{self, WorkerConfig, WorkerHandle};
 use cocoon_testkit::{HOLD_WORD, MemoryNetwork, TlsKit, wait, worker_config};
 
@@ -84,8 +84,7 @@ impl Bench {
             .net
             .proxy()
             .proxy
-            .store
-            .client(&self.net.client_key)
+            .client_ledger(&self.net.client_key)
             .unwrap();
         (a.charged, a.seqno)
     }
@@ -415,8 +414,11 @@ async fn a_graceful_shutdown_waits_for_the_charge_of_a_stream_whose_client_left(
     shutdown.await.unwrap();
     let (receipted, receipts) = b.receipted();
     assert_eq!(receipts, 1);
-    let ledger = cocoon_testkit::roles::proxy::store::Store::open(&store_path).unwrap();
-    let account = ledger.client(&b.net.client_key).unwrap();
+    let store = &cocoon_testkit::roles::proxy::store::Store::open;
+    let key = cocoon_testkit::roles::proxy::store::storage_key(b.net.proxy_tls.signing_key());
+    let ledger = store(&store_path, &key).unwrap();
+    let escrow = b.net.chain.client_account(&b.net.client_key).unwrap();
+    let account = ledger.client(&escrow).unwrap();
     ledger.close().await;
     assert_eq!(
         (account.charged, account.seqno),
