@@ -100,9 +100,15 @@ impl ProxyHandle {
         self.proxy.shutdown.trigger();
         // The accept loops end once their connections have closed gracefully (streams finished,
         // trailers flushed); whatever is still running after `grace` is cut.
+        let started = tokio::time::Instant::now();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, drain).await.is_err() {
             tracing::warn!("shutdown grace period over; cutting the remaining streams");
+        }
+        // A worker's stream whose client left still runs to its receipt and commits it.
+        let left = grace.saturating_sub(started.elapsed());
+        if !self.proxy.shutdown.drained(left).await {
+            tracing::warn!("shutdown grace period over; uncommitted responses are not charged");
         }
         self.stop().await;
     }

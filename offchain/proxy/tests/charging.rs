@@ -16,7 +16,7 @@ use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::tls::HopTls;
 use cocoon_protocol::{Coefficient, PriceParams, SignedReceipt, headers};
 use cocoon_testkit::rogue_client::{RogueConn, RogueExchange};
-use cocoon_testkit::roles::proxy::ProxyConfig;
+use cocoon_testkit::roles::proxy::{ChainView, ProxyConfig};
 use cocoon_testkit::roles::worker::{self, WorkerConfig, WorkerHandle};
 use cocoon_testkit::{HOLD_WORD, MemoryNetwork, TlsKit, wait, worker_config};
 
@@ -84,8 +84,7 @@ impl Bench {
             .net
             .proxy()
             .proxy
-            .store
-            .client(&cocoon_proxy::chain::dev_escrow_id(&self.net.client_key))
+            .client_ledger(&self.net.client_key)
             .unwrap();
         (a.charged, a.seqno)
     }
@@ -394,6 +393,38 @@ async fn the_clients_own_timeout_ends_its_side_only_and_the_answer_is_charged() 
     assert_eq!(b.wait_charged(receipted).await, receipted);
     assert_eq!(b.ledger().1, 1);
     b.assert_metrics_match_ledger();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_waits_for_the_charge_of_a_stream_whose_client_left() {
+    let mut b = bench().await;
+    let body = serde_json::json!({"model": b.net.model, "stream": true, "max_tokens": 8,
+        "messages": [{"role": "user", "content": format!("a {HOLD_WORD} b c")}]})
+    .to_string();
+    let mut conn = b.connect(None).await;
+    let mut ex = conn.post("/v1/chat/completions", &body).await;
+    assert!(!ex.read_until(|seen| !seen.is_empty()).await.is_empty());
+    drop(ex);
+    conn.0.cut();
+    let proxy = b.net.proxy.take().unwrap();
+    let store_path = std::path::PathBuf::from(&b.net.proxy_config.store_path);
+    let shutdown = tokio::spawn(proxy.shutdown(Duration::from_secs(10)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.net.engine.release();
+    shutdown.await.unwrap();
+    let (receipted, receipts) = b.receipted();
+    assert_eq!(receipts, 1);
+    let store = &cocoon_testkit::roles::proxy::store::Store::open;
+    let key = cocoon_testkit::roles::proxy::store::storage_key(b.net.proxy_tls.signing_key());
+    let ledger = store(&store_path, &key).unwrap();
+    let escrow = b.net.chain.client_account(&b.net.client_key).unwrap();
+    let account = ledger.client(&escrow).unwrap();
+    ledger.close().await;
+    assert_eq!(
+        (account.charged, account.seqno),
+        (u128::from(receipted), 1),
+        "committed before the proxy stopped"
+    );
 }
 
 /// An engine that answers every chat completion with a usage far above what was asked.
