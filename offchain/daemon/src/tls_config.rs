@@ -699,6 +699,113 @@ mod tests {
     }
 
     #[test]
+    fn tdx_mode_refuses_key_files_and_inline_keys_and_kms_needs_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "22".repeat(32)).unwrap();
+        let collateral = att::fixtures_dir()
+            .join("cocoon-tdx-quote.collateral.json")
+            .display()
+            .to_string();
+        let tdx = TlsSection {
+            mode: TlsMode::Tdx,
+            collateral_file: collateral,
+            ..Default::default()
+        };
+        let with_file = TlsSection {
+            key_file: path.display().to_string(),
+            ..tdx.clone()
+        };
+        let err = with_file.validate().unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { field: "tls.key_file", message } if message.contains("tdx")),
+            "{err}"
+        );
+        let with_dev = TlsSection {
+            dev_key: "22".repeat(32),
+            ..tdx.clone()
+        };
+        assert!(matches!(
+            with_dev.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.dev_key",
+                ..
+            })
+        ));
+        // The same file in simulated mode is accepted (and labelled INSECURE where it is read).
+        let simulated = TlsSection {
+            mode: TlsMode::Simulated,
+            key_file: path.display().to_string(),
+            ..Default::default()
+        };
+        assert!(simulated.validate().is_ok());
+        // A boot key (neither) is fine in tdx mode.
+        tdx.validate()
+            .expect("fixture collateral (set COCOON_FIXTURES_DIR?)");
+        // key_source = "kms" needs the service and the binding file, and takes no local key.
+        let kms = TlsSection {
+            key_source: KeySource::Kms,
+            ..tdx.clone()
+        };
+        assert!(matches!(
+            kms.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.kms_url",
+                ..
+            })
+        ));
+        let kms = TlsSection {
+            kms_url: "127.0.0.1:7400".into(),
+            kms_binding_file: dir.path().join("b").display().to_string(),
+            ..kms
+        };
+        kms.validate().unwrap();
+        assert!(kms.signing_key().is_err(), "the key comes from the service");
+        let kms_with_file = TlsSection {
+            mode: TlsMode::Simulated,
+            collateral_file: String::new(),
+            key_file: path.display().to_string(),
+            ..kms
+        };
+        assert!(matches!(
+            kms_with_file.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.key_source",
+                ..
+            })
+        ));
+        let stray = TlsSection {
+            kms_url: "127.0.0.1:7400".into(),
+            ..TlsSection::with_mode(TlsMode::Simulated)
+        };
+        assert!(
+            stray.validate().is_err(),
+            "kms_url without key_source = kms"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tdx_proxy_gets_no_local_key() {
+        let section = TlsSection {
+            mode: TlsMode::Tdx,
+            collateral_file: att::fixtures_dir()
+                .join("cocoon-tdx-quote.collateral.json")
+                .display()
+                .to_string(),
+            ..Default::default()
+        };
+        let err = crate::keys::key_material(Role::Proxy, &section, None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("key service"), "{err}");
+        // A worker's boot key is made here, in memory.
+        let keys = crate::keys::key_material(Role::Worker, &section, None)
+            .await
+            .unwrap();
+        assert_eq!(keys.origin, crate::keys::KeyOrigin::Boot);
+    }
+
+    #[test]
     fn mode_names_round_trip_through_toml() {
         for mode in [TlsMode::Tdx, TlsMode::Simulated, TlsMode::DevInsecure] {
             let text = format!("mode = \"{}\"\n", mode.as_str());
