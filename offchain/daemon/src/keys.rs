@@ -393,7 +393,7 @@ pub async fn key_material_within(
     wait: Duration,
 ) -> Result<KeyMaterial, KeyError> {
     section
-        .validate()
+        .validate_for(role)
         .map_err(|e| KeyError::Config(e.to_string()))?;
     match section.key_source {
         KeySource::Local => local_keys(role, section),

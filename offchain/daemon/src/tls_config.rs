@@ -161,13 +161,6 @@ impl TlsSection {
         if !self.key_file.is_empty() && !self.dev_key.is_empty() {
             return Err(invalid("tls.key_file", "set key_file or dev_key, not both"));
         }
-        if self.mode == TlsMode::Tdx && !self.key_file.is_empty() {
-            return Err(invalid(
-                "tls.key_file",
-                "a key file is readable by the operator, so the TD's attestation would vouch for a                  key the operator holds; not allowed in tdx mode: use key_source = \"kms\" (a proxy) \
-                 or no key (a worker's boot key, made in the TD at start)",
-            ));
-        }
         match self.key_source {
             KeySource::Kms => {
                 if !self.key_file.is_empty() || !self.dev_key.is_empty() {
@@ -254,6 +247,22 @@ impl TlsSection {
             return Err(invalid(
                 "tls.image_label",
                 "image_label applies to simulated mode only",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`TlsSection::validate`] for a daemon of `role`: a TD (proxy, worker, key service) in `tdx`
+    /// mode refuses `key_file` (the operator could read the key its quote vouches for); a client
+    /// gateway, which has no TEE, may keep its escrow's client key in a file.
+    pub fn validate_for(&self, role: Role) -> Result<(), ConfigError> {
+        self.validate()?;
+        if role != Role::Client && self.mode == TlsMode::Tdx && !self.key_file.is_empty() {
+            return Err(invalid(
+                "tls.key_file",
+                "a key file is readable by the operator, so the TD's attestation would vouch for \
+                 a key the operator holds; not allowed in tdx mode: use key_source = \"kms\" (a \
+                 proxy) or no key (a worker's boot key, made in the TD at start)",
             ));
         }
         Ok(())
@@ -394,7 +403,7 @@ pub fn build_hop_tls_with_policy(
     policy: att::Policy,
 ) -> Result<Arc<dyn HopTls>, TlsError> {
     section
-        .validate()
+        .validate_for(role)
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
     let key = section.signing_key()?;
     build_hop_tls_with_key(role, section, policy, key)
@@ -408,7 +417,7 @@ pub fn build_hop_tls_keyed(
     keys: &crate::keys::KeyMaterial,
 ) -> Result<Arc<dyn HopTls>, TlsError> {
     section
-        .validate()
+        .validate_for(role)
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
     let policy = peer_policy(role, section, allowlist)?;
     build_hop_tls_with_key(role, section, policy, keys.signing.clone())
@@ -716,11 +725,20 @@ mod tests {
             key_file: path.display().to_string(),
             ..tdx.clone()
         };
-        let err = with_file.validate().unwrap_err();
-        assert!(
-            matches!(&err, ConfigError::Invalid { field: "tls.key_file", message } if message.contains("tdx")),
-            "{err}"
-        );
+        for role in [Role::Proxy, Role::Worker, Role::Kms] {
+            let err = with_file.validate_for(role).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { field: "tls.key_file", message } if message.contains("tdx")),
+                "{err}"
+            );
+            let built = build_hop_tls(role, &with_file, empty());
+            assert!(
+                built.is_err(),
+                "{role}: a key file is refused when building too"
+            );
+        }
+        // A client gateway has no TEE: its escrow's client key may live in a file.
+        with_file.validate_for(Role::Client).unwrap();
         let with_dev = TlsSection {
             dev_key: "22".repeat(32),
             ..tdx.clone()
@@ -738,7 +756,7 @@ mod tests {
             key_file: path.display().to_string(),
             ..Default::default()
         };
-        assert!(simulated.validate().is_ok());
+        assert!(simulated.validate_for(Role::Proxy).is_ok());
         // A boot key (neither) is fine in tdx mode.
         tdx.validate()
             .expect("fixture collateral (set COCOON_FIXTURES_DIR?)");

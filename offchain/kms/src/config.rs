@@ -83,7 +83,7 @@ impl Validate for KmsConfig {
                 return Err(invalid(field, "must be ip:port"));
             }
         }
-        self.tls.validate()?;
+        self.tls.validate_for(cocoon_daemon::tls::Role::Kms)?;
         if self.tls.mode == TlsMode::DevInsecure {
             return Err(invalid(
                 "tls.mode",

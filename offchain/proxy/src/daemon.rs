@@ -306,7 +306,7 @@ async fn build_without_chain(
 /// listeners, admin endpoint) and starts serving.
 pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<ProxyDaemon> {
     let tls_section = tls_section(&config, options);
-    tls_section.validate().context("[tls]")?;
+    tls_section.validate_for(Role::Proxy).context("[tls]")?;
     config.chain.validate().context("[chain]")?;
     config.validate_serving().context("proxy configuration")?;
     let registry = Registry::new();
