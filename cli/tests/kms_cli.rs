@@ -3,6 +3,8 @@
 //! and `kms bind` writes a binding signed by the keystore wallet that the key service accepts for
 //! the TD holding that boot key (and nothing else).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 

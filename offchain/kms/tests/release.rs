@@ -3,6 +3,8 @@
 //! Every TD here is simulated (software quotes): the allowlists are the root's, read from the
 //! devnet, and the boot-key bindings are signed by operator wallet keys.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
