@@ -39,9 +39,9 @@ enum AuditCommand {
     },
     /// The network as the root defines it: owner, parameters, image hashes, models, proxies.
     Network,
-    /// Verify a proof bundle offline and list every check (the same verification as `cocoon
+    /// Verify a proof bundle and list every check (the same verification as `cocoon
     /// receipt verify`). Exit 9 if anything fails, 10 if the attestation is simulated or absent
-    /// (unless --allow-insecure). Needs no chain.
+    /// (unless --allow-insecure). Reads the root's image allowlist unless --image is given.
     Receipt(receipt::VerifyArgs),
     /// Run the attested TLS 1.3 handshake with HOST:PORT and report what was verified (the same
     /// check as `cocoon attest endpoint`). Needs no chain.
@@ -57,7 +57,9 @@ enum AuditCommand {
 pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
     let json = args.out.json;
     match args.command {
-        AuditCommand::Receipt(a) => return receipt::verify(&a, json, receipt::Style::Audit),
+        AuditCommand::Receipt(a) => {
+            return receipt::verify(global, &a, json, receipt::Style::Audit);
+        }
         AuditCommand::Endpoint(a) => return attest::run_endpoint(a, json),
         AuditCommand::Image(a) => return crate::image::run_audit(global, &global.root, a, json),
         AuditCommand::Network | AuditCommand::Contracts { .. } => {}

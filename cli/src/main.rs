@@ -102,7 +102,7 @@ fn main() -> ExitCode {
         Command::Kms(args) => kms::run(&global, args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args),
-        Command::Receipt(args) => receipt::run(args),
+        Command::Receipt(args) => receipt::run(&global, args),
         Command::Image(args) => image::run(args),
     };
     exit::report(result)

@@ -266,7 +266,8 @@ async fn walkthrough_deploy_govern_stake_escrow_claim_audit() {
     assert_eq!(e["client_key"], serde_json::Value::Null, "no key named yet");
     // the gateway's key: named from its key file, then rotated to another by hex
     let gateway_key = env.dir.path().join("gateway.key");
-    std::fs::write(&gateway_key, "44".repeat(32)).expect("key file");
+    cocoon_daemon::secret_file::write_private(&gateway_key, "44".repeat(32).as_bytes())
+        .expect("key file");
     let gateway_pub = hex::encode(
         ed25519_dalek::SigningKey::from_bytes(&[0x44; 32])
             .verifying_key()

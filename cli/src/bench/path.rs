@@ -134,8 +134,7 @@ pub(crate) async fn measure(plan: PathPlan) -> Result<(serde_json::Map<String, V
     let account = net
         .proxy()
         .proxy
-        .store
-        .client(&net.client_key)
+        .client_ledger(&net.client_key)
         .context("reading the bench client's ledger")?;
     if account.seqno == 0 {
         bail!("the proxy recorded no charge during the path bench");

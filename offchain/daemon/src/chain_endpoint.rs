@@ -31,6 +31,10 @@ pub struct ChainEndpoint {
     /// `mainnet` or `testnet`: wallet ids and address flags.
     #[serde(with = "network_name")]
     pub network: Network,
+    /// A second, independent toncenter-v2 API (empty: none). When set, every read of contract
+    /// state (which decides admission and allowlists) is made through both and a disagreement is
+    /// refused with a logged reason (`cocoon_onchain::crosscheck`). Sends go to `api_url` only.
+    pub cross_check_url: String,
 }
 
 impl Default for ChainEndpoint {
@@ -41,6 +45,7 @@ impl Default for ChainEndpoint {
             api_key_env: String::new(),
             api_key_file: String::new(),
             network: Network::Mainnet,
+            cross_check_url: String::new(),
         }
     }
 }
@@ -65,12 +70,35 @@ impl ChainEndpoint {
         if !(self.api_url.starts_with("http://") || self.api_url.starts_with("https://")) {
             return Err(invalid("chain.api_url", "must be an http(s) URL"));
         }
+        if !self.cross_check_url.is_empty() {
+            if !(self.cross_check_url.starts_with("http://")
+                || self.cross_check_url.starts_with("https://"))
+            {
+                return Err(invalid("chain.cross_check_url", "must be an http(s) URL"));
+            }
+            if self.cross_check_url.trim_end_matches('/') == self.api_url.trim_end_matches('/') {
+                return Err(invalid(
+                    "chain.cross_check_url",
+                    "must be another provider than api_url",
+                ));
+            }
+        }
         let sources = [&self.api_key, &self.api_key_env, &self.api_key_file];
         if sources.iter().filter(|s| !s.is_empty()).count() > 1 {
             return Err(invalid(
                 "chain.api_key_env",
                 "set at most one of api_key, api_key_env, api_key_file",
             ));
+        }
+        Ok(())
+    }
+
+    /// The real-TEE rule for chain endpoints (`tls.mode = "tdx"`): `api_url` and `cross_check_url`
+    /// (when set) are `https://` (`crate::measured::require_https`).
+    pub fn require_https(&self) -> Result<(), ConfigError> {
+        crate::measured::require_https("chain.api_url", &self.api_url)?;
+        if !self.cross_check_url.is_empty() {
+            crate::measured::require_https("chain.cross_check_url", &self.cross_check_url)?;
         }
         Ok(())
     }
@@ -102,10 +130,27 @@ impl ChainEndpoint {
         Ok(config)
     }
 
-    /// The chain client every role reads and sends through.
+    /// The chain client every role reads and sends through; with `cross_check_url`, contract-state
+    /// reads are cross-checked against that second provider
+    /// ([`cocoon_onchain::crosscheck::CrossCheckedClient`]).
     pub fn client(&self) -> Result<Arc<dyn TonClient>, ChainClientError> {
-        let client = HttpTonClient::new(self.client_config()?)?;
-        Ok(Arc::new(client))
+        let client: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(self.client_config()?)?);
+        if self.cross_check_url.is_empty() {
+            return Ok(client);
+        }
+        let mut second = TonClientConfig::new(self.cross_check_url.clone());
+        if self.cross_check_url.contains("toncenter.com") {
+            second.min_interval = Some(TONCENTER_KEYLESS_INTERVAL);
+        }
+        let second: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(second)?);
+        tracing::info!(
+            primary = %self.api_url,
+            cross_check = %self.cross_check_url,
+            "contract-state reads are cross-checked against a second provider"
+        );
+        Ok(Arc::new(
+            cocoon_onchain::crosscheck::CrossCheckedClient::new(client, second),
+        ))
     }
 }
 
@@ -169,21 +214,24 @@ impl WalletKey {
     /// Reads the key and builds the wallet.
     pub fn wallet(&self) -> Result<Wallet, ConfigError> {
         let field = self.field;
+        // Key and mnemonic files: owner-only (refused when group or others may read them), read
+        // into buffers that are wiped when dropped.
         let read = |path: &str| {
-            std::fs::read_to_string(path).map_err(|e| invalid(field, format!("{path}: {e}")))
+            crate::secret_file::read_secret(std::path::Path::new(path))
+                .map_err(|e| invalid(field, e.to_string()))
         };
         let wallet = match &self.source {
             KeySource::MnemonicEnv(var) => {
-                let phrase = std::env::var(var).map_err(|_| {
+                let phrase = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
                     invalid(field, format!("environment variable {var} is not set"))
-                })?;
+                })?);
                 self.mnemonic_wallet(&phrase)
             }
             KeySource::MnemonicFile(path) => self.mnemonic_wallet(&read(path)?),
             KeySource::SeedFile(path) => {
                 let text = read(path)?;
-                let mut seed = [0u8; 32];
-                hex::decode_to_slice(text.trim(), &mut seed)
+                let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+                hex::decode_to_slice(text.trim(), seed.as_mut())
                     .map_err(|_| invalid(field, format!("{path}: 64 hex digits")))?;
                 wallet_for_seed(&seed, self.version, self.network)
             }
@@ -212,7 +260,8 @@ impl WalletKey {
     }
 
     fn mnemonic_wallet(&self, phrase: &str) -> Result<Wallet, TonError> {
-        let phrase = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+        let phrase =
+            zeroize::Zeroizing::new(phrase.split_whitespace().collect::<Vec<_>>().join(" "));
         Wallet::from_mnemonic(&phrase, self.version, self.network)
     }
 }
@@ -225,6 +274,8 @@ pub fn wallet_for_seed(
 ) -> Result<Wallet, TonError> {
     let key = ed25519_dalek::SigningKey::from_bytes(seed);
     let public = key.verifying_key().to_bytes().to_vec();
+    // The wallet's key pair takes its own copy of the secret (cocoon-ton's type); the seed-derived
+    // signing key is wiped on drop (ed25519-dalek zeroizes it).
     let mut secret = key.to_bytes().to_vec();
     secret.extend_from_slice(&public);
     let pair = KeyPair {
@@ -333,7 +384,7 @@ mod tests {
     fn a_seed_file_makes_the_wallet_of_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seed");
-        std::fs::write(&path, hex::encode([7u8; 32])).unwrap();
+        crate::secret_file::write_private(&path, hex::encode([7u8; 32]).as_bytes()).unwrap();
         let key = WalletKey {
             version: WalletVersion::V4R2,
             network: Network::Testnet,
@@ -354,7 +405,19 @@ mod tests {
                 other.map(|w| w.address_friendly())
             ),
         }
-        std::fs::write(&path, "not hex").unwrap();
+        crate::secret_file::write_private(&path, b"not hex").unwrap();
         assert!(key.wallet().is_err());
+        // A seed file others can read is refused, naming the fix.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            crate::secret_file::write_private(&path, hex::encode([7u8; 32]).as_bytes()).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = match key.wallet() {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("a world-readable seed file was used"),
+            };
+            assert!(e.contains("chmod 600"), "{e}");
+        }
     }
 }

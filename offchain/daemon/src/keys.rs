@@ -33,7 +33,7 @@ use thiserror::Error;
 
 use crate::ra_tls::RaTls;
 use crate::tls::{HopTls, Role};
-use crate::tls_config::{KeySource, TlsMode, TlsSection, quote_provider};
+use crate::tls_config::{KeySource, TlsMode, TlsSection, quote_provider_measured};
 
 /// `POST`: an attested TD asks for its keys ([`KeyRequest`] → [`KeyAnswer`]).
 pub const KMS_KEYS_PATH: &str = "/cocoon/v1/kms/keys";
@@ -359,6 +359,9 @@ pub struct KmsContext {
     pub wallet: TonAddress,
     /// The key-service images this daemon accepts (the root's `kms` allowlist).
     pub allowlist: Arc<dyn att::ImageAllowlist>,
+    /// The daemon's measured configuration hash, when it has one: the boot key's quote carries
+    /// it (in `simulated` mode its RTMR3 measures it), so the key service sees the measured image.
+    pub config_hash: Option<[u8; 32]>,
 }
 
 /// Where a daemon waiting for its binding writes its boot key: `<kms_binding_file>.boot-key`.
@@ -451,6 +454,17 @@ pub fn kms_client_tls(
     boot: SigningKey,
     allowlist: Arc<dyn att::ImageAllowlist>,
 ) -> Result<RaTls, KeyError> {
+    kms_client_tls_measured(role, section, boot, allowlist, None)
+}
+
+/// As [`kms_client_tls`], the boot key quoted with the measured `config_hash`.
+pub fn kms_client_tls_measured(
+    role: Role,
+    section: &TlsSection,
+    boot: SigningKey,
+    allowlist: Arc<dyn att::ImageAllowlist>,
+    config_hash: Option<&[u8; 32]>,
+) -> Result<RaTls, KeyError> {
     let tls = |e: crate::tls::TlsError| KeyError::Tls(e.to_string());
     match section.mode {
         TlsMode::DevInsecure => {
@@ -461,8 +475,12 @@ pub fn kms_client_tls(
                 crate::tls_config::peer_policy(role, section, allowlist).map_err(tls)?;
             policy.allowed_roles = vec![att::Role::Kms];
             policy.unattested_roles.clear();
-            let provider = quote_provider(role, section).map_err(tls)?;
-            RaTls::new(role, boot, provider, policy).map_err(tls)
+            let provider = quote_provider_measured(role, section, config_hash).map_err(tls)?;
+            let mut extra = std::collections::BTreeMap::new();
+            if let Some(h) = config_hash {
+                extra.insert(att::claims::CONFIG_HASH_KEY.to_owned(), hex::encode(h));
+            }
+            RaTls::with_claims(role, boot, provider, policy, extra).map_err(tls)
         }
     }
 }
@@ -545,7 +563,13 @@ async fn kms_keys(
 ) -> Result<KeyMaterial, KeyError> {
     let boot = SigningKey::generate(&mut rand::rngs::OsRng);
     let boot_public = boot.verifying_key().to_bytes();
-    let tls = kms_client_tls(role, section, boot.clone(), ctx.allowlist.clone())?;
+    let tls = kms_client_tls_measured(
+        role,
+        section,
+        boot.clone(),
+        ctx.allowlist.clone(),
+        ctx.config_hash.as_ref(),
+    )?;
     let binding_file = PathBuf::from(&section.kms_binding_file);
     let request_file = boot_key_path(&binding_file);
     std::fs::write(&request_file, format!("{}\n", hex::encode(boot_public))).map_err(|e| {

@@ -11,6 +11,7 @@
 //! - [`http`]: body type aliases and response helpers shared by the roles.
 //! - [`chain_endpoint`]: the `[chain]` endpoint and wallet key every role flattens into its section.
 //! - [`launch`]: the daemon shape (`DaemonArgs::load` -> role `build` -> [`launch::Daemon::run_until`]).
+//! - [`measured`]: the measured configuration hash and the real-TEE endpoint rules.
 //! - [`serve`]: the one accept / TLS / HTTP / drain loop; [`observe`]: the one observing body wrapper.
 
 pub mod admin;
@@ -19,9 +20,11 @@ pub mod config;
 pub mod http;
 pub mod keys;
 pub mod launch;
+pub mod measured;
 pub mod metrics;
 pub mod observe;
 pub mod ra_tls;
+pub mod secret_file;
 pub mod serve;
 pub mod shutdown;
 pub mod tls;

@@ -212,6 +212,13 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
 
     let mut worker_config = configs.worker.clone();
     worker_config.proxies = vec![worker_addr.clone()];
+    // The worker's simulated RTMR3 measures its configuration (issue 15): allow that image.
+    let worker_image = daemons::measured_worker_image(&worker_config).unwrap();
+    chain
+        .root
+        .set_image(c, gov, ROLE_WORKER, worker_image, true)
+        .await
+        .unwrap();
     let worker = cocoon_worker::daemon::build(worker_config, &Default::default())
         .await
         .unwrap();
@@ -262,12 +269,11 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
             .await
             .unwrap();
     let parts = last.chain.clone().expect("chain mode");
-    cocoon_proxy::onchain::settle_ledger(&last.handle.proxy, &parts.settler, &[client_key])
+    cocoon_proxy::onchain::settle_ledger(&last.handle.proxy, &parts.settler)
         .await
         .unwrap();
-    let store = &last.handle.proxy.store;
-    let client = store.client(&client_key).unwrap();
-    let earned = store.worker(&worker_key).unwrap();
+    let client = last.handle.proxy.client_ledger(&client_key).unwrap();
+    let earned = last.handle.proxy.worker_ledger(&worker_key).unwrap();
     last.shutdown(Duration::from_secs(5)).await;
 
     let escrow_end: EscrowStorage = fetch_state(c, &escrow).await.unwrap().unwrap();

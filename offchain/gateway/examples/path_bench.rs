@@ -109,7 +109,7 @@ async fn main() {
         "added_p50_ms": p50 - d50, "added_p99_ms": p99 - d99,
         "direct_ttfb_p50_ms": dttfb, "path_ttfb_p50_ms": pttfb, "added_ttfb_p50_ms": pttfb - dttfb,
         "direct_rps": direct_rps, "path_rps": path_rps, "path_throughput_ratio": path_rps / direct_rps,
-        "charged_nano": net.proxy().proxy.store.client(&client_key).unwrap().charged.to_string(),
+        "charged_nano": net.proxy().proxy.client_ledger(&client_key).unwrap().charged.to_string(),
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     if let Some(out) = out {

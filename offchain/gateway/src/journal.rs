@@ -41,6 +41,9 @@ pub enum JournalError {
     /// The file exists but is not a receipts journal.
     #[error("{0} is not a cocoon receipts journal (wrong header); refusing to overwrite it")]
     NotAJournal(PathBuf),
+    /// The journal (every prompt and answer) is readable by group or others.
+    #[error("receipts journal: {0}")]
+    Permissions(#[from] cocoon_daemon::secret_file::SecretFileError),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -133,7 +136,8 @@ impl Journal {
             path: path.to_owned(),
             source,
         };
-        let mut file = OpenOptions::new()
+        // Every prompt and answer is in this file: created 0600, refused when others may read it.
+        let mut file = cocoon_daemon::secret_file::private_options()
             .read(true)
             .write(true)
             .create(true)
@@ -142,6 +146,11 @@ impl Journal {
             .map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
+        let ours = bytes.starts_with(MAGIC) || MAGIC.starts_with(&bytes);
+        if !ours {
+            return Err(JournalError::NotAJournal(path.to_owned()));
+        }
+        cocoon_daemon::secret_file::check_private(path)?;
         let (records, good) = if bytes.is_empty() {
             file.write_all(MAGIC).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -231,7 +240,11 @@ impl Journal {
             n += 1;
         }
         let write = || -> std::io::Result<File> {
-            let mut f = File::create(&tmp)?;
+            let mut f = cocoon_daemon::secret_file::private_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             f.write_all(&out)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)?;
@@ -318,6 +331,28 @@ mod tests {
             Err(JournalError::NotAJournal(_))
         ));
         assert_eq!(std::fs::read(&other).unwrap(), b"my notes", "left alone");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_journal_is_private_and_an_open_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("receipts.journal");
+        let (mut j, _) = Journal::open(&path, 5_000).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let all: Vec<Kept> = (1..=20).map(|i| kept(i, &[7u8; 100])).collect();
+        for k in &all {
+            j.append(k).unwrap();
+        }
+        j.compact(all[15..].iter()).unwrap();
+        assert_eq!(mode(&path), 0o600, "the compacted file too");
+        drop(j);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Journal::open(&path, 5_000).unwrap_err();
+        assert!(matches!(e, JournalError::Permissions(_)), "{e}");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
     }
 
     #[test]

@@ -279,11 +279,14 @@ async fn proxy_shutdown_drains_an_open_stream_before_stopping() {
     assert_eq!(receipts[0].status, "verified");
     let cost = receipts[0].receipt.as_ref().unwrap().receipt.cost_nano;
     drop(store);
-    let reopened = cocoon_testkit::roles::proxy::store::Store::open(std::path::Path::new(
-        &net.proxy_config.store_path,
-    ))
+    let proxy_store = cocoon_testkit::roles::proxy::store::Store::open;
+    let reopened = proxy_store(
+        std::path::Path::new(&net.proxy_config.store_path),
+        &cocoon_testkit::roles::proxy::store::storage_key(net.proxy_tls.signing_key()),
+    )
     .unwrap();
-    assert_eq!(reopened.client(&net.client_key).unwrap().charged, cost);
+    let escrow = cocoon_testkit::roles::proxy::chain::dev_escrow_id(&net.client_key);
+    assert_eq!(reopened.client(&escrow).unwrap().charged, cost);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

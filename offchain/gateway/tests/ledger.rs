@@ -59,7 +59,7 @@ async fn killed_proxy_restarts_with_every_charge_exactly_once() {
                 .all(|r| r.status == "verified")
         );
         assert_eq!(net.charged(), receipt_total(&net));
-        let account = net.proxy().proxy.store.client(&net.client_key).unwrap();
+        let account = net.proxy().proxy.client_ledger(&net.client_key).unwrap();
         assert_eq!(account.seqno, served);
         assert_eq!(net.proxy().proxy.store.marker().unwrap(), served);
         net.proxy.take().unwrap().kill().await;
@@ -131,12 +131,11 @@ async fn charges_and_payouts_settle_at_their_thresholds_with_signed_cumulative_v
                 && s.marker == (i + 1) as u64
         })
         .await;
-        let account = net.proxy().proxy.store.client(&net.client_key).unwrap();
+        let account = net.proxy().proxy.client_ledger(&net.client_key).unwrap();
         wait_until(|| {
             net.proxy()
                 .proxy
-                .store
-                .client(&net.client_key)
+                .client_ledger(&net.client_key)
                 .unwrap()
                 .settled
                 == account.charged

@@ -147,8 +147,7 @@ async fn completions_work_streamed_and_not() {
     assert_eq!(
         net.proxy()
             .proxy
-            .store
-            .client(&net.client_key)
+            .client_ledger(&net.client_key)
             .unwrap()
             .seqno,
         2

@@ -176,6 +176,7 @@ async fn td_keys(
         root: net.root.clone(),
         wallet: wallet.clone(),
         allowlist: net.kms_images.clone(),
+        config_hash: None,
     };
     let binder = bind_when_asked(dir.path(), role, &net.root, wallet, signer);
     let got = key_material_within(role, &section, Some(&ctx), Duration::from_secs(8)).await;

@@ -61,6 +61,18 @@ pub fn simulated_tls() -> TlsSection {
     TlsSection::with_mode(TlsMode::Simulated)
 }
 
+/// The simulated image hash of a worker built from `config`: its RTMR3 measured the worker's
+/// configuration hash (`cocoon_worker::measured`), so the root must allow this hash for it.
+pub fn measured_worker_image(config: &WorkerConfig) -> Result<[u8; 32], LocalnetError> {
+    let hash = cocoon_worker::measured::config_hash(config, config.tls.mode).map_err(|e| {
+        LocalnetError::Daemon {
+            step: "measuring the worker's configuration",
+            message: e.to_string(),
+        }
+    })?;
+    Ok(config.tls.simulated_image_hash_measured(&hash))
+}
+
 /// The image label of the local network's (simulated) key service: its own image, allowed for the
 /// `kms` role only.
 pub const KMS_IMAGE_LABEL: &str = "cocoon-kms-simulated";
@@ -88,7 +100,10 @@ pub fn with_kms(tls: &TlsSection, dir: &Path, name: &str, kms_addr: &str) -> Tls
 
 fn key_file(dir: &Path, name: &str, key: &SigningKey) -> Result<String, LocalnetError> {
     let path = dir.join(name);
-    std::fs::write(&path, hex::encode(key.to_bytes())).map_err(daemon("writing a key file"))?;
+    let hex = zeroize::Zeroizing::new(hex::encode(key.to_bytes()));
+    cocoon_daemon::secret_file::create_private_dir(dir)
+        .and_then(|()| cocoon_daemon::secret_file::write_private(&path, hex.as_bytes()))
+        .map_err(daemon("writing a key file"))?;
     Ok(path.display().to_string())
 }
 
@@ -171,4 +186,26 @@ pub fn configs(
         gateway,
         kms,
     })
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn key_files_are_owner_only_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("net");
+        std::fs::create_dir(&keys).unwrap();
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let path = key_file(&keys, "worker.key", &key).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(Path::new(&path)), 0o600);
+        assert_eq!(mode(&keys), 0o700);
+        let back = cocoon_daemon::tls_config::read_key_file(Path::new(&path)).unwrap();
+        assert_eq!(back.to_bytes(), [9; 32]);
+    }
 }

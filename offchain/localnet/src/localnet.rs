@@ -385,6 +385,10 @@ impl LocalNet {
             &model,
             &hex::encode(model_hash),
         )?;
+        if let EngineChoice::Gguf(path) = &engine_choice {
+            // The worker hashes the weights at start and refuses other ones than the root's model.
+            configs.worker.model_path = path.display().to_string();
+        }
         let kms = cocoon_kms::daemon::build(configs.kms.clone(), &Default::default())
             .await
             .map_err(daemon("starting the key service"))?;
@@ -393,6 +397,12 @@ impl LocalNet {
         configs.worker.tls =
             daemons::with_kms(&configs.worker.tls, dir.path(), "worker", &kms_addr);
         adjust(&mut configs);
+        // The worker's simulated RTMR3 measures its configuration: allow that image.
+        let worker_image = daemons::measured_worker_image(&configs.worker)?;
+        let o = root
+            .set_image(c, &parties.governance, ROLE_WORKER, worker_image, true)
+            .await;
+        setup.push(o.map_err(chain("allowing the worker's measured image"))?);
         // The proxy TD asks the key service; its operator binds the boot key it shows.
         let bind_proxy = async {
             let boot = wait_boot_key(&configs.proxy.tls).await?;
@@ -524,25 +534,21 @@ impl LocalNet {
 
     /// Forces settlement of everything in the proxy's ledger.
     pub async fn settle(&self) -> Result<(), LocalnetError> {
-        cocoon_proxy::onchain::settle_ledger(
-            &self.proxy.handle.proxy,
-            &self.settler,
-            &[self.client_key],
-        )
-        .await
-        .map_err(chain("settling"))
+        cocoon_proxy::onchain::settle_ledger(&self.proxy.handle.proxy, &self.settler)
+            .await
+            .map_err(chain("settling"))
     }
 
     /// What each party paid and earned, from the ledger and from the chain.
     pub async fn balances(&self) -> Result<Balances, LocalnetError> {
         let c = self.chain.as_ref();
-        let store = &self.proxy.handle.proxy.store;
-        let client = store
-            .client(&self.client_key)
+        let proxy = &self.proxy.handle.proxy;
+        let client = proxy
+            .client_ledger(&self.client_key)
             .map_err(daemon("reading the ledger"))?;
         let worker_key = self.worker.handle.state_key();
-        let worker = store
-            .worker(&worker_key)
+        let worker = proxy
+            .worker_ledger(&worker_key)
             .map_err(daemon("reading the ledger"))?;
         let escrow = escrow_address(
             &self.root.address,

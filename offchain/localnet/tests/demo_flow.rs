@@ -65,8 +65,11 @@ async fn demo_flow_settles_what_the_ledger_charged() {
     assert!(b.settlement_transactions >= 4 && b.settlement_fees > 0);
 
     // The ledger recorded the settlement; settling again sends nothing.
-    let store = &net.proxy.handle.proxy.store;
-    assert_eq!(store.client(&net.client_key).unwrap().settled, es.charged);
+    let store = &net.proxy.handle.proxy;
+    assert_eq!(
+        store.client_ledger(&net.client_key).unwrap().settled,
+        es.charged
+    );
     let sent = net.settler.records().len();
     net.settle().await.unwrap();
     assert_eq!(net.settler.records().len(), sent);

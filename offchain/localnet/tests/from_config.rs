@@ -62,7 +62,27 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         workers[0].identity.insecure,
         "simulated peers are marked insecure"
     );
-    assert_eq!(workers[0].identity.image_hash, image);
+    // The worker's simulated RTMR3 measured its configuration (issue 15): the proxy sees the
+    // measured image and the configuration hash in the worker's claims.
+    let worker_config_hash =
+        cocoon_worker::measured::config_hash(&net.configs.worker, TlsMode::Simulated).unwrap();
+    assert_eq!(
+        workers[0].identity.claims.config_hash().unwrap(),
+        Some(worker_config_hash)
+    );
+    assert_eq!(
+        workers[0].identity.image_hash,
+        net.configs
+            .worker
+            .tls
+            .simulated_image_hash_measured(&worker_config_hash)
+    );
+    assert_eq!(
+        workers[0].identity.image_hash,
+        cocoon_localnet::daemons::measured_worker_image(&net.configs.worker).unwrap()
+    );
+    assert_ne!(workers[0].identity.image_hash, image);
+    let worker_image = workers[0].identity.image_hash;
 
     let escrow = escrow_address(
         &net.root.address,
@@ -95,7 +115,7 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         assert_eq!(r.status, "verified", "{r:?}");
         assert_eq!(r.worker_insecure, Some(true));
         let receipt = &r.receipt.as_ref().unwrap().receipt;
-        assert_eq!(receipt.image_hash, image);
+        assert_eq!(receipt.image_hash, worker_image);
         let cost = params
             .cost(&receipt.usage, Coefficient(receipt.coefficient))
             .unwrap();
@@ -105,23 +125,31 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         client_total += cost.client;
         worker_total += cost.worker;
     }
-    let store = &net.proxy.handle.proxy.store;
-    assert_eq!(store.client(&net.client_key).unwrap().charged, client_total);
-    // The chain-checked bindings are kept next to the ledger, so a restarted proxy can settle these
+    let store = &net.proxy.handle.proxy;
+    assert_eq!(
+        store.client_ledger(&net.client_key).unwrap().charged,
+        client_total
+    );
+    // The chain-checked bindings are kept next to the ledger, sealed (issue 15: the host sees
+    // neither keys nor wallets and cannot add a line), so a restarted proxy can settle these
     // charges before the client comes back.
     let bindings =
         std::fs::read_to_string(format!("{}.bindings", net.configs.proxy.store_path)).unwrap();
+    assert!(bindings.starts_with("cocoon-bindings 2 "), "{bindings}");
     assert!(
-        bindings.contains(&format!(
-            "client {} {}",
-            hex::encode(net.client_key),
-            net.parties.client.address().to_hex()
-        )),
+        !bindings.contains(&hex::encode(net.client_key)),
         "{bindings}"
     );
-    assert!(bindings.contains("worker "), "{bindings}");
+    assert!(!bindings.contains("client "), "{bindings}");
+    assert!(
+        bindings.lines().count() >= 3,
+        "header, client and worker: {bindings}"
+    );
     assert_eq!(
-        store.worker(&net.worker.handle.state_key()).unwrap().earned,
+        store
+            .worker_ledger(&net.worker.handle.state_key())
+            .unwrap()
+            .earned,
         worker_total
     );
 
@@ -129,7 +157,7 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
     let worker_key = net.worker.handle.state_key();
     let mut paid_in_ledger = 0;
     for _ in 0..600 {
-        paid_in_ledger = store.worker(&worker_key).unwrap().paid;
+        paid_in_ledger = store.worker_ledger(&worker_key).unwrap().paid;
         if paid_in_ledger == worker_total {
             break;
         }
@@ -228,9 +256,9 @@ async fn the_workers_owner_claims_the_payouts_the_proxy_hands_the_worker() {
     chat(&net, true).await;
     let proxy = &net.proxy.handle.proxy;
     let worker_key = net.worker.handle.state_key();
-    let mut account = proxy.store.worker(&worker_key).unwrap();
+    let mut account = proxy.worker_ledger(&worker_key).unwrap();
     for _ in 0..1200 {
-        account = proxy.store.worker(&worker_key).unwrap();
+        account = proxy.worker_ledger(&worker_key).unwrap();
         if account.earned > 0 && account.paid == account.earned {
             break;
         }
@@ -354,8 +382,8 @@ async fn a_gateway_whose_key_the_escrow_no_longer_names_is_refused_and_not_charg
         .unwrap();
     let c = net.chain.as_ref();
     chat(&net, false).await;
-    let store = &net.proxy.handle.proxy.store;
-    let charged = store.client(&net.client_key).unwrap().charged;
+    let store = &net.proxy.handle.proxy;
+    let charged = store.client_ledger(&net.client_key).unwrap().charged;
     assert!(charged > 0);
 
     let escrow = cocoon_contracts::chain::EscrowHandle::at(
@@ -392,7 +420,7 @@ async fn a_gateway_whose_key_the_escrow_no_longer_names_is_refused_and_not_charg
     }
     assert_eq!(last.0, 403, "{last:?}");
     assert_eq!(last.1["error"]["code"], "client_key_mismatch", "{last:?}");
-    let after = store.client(&net.client_key).unwrap().charged;
+    let after = store.client_ledger(&net.client_key).unwrap().charged;
     let served = net.gateway.handle.gateway.receipts();
     let verified: u128 = served
         .iter()

@@ -9,6 +9,8 @@
 //!   It can also sign a ledger voucher itself with a key it is given (tests, tools). It commits the
 //!   ledger's state marker to the proxy's vault (`stake_commit_marker`), which the view reads back.
 //! - [`allowlist::RootAllowlist`]: the root's image allowlist as an attestation allowlist source.
+//! - [`crosscheck::CrossCheckedClient`]: contract-state reads through two providers, refused when
+//!   they disagree (`[chain] cross_check_url`).
 //!
 //! `cocoon-proxy` implements its `ChainView` and `Settler` traits over these (its `onchain` module),
 //! so this crate depends on no daemon.
@@ -26,6 +28,8 @@
 pub mod allowlist;
 mod binding;
 pub mod bootstrap;
+pub mod crosscheck;
+pub mod seal;
 mod settler;
 pub mod tx;
 mod view;
@@ -35,7 +39,9 @@ pub use settler::{
     CHARGE_VALUE, CLAIM_VALUE, MARKER_VALUE, OnchainSettler, SettleOptions, SettlementRecord,
 };
 pub use tx::Outcome;
-pub use view::{EscrowInfo, OnchainConfig, OnchainView, price_params};
+pub use view::{
+    BindingsFile, EscrowInfo, EscrowPhase, EscrowStatus, OnchainConfig, OnchainView, price_params,
+};
 
 /// Chain access failures.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,12 @@ pub enum OnchainError {
     /// A contract that must exist is not deployed.
     #[error("{0}: not deployed")]
     NotDeployed(String),
+    /// A contract holds a record of another series than the statement (never counted as applied).
+    #[error("{0}")]
+    SeriesMismatch(String),
+    /// Sealed state (the bindings file) failed authentication.
+    #[error(transparent)]
+    Sealed(#[from] crate::seal::SealError),
     /// A value does not fit where it must go.
     #[error("{0}")]
     Invalid(String),

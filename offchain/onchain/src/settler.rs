@@ -246,18 +246,14 @@ impl OnchainSettler {
         Err(last.unwrap_or_else(|| OnchainError::Unavailable("no attempt made".into())))
     }
 
-    /// The escrow address of a client key's escrow with this proxy (where its charges go).
-    pub fn escrow_of(&self, client_key: &[u8; 32]) -> Option<TonAddress> {
-        let wallet = self.view.client_wallet(client_key)?;
-        self.view.escrow_address(&wallet).ok()
+    /// The address of an escrow of this proxy by its account id (where its charges go).
+    pub fn escrow_of(&self, escrow: &[u8; 32]) -> Option<TonAddress> {
+        self.view.escrow_by_id(escrow)
     }
 
-    /// The vault and the payout wallet of a worker key (where its payouts come from and go to).
-    pub fn payout_of(&self, worker_key: &[u8; 32]) -> Option<(TonAddress, TonAddress)> {
-        Some((
-            self.view.vault().clone(),
-            self.view.worker_owner(worker_key)?,
-        ))
+    /// The vault and the payout wallet of a payee (where its payouts come from and go to).
+    pub fn payout_of(&self, payee: &[u8; 32]) -> Option<(TonAddress, TonAddress)> {
+        Some((self.view.vault().clone(), self.view.payee_wallet(payee)?))
     }
 
     /// Submits a charge the proxy signed in the contracts' format (idempotent: an escrow that already
@@ -270,13 +266,17 @@ impl OnchainSettler {
             let st: EscrowStorage = fetch_state(self.client(), &escrow)
                 .await?
                 .ok_or_else(|| OnchainError::NotDeployed(escrow.to_hex()))?;
-            if st.charged >= charged {
+            // Applied only when the escrow holds this very statement; a record higher in either
+            // field is another series (never counted as this one settled).
+            if (st.seqno, st.charged) == (seqno, charged) {
                 return Ok(Step::Done);
             }
-            if seqno <= st.seqno {
-                return Err(OnchainError::Invalid(format!(
-                    "charge seqno {seqno} not above the escrow's {}",
-                    st.seqno
+            if seqno <= st.seqno || charged < st.charged {
+                return Err(OnchainError::SeriesMismatch(format!(
+                    "the escrow {} holds (seqno {}, charged {}), not below this charge's (seqno {seqno}, charged {charged}): another series; not counted as settled",
+                    escrow.to_hex(),
+                    st.seqno,
+                    st.charged
                 )));
             }
             signed.verify_for(&st.proxy_key, &escrow).map_err(|e| {
@@ -310,12 +310,16 @@ impl OnchainSettler {
                 .payouts
                 .get(&worker_id)
                 .map_or((0, 0), |r| (r.seqno, r.paid));
-            if prev_paid >= paid {
+            // Applied only when the vault holds this very voucher: a record that is higher in one
+            // field or both belongs to another series, and is never taken as this one paid.
+            if (prev_seqno, prev_paid) == (seqno, paid) {
                 return Ok(Step::Done);
             }
-            if seqno <= prev_seqno {
-                return Err(OnchainError::Invalid(format!(
-                    "payout seqno {seqno} not above the vault's {prev_seqno}"
+            if seqno <= prev_seqno || paid <= prev_paid {
+                return Err(OnchainError::SeriesMismatch(format!(
+                    "the vault's payout record for {} is (seqno {prev_seqno}, paid {prev_paid}), \
+                     not below this voucher's (seqno {seqno}, paid {paid}): another series; not counted as paid",
+                    signed.statement.worker.to_hex()
                 )));
             }
             signed.verify_for(&st.key, &vault).map_err(|e| {
@@ -368,7 +372,7 @@ impl OnchainSettler {
     /// Pays the cumulative payout of one worker from a ledger voucher, signing it in the contracts'
     /// format with the key this settler holds (idempotent).
     pub async fn payout(&self, v: &pv::PayoutVoucher) -> Result<(), OnchainError> {
-        let worker = self.view.worker_owner(&v.worker_key).ok_or_else(|| {
+        let worker = self.view.payee_wallet(&v.worker_key).ok_or_else(|| {
             OnchainError::Invalid(format!(
                 "worker {} has no payout wallet",
                 hex::encode(v.worker_key)

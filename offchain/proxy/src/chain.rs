@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
 
@@ -29,6 +30,18 @@ pub struct EscrowInfo {
     pub settled: u128,
 }
 
+/// An escrow's lifecycle as the chain shows it.
+pub use cocoon_onchain::EscrowPhase;
+
+/// An escrow by account id, in any state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscrowStatus {
+    /// Its phase.
+    pub phase: EscrowPhase,
+    /// The cumulative charge the escrow has accepted, nanoTON.
+    pub settled: u128,
+}
+
 /// Why a peer's key could not be bound to the wallet it announced.
 pub use cocoon_onchain::BindError;
 
@@ -48,22 +61,46 @@ pub trait ChainView: Send + Sync + 'static {
     /// Account id of the contract that pays workers.
     fn payer(&self) -> [u8; 32];
 
+    /// The ledger account of a client key: its escrow's account id, whatever state the escrow is
+    /// in (a charge for a request served while the escrow started closing is still recorded). One
+    /// escrow is one account, so a rotated client key continues the same cumulative series.
+    fn client_account(&self, client_key: &[u8; 32]) -> Option<[u8; 32]> {
+        self.escrow(client_key).map(|e| e.escrow)
+    }
+
+    /// The ledger account a worker key earns into: its payee (the owner wallet's account id where
+    /// the chain binds workers to wallets; the key itself otherwise). Payouts are keyed by the payee
+    /// on chain, so a worker whose owner rotates its key continues the same payout series.
+    fn payee(&self, worker_key: &[u8; 32]) -> [u8; 32] {
+        *worker_key
+    }
+
+    /// What the chain shows of an escrow by its account id, in any state (`None`: not known). The
+    /// periodic settlement reads it to settle an escrow that is closing before its close delay ends.
+    fn escrow_status(&self, _escrow: &[u8; 32]) -> Option<EscrowStatus> {
+        None
+    }
+
     /// Binds a worker's key to the owner wallet it announced, once the chain shows that owner's
-    /// worker stake bound to this key (a chain without wallets: nothing to bind).
+    /// worker stake bound to this key (a chain without wallets: nothing to bind). `peer` is the
+    /// connection's IP address: each peer has its own share of the lookup budget.
     fn bind_worker<'a>(
         &'a self,
         _worker_key: [u8; 32],
         _owner: &'a str,
+        _peer: IpAddr,
     ) -> BoxFuture<'a, Result<(), BindError>> {
         Box::pin(async { Ok(()) })
     }
 
     /// Admits a client key: bound already, or bound now to the wallet it announced once that
-    /// wallet's escrow holds this key (a chain without wallets: nothing to bind).
+    /// wallet's escrow holds this key (a chain without wallets: nothing to bind). `peer` is the
+    /// connection's IP address: each peer has its own share of the lookup budget.
     fn bind_client<'a>(
         &'a self,
         _client_key: [u8; 32],
         _wallet: Option<&'a str>,
+        _peer: IpAddr,
     ) -> BoxFuture<'a, Result<(), BindError>> {
         Box::pin(async { Ok(()) })
     }
@@ -95,10 +132,10 @@ pub trait Settler: Send + Sync + 'static {
     /// Commits the store's monotonic marker (detects a rolled-back store at the next start).
     fn commit_marker(&self, marker: u64) -> BoxFuture<'_, Result<(), SettleError>>;
 
-    /// Where this client's charges go in the contracts' format (its escrow), when this settler
-    /// takes vouchers the proxy signs in that format; `None`: the ledger's vouchers
-    /// ([`Settler::submit_charge`]).
-    fn charge_target(&self, _client_key: &[u8; 32]) -> Option<TonAddress> {
+    /// Where an escrow's charges go in the contracts' format (its address, from its account id),
+    /// when this settler takes vouchers the proxy signs in that format; `None`: the ledger's
+    /// vouchers ([`Settler::submit_charge`]).
+    fn charge_target(&self, _escrow: &[u8; 32]) -> Option<TonAddress> {
         None
     }
 

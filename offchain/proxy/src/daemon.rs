@@ -221,11 +221,12 @@ async fn build_on_chain(
         root: root.clone(),
         wallet: operator.clone(),
         allowlist: allowlist.clone(),
+        config_hash: None,
     };
     let keys = key_material(Role::Proxy, tls_section, Some(&kms))
         .await
         .context("getting the proxy's keys")?;
-    let tls = build_hop_tls_keyed(Role::Proxy, tls_section, allowlist.clone(), &keys)
+    let tls = build_hop_tls_keyed(Role::Proxy, tls_section, allowlist.clone(), &keys, None)
         .context("building the proxy's TLS")?;
     check_dev_switches(chain, tls_section)?;
     let view = OnchainView::load(
@@ -236,7 +237,10 @@ async fn build_on_chain(
             refresh: chain.refresh(),
             allow_unattested: chain.allow_unattested,
             binding: chain.bind_policy(),
-            bindings_path: Some(format!("{}.bindings", config.store_path).into()),
+            bindings: Some(cocoon_onchain::BindingsFile {
+                path: format!("{}.bindings", config.store_path).into(),
+                key: crate::store::storage_key(tls.signing_key()),
+            }),
         },
     )
     .await
@@ -308,6 +312,14 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
     let tls_section = tls_section(&config, options);
     tls_section.validate_for(Role::Proxy).context("[tls]")?;
     config.chain.validate().context("[chain]")?;
+    if tls_section.mode == TlsMode::Tdx && config.chain.enabled() {
+        // Issue 15: what the TD reads from the chain decides admission; https at least.
+        config
+            .chain
+            .endpoint
+            .require_https()
+            .context("[chain] in tdx mode")?;
+    }
     config.validate_serving().context("proxy configuration")?;
     let registry = Registry::new();
     let (handle, tls, chain, tasks) = if config.chain.enabled() {

@@ -149,7 +149,19 @@ pub async fn start(
     metrics: Arc<metrics::Registry>,
 ) -> Result<ProxyHandle, ProxyError> {
     config.validate_serving()?;
-    let store = Store::open(std::path::Path::new(&config.store_path))?;
+    let storage_key = store::storage_key(tls.signing_key());
+    let store = {
+        let client = |key: &[u8; 32]| chain.client_account(key);
+        let worker = |key: &[u8; 32]| Some(chain.payee(key));
+        Store::open_migrating(
+            std::path::Path::new(&config.store_path),
+            &storage_key,
+            &store::Migration {
+                client: &client,
+                worker: &worker,
+            },
+        )?
+    };
     let listeners = async {
         store.check_not_rolled_back(chain.committed_marker())?;
         let bind = |addr: String| async move {
@@ -177,7 +189,12 @@ pub async fn start(
         }
     };
     let proxy = Arc::new(Proxy {
-        workers: Registry::new(config.min_success_milli),
+        workers: Registry::new(registry::HealthPolicy {
+            min_success_milli: config.min_success_milli,
+            half_life: Duration::from_millis(config.health_half_life_ms),
+            probe_interval: Duration::from_millis(config.probe_interval_ms),
+            max_capacity: config.max_worker_capacity,
+        }),
         config,
         tls,
         chain,
@@ -194,6 +211,7 @@ pub async fn start(
     tasks.spawn(api::accept_clients(proxy.clone(), clients));
     tasks.spawn(workers::accept_workers(proxy.clone(), workers_l));
     tasks.spawn(settle::marker_loop(proxy.clone()));
+    tasks.spawn(settle::settle_loop(proxy.clone()));
     tracing::info!(%client_addr, %worker_addr, "proxy listening");
     Ok(ProxyHandle {
         client_addr,
@@ -204,6 +222,25 @@ pub async fn start(
 }
 
 impl Proxy {
+    /// The ledger account a client key spends: its escrow's (empty when the key has none).
+    pub fn client_ledger(
+        &self,
+        client_key: &[u8; 32],
+    ) -> Result<store::ClientAccount, store::StoreError> {
+        match self.chain.client_account(client_key) {
+            Some(escrow) => self.store.client(&escrow),
+            None => Ok(store::ClientAccount::default()),
+        }
+    }
+
+    /// The ledger account a worker key earns into: its payee's.
+    pub fn worker_ledger(
+        &self,
+        worker_key: &[u8; 32],
+    ) -> Result<store::WorkerAccount, store::StoreError> {
+        self.store.worker(&self.chain.payee(worker_key))
+    }
+
     /// Workers, load and earnings as JSON.
     pub fn status_json(&self) -> serde_json::Value {
         use std::sync::atomic::Ordering::Relaxed;
@@ -219,7 +256,7 @@ impl Proxy {
             .iter()
             .map(|w| {
                 let acc = ledger
-                    .get(&w.identity.public_key)
+                    .get(&self.chain.payee(&w.identity.public_key))
                     .copied()
                     .unwrap_or_default();
                 serde_json::json!({

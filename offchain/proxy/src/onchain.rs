@@ -11,7 +11,9 @@ use cocoon_protocol::voucher::{self as pv, SignedVoucher};
 use cocoon_ton::TonAddress;
 use ed25519_dalek::SigningKey;
 
-use crate::chain::{BindError, BoxFuture, ChainView, EscrowInfo, SettleError, Settler};
+use crate::chain::{
+    BindError, BoxFuture, ChainView, EscrowInfo, EscrowStatus, SettleError, Settler,
+};
 use crate::{Proxy, store::StoreError};
 
 impl ChainView for OnchainView {
@@ -48,13 +50,29 @@ impl ChainView for OnchainView {
         OnchainView::payer(self)
     }
 
+    fn client_account(&self, client_key: &[u8; 32]) -> Option<[u8; 32]> {
+        OnchainView::client_account(self, client_key)
+    }
+
+    fn payee(&self, worker_key: &[u8; 32]) -> [u8; 32] {
+        OnchainView::payee(self, worker_key)
+    }
+
+    fn escrow_status(&self, escrow: &[u8; 32]) -> Option<EscrowStatus> {
+        OnchainView::escrow_status(self, escrow).map(|s| EscrowStatus {
+            phase: s.phase,
+            settled: s.settled,
+        })
+    }
+
     fn bind_worker<'a>(
         &'a self,
         worker_key: [u8; 32],
         owner: &'a str,
+        peer: std::net::IpAddr,
     ) -> BoxFuture<'a, Result<(), BindError>> {
         Box::pin(async move {
-            OnchainView::bind_worker(self, worker_key, owner)
+            OnchainView::bind_worker_from(self, worker_key, owner, Some(peer))
                 .await
                 .map(|_| ())
         })
@@ -64,8 +82,14 @@ impl ChainView for OnchainView {
         &'a self,
         client_key: [u8; 32],
         wallet: Option<&'a str>,
+        peer: std::net::IpAddr,
     ) -> BoxFuture<'a, Result<(), BindError>> {
-        Box::pin(OnchainView::bind_client(self, client_key, wallet))
+        Box::pin(OnchainView::bind_client_from(
+            self,
+            client_key,
+            wallet,
+            Some(peer),
+        ))
     }
 }
 
@@ -110,12 +134,12 @@ impl Settler for OnchainSettler {
         })
     }
 
-    fn charge_target(&self, client_key: &[u8; 32]) -> Option<TonAddress> {
-        self.escrow_of(client_key)
+    fn charge_target(&self, escrow: &[u8; 32]) -> Option<TonAddress> {
+        self.escrow_of(escrow)
     }
 
-    fn payout_target(&self, worker_key: &[u8; 32]) -> Option<(TonAddress, TonAddress)> {
-        self.payout_of(worker_key)
+    fn payout_target(&self, payee: &[u8; 32]) -> Option<(TonAddress, TonAddress)> {
+        self.payout_of(payee)
     }
 
     fn payout_record<'a>(
@@ -195,47 +219,42 @@ pub fn payout_statement(
     .sign(key)?)
 }
 
-/// Forces settlement of everything in the proxy's ledger now: every listed client's unsettled
-/// charges and every worker's unpaid earnings, signed by the proxy in the contracts' format, then
-/// records the results in the ledger.
-pub async fn settle_ledger(
-    proxy: &Proxy,
-    settler: &OnchainSettler,
-    clients: &[[u8; 32]],
-) -> Result<(), OnchainError> {
+/// Forces settlement of everything in the proxy's ledger now: every escrow's unsettled charges and
+/// every payee's unpaid earnings, signed by the proxy in the contracts' format, then records the
+/// results in the ledger.
+pub async fn settle_ledger(proxy: &Proxy, settler: &OnchainSettler) -> Result<(), OnchainError> {
     let key = proxy.tls.signing_key();
     let store_err = |e: StoreError| OnchainError::Invalid(e.to_string());
-    for client in clients {
-        let account = proxy.store.client(client).map_err(store_err)?;
+    for (escrow, account) in proxy.store.clients().map_err(store_err)? {
         if account.charged <= account.settled {
             continue;
         }
-        let escrow = settler
-            .escrow_of(client)
-            .ok_or_else(|| OnchainError::Invalid("client without a wallet".into()))?;
-        let signed = charge_statement(escrow, account.seqno, account.charged, key)?;
+        let address = settler.escrow_of(&escrow).ok_or_else(|| {
+            OnchainError::Invalid(format!(
+                "escrow {} has no known address",
+                hex::encode(escrow)
+            ))
+        })?;
+        let signed = charge_statement(address, account.seqno, account.charged, key)?;
         settler.submit_charge_statement(&signed).await?;
         proxy
             .store
-            .mark_settled(*client, account.charged)
+            .mark_settled(escrow, account.charged)
             .await
             .map_err(store_err)?;
     }
-    for (worker, account) in proxy.store.workers().map_err(store_err)? {
+    for (payee, account) in proxy.store.workers().map_err(store_err)? {
         if account.earned <= account.paid {
             continue;
         }
-        let (vault, wallet) = settler.payout_of(&worker).ok_or_else(|| {
-            OnchainError::Invalid(format!(
-                "worker {} has no payout wallet",
-                hex::encode(worker)
-            ))
+        let (vault, wallet) = settler.payout_of(&payee).ok_or_else(|| {
+            OnchainError::Invalid(format!("payee {} has no payout wallet", hex::encode(payee)))
         })?;
         let signed = payout_statement(vault, wallet, account.seqno, account.earned, key)?;
         settler.submit_payout_statement(&signed).await?;
         proxy
             .store
-            .mark_paid(worker, account.earned)
+            .mark_paid(payee, account.earned)
             .await
             .map_err(store_err)?;
     }

@@ -157,13 +157,16 @@ fn record(proxy: &Proxy, submitted_by: &'static str) {
         .inc();
 }
 
-/// Hands the voucher to the worker over its live connections, the first that answers.
-async fn push(proxy: &Proxy, worker: &[u8; 32], signed: &SignedPayout) -> Push {
+/// Hands the voucher to the payee's workers over their live connections, the first that answers.
+async fn push(proxy: &Proxy, payee: &[u8; 32], signed: &SignedPayout) -> Push {
+    let worker = payee;
     let conns: Vec<_> = proxy
         .workers
         .all()
         .into_iter()
-        .filter(|w| w.identity.public_key == *worker && !w.closed.load(Ordering::Acquire))
+        .filter(|w| {
+            proxy.chain.payee(&w.identity.public_key) == *payee && !w.closed.load(Ordering::Acquire)
+        })
         .collect();
     if conns.is_empty() {
         return Push::NotConnected;
@@ -239,7 +242,9 @@ async fn claimed_within_grace(proxy: &Proxy, signed: &SignedPayout) -> Claimed {
             _ = proxy.shutdown.triggered() => return Claimed::ShuttingDown,
         }
         match proxy.settler.payout_record(&v.vault, &v.worker).await {
-            Ok((_, paid)) if paid >= v.paid => return Claimed::Yes,
+            // Only this very voucher counts: a record that is merely higher may be another series
+            // (a payee's earlier key), and counting it paid would strand what this one owes.
+            Ok((seqno, paid)) if seqno == v.seqno && paid == v.paid => return Claimed::Yes,
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "reading the vault's payout record failed"),
         }

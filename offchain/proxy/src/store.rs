@@ -14,16 +14,30 @@ mod wal;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::sync::mpsc;
 
+use cocoon_onchain::seal::{FileKind, SealError, Sealer, new_store_id};
 use cocoon_protocol::Cost;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use tokio::sync::oneshot;
 
-const CLIENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("clients");
-const WORKERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workers");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub use cocoon_onchain::seal::StorageKey;
+
+// Format 1 (plain, client accounts keyed by TLS key): read only to migrate.
+const V1_CLIENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("clients");
+const V1_WORKERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workers");
+const V1_META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+// Format 2: every value sealed (see `cocoon_onchain::seal`); client accounts keyed by escrow.
+const CLIENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("clients.v2");
+const WORKERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workers.v2");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta.v2");
 const MARKER: &str = "marker";
+const STORE_ID: &str = "id";
+const HEADER: &str = "header";
+/// The generation the ledger's header MAC covers (its format).
+const FORMAT: u64 = 2;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +61,15 @@ pub enum StoreError {
         /// Marker on chain.
         chain: u64,
     },
+    /// A sealed record or header failed authentication (edited, foreign, spliced, another key).
+    #[error(transparent)]
+    Sealed(SealError),
+    /// The client key has no escrow the ledger could charge.
+    #[error("no escrow known for this client key")]
+    UnknownAccount,
+    /// A format-1 ledger could not be migrated.
+    #[error("ledger migration: {0}")]
+    Migration(String),
 }
 
 impl<E: Into<redb::Error>> From<E> for StoreError {
@@ -54,6 +77,39 @@ impl<E: Into<redb::Error>> From<E> for StoreError {
         StoreError::Db(e.into().to_string())
     }
 }
+
+fn sealed(e: SealError) -> StoreError {
+    StoreError::Sealed(e)
+}
+
+/// How a format-1 ledger's accounts map to format-2 accounts at migration: a client's TLS key to its
+/// escrow's account id, a worker's key to its payee id. `None` refuses the migration (the account's
+/// history would be stranded). Accounts that map to one id are merged (see [`merge`]).
+pub struct Migration<'a> {
+    /// Client TLS key → escrow account id.
+    pub client: &'a dyn Fn(&[u8; 32]) -> Option<[u8; 32]>,
+    /// Worker TLS key → payee id.
+    pub worker: &'a dyn Fn(&[u8; 32]) -> Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Migration<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Migration")
+    }
+}
+
+/// The storage key of a daemon whose only secret in the TEE is its signing key (HKDF, purpose
+/// `storage`). The one seam through which the key reaches the store: the key service will supply it
+/// instead.
+pub fn storage_key(signing: &ed25519_dalek::SigningKey) -> StorageKey {
+    StorageKey::derive(&signing.to_bytes(), "storage")
+}
+
+/// Keys every format-1 account to itself.
+pub const SAME_KEYS: Migration<'static> = Migration {
+    client: &|k| Some(*k),
+    worker: &|k| Some(*k),
+};
 
 /// One client's ledger.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -87,22 +143,6 @@ fn encode(a: u128, n: u64, b: u128) -> [u8; ACCOUNT_LEN] {
     out
 }
 
-/// Raises an account's chain-accepted total (settled charges, paid earnings) to `cumulative`, never
-/// above what the account owes and never down; returns the new record.
-fn raise_accepted(
-    table: &mut redb::Table<&[u8], &[u8]>,
-    key: &[u8; 32],
-    cumulative: u128,
-) -> Result<[u8; ACCOUNT_LEN], StoreError> {
-    let (owed, seqno, accepted) = table
-        .get(key.as_slice())?
-        .map(|v| decode(v.value()))
-        .unwrap_or_default();
-    let record = encode(owed, seqno, accepted.max(cumulative.min(owed)));
-    table.insert(key.as_slice(), record.as_slice())?;
-    Ok(record)
-}
-
 fn decode(bytes: &[u8]) -> (u128, u64, u128) {
     let mut buf = [0u8; ACCOUNT_LEN];
     let n = bytes.len().min(ACCOUNT_LEN);
@@ -118,6 +158,111 @@ fn decode(bytes: &[u8]) -> (u128, u64, u128) {
         u64::from_be_bytes(s),
         u128::from_be_bytes(b),
     )
+}
+
+/// Merges two format-1 accounts that now are one account (a rotated client key, two keys of one
+/// payee): what is owed adds up, the sequence number is above both series, and what the chain
+/// accepted is the larger (the chain accepted at most one series).
+fn merge(a: (u128, u64, u128), b: (u128, u64, u128)) -> Option<(u128, u64, u128)> {
+    Some((a.0.checked_add(b.0)?, a.1.checked_add(b.1)?, a.2.max(b.2)))
+}
+
+/// The sealed values of one ledger: the associated data of a value names its table and key.
+#[derive(Debug, Clone)]
+struct Seal {
+    sealer: Sealer,
+}
+
+impl Seal {
+    fn index(table: wal::Table, key: &[u8]) -> Vec<u8> {
+        let mut i = vec![table as u8];
+        i.extend_from_slice(key);
+        i
+    }
+
+    fn account(&self, table: wal::Table, key: &[u8; 32], value: &[u8; ACCOUNT_LEN]) -> Vec<u8> {
+        self.sealer.seal(&Self::index(table, key), value)
+    }
+
+    fn open_account(
+        &self,
+        table: wal::Table,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<(u128, u64, u128), StoreError> {
+        let plain = self
+            .sealer
+            .open(&Self::index(table, key), sealed, || {
+                format!("{} {}", table.name(), hex::encode(key))
+            })
+            .map_err(sealed_err)?;
+        if plain.len() != ACCOUNT_LEN {
+            return Err(sealed_err(SealError::Record {
+                file: self.sealer.file().into(),
+                record: format!("{} {}", table.name(), hex::encode(key)),
+            }));
+        }
+        Ok(decode(&plain))
+    }
+
+    fn marker(&self, marker: u64) -> Vec<u8> {
+        self.sealer.seal(MARKER.as_bytes(), &marker.to_be_bytes())
+    }
+
+    fn open_marker(&self, sealed: &[u8]) -> Result<u64, StoreError> {
+        let plain = self
+            .sealer
+            .open(MARKER.as_bytes(), sealed, || "meta marker".into())
+            .map_err(sealed_err)?;
+        let bytes: [u8; 8] = plain.as_slice().try_into().map_err(|_| {
+            sealed_err(SealError::Record {
+                file: self.sealer.file().into(),
+                record: "meta marker".into(),
+            })
+        })?;
+        Ok(u64::from_be_bytes(bytes))
+    }
+}
+
+fn sealed_err(e: SealError) -> StoreError {
+    sealed(e)
+}
+
+fn get_account(
+    seal: &Seal,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    which: wal::Table,
+    key: &[u8; 32],
+) -> Result<(u128, u64, u128), StoreError> {
+    match table.get(key.as_slice())? {
+        Some(v) => seal.open_account(which, key, v.value()),
+        None => Ok((0, 0, 0)),
+    }
+}
+
+fn get_marker(
+    seal: &Seal,
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<u64, StoreError> {
+    match meta.get(MARKER)? {
+        Some(v) => seal.open_marker(v.value()),
+        None => Ok(0),
+    }
+}
+
+/// Raises an account's chain-accepted total (settled charges, paid earnings) to `cumulative`, never
+/// above what the account owes and never down; returns the new record.
+fn raise_accepted(
+    seal: &Seal,
+    table: &mut redb::Table<&[u8], &[u8]>,
+    which: wal::Table,
+    key: &[u8; 32],
+    cumulative: u128,
+) -> Result<[u8; ACCOUNT_LEN], StoreError> {
+    let (owed, seqno, accepted) = get_account(seal, table, which, key)?;
+    let record = encode(owed, seqno, accepted.max(cumulative.min(owed)));
+    table.insert(key.as_slice(), seal.account(which, key, &record).as_slice())?;
+    Ok(record)
 }
 
 /// The result of one committed charge.
@@ -157,7 +302,11 @@ enum Op {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Arc<std::sync::RwLock<Option<Arc<Database>>>>,
+    seal: Arc<Seal>,
     tx: mpsc::Sender<Op>,
+    /// Test seam of the log (see `fail_next_syncs`); always zero outside tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    sync_faults: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for Op {
@@ -166,19 +315,195 @@ impl std::fmt::Debug for Op {
     }
 }
 
+/// Reads (or, for a new ledger, writes) the store id and checks the header MAC.
+fn store_id(
+    w: &redb::WriteTransaction,
+    key: &StorageKey,
+    file: &str,
+) -> Result<(Sealer, bool), StoreError> {
+    let mut meta = w.open_table(META)?;
+    let existing = meta.get(STORE_ID)?.map(|v| v.value().to_vec());
+    match existing {
+        Some(id) => {
+            let id: [u8; 32] = id.as_slice().try_into().map_err(|_| {
+                sealed(SealError::Header {
+                    file: file.to_string(),
+                })
+            })?;
+            let sealer = Sealer::new(key, FileKind::Ledger, id, file);
+            let mac = meta
+                .get(HEADER)?
+                .map(|v| v.value().to_vec())
+                .unwrap_or_default();
+            sealer.check_header(FORMAT, &mac).map_err(sealed)?;
+            Ok((sealer, false))
+        }
+        None => {
+            let sealer = Sealer::new(key, FileKind::Ledger, new_store_id(), file);
+            meta.insert(STORE_ID, sealer.store_id().as_slice())?;
+            meta.insert(HEADER, sealer.header_mac(FORMAT).as_slice())?;
+            Ok((sealer, true))
+        }
+    }
+}
+
+/// Authenticates every sealed value (a flipped bit anywhere is refused at open, naming the record).
+fn verify_all(w: &redb::WriteTransaction, seal: &Seal) -> Result<(), StoreError> {
+    for (def, which) in [(CLIENTS, wal::Table::Client), (WORKERS, wal::Table::Worker)] {
+        let t = w.open_table(def)?;
+        for item in t.iter()? {
+            let (k, v) = item?;
+            seal.open_account(which, k.value(), v.value())?;
+        }
+    }
+    get_marker(seal, &w.open_table(META)?)?;
+    Ok(())
+}
+
+/// Moves a format-1 ledger (plain values, client accounts keyed by TLS key) into format 2 inside `w`.
+/// Returns whether there was one.
+fn migrate_v1(
+    w: &redb::WriteTransaction,
+    seal: &Seal,
+    log_path: &Path,
+    migration: &Migration<'_>,
+) -> Result<bool, StoreError> {
+    let names: Vec<String> = w.list_tables()?.map(|t| t.name().to_string()).collect();
+    if !names.iter().any(|n| n == V1_META.name()) {
+        return Ok(false);
+    }
+    let io = |e: std::io::Error| StoreError::Db(format!("{}: {e}", log_path.display()));
+    // What the format-1 log holds was acknowledged: replay it into the format-1 tables first.
+    let records = wal::v1_records(log_path).map_err(io)?;
+    let mut marker = {
+        let mut clients = w.open_table(V1_CLIENTS)?;
+        let mut workers = w.open_table(V1_WORKERS)?;
+        let meta = w.open_table(V1_META)?;
+        let mut marker = meta.get(MARKER)?.map(|v| v.value()).unwrap_or(0);
+        for r in &records {
+            for (table, key, value) in &r.entries {
+                match table {
+                    wal::Table::Client => clients.insert(key.as_slice(), value.as_slice())?,
+                    wal::Table::Worker => workers.insert(key.as_slice(), value.as_slice())?,
+                };
+            }
+            marker = marker.max(r.marker);
+        }
+        marker
+    };
+    for (def, which) in [
+        (V1_CLIENTS, wal::Table::Client),
+        (V1_WORKERS, wal::Table::Worker),
+    ] {
+        let mut merged: BTreeMap<[u8; 32], (u128, u64, u128)> = BTreeMap::new();
+        {
+            let t = w.open_table(def)?;
+            for item in t.iter()? {
+                let (k, v) = item?;
+                let key: [u8; 32] = k.value().try_into().map_err(|_| {
+                    StoreError::Migration(format!(
+                        "{} key of {} bytes",
+                        which.name(),
+                        k.value().len()
+                    ))
+                })?;
+                let map = match which {
+                    wal::Table::Client => migration.client,
+                    wal::Table::Worker => migration.worker,
+                };
+                let id = map(&key).ok_or_else(|| {
+                    StoreError::Migration(format!(
+                        "{} {} has no known account (its escrow or payee is unknown); its history would be stranded",
+                        which.name(),
+                        hex::encode(key)
+                    ))
+                })?;
+                let value = decode(v.value());
+                let next = match merged.get(&id) {
+                    Some(prev) => merge(*prev, value).ok_or(StoreError::Overflow)?,
+                    None => value,
+                };
+                merged.insert(id, next);
+            }
+        }
+        let mut t = w.open_table(match which {
+            wal::Table::Client => CLIENTS,
+            wal::Table::Worker => WORKERS,
+        })?;
+        for (id, (a, n, b)) in merged {
+            t.insert(
+                id.as_slice(),
+                seal.account(which, &id, &encode(a, n, b)).as_slice(),
+            )?;
+        }
+    }
+    {
+        let mut meta = w.open_table(META)?;
+        let current = get_marker(seal, &meta)?;
+        marker = marker.max(current);
+        meta.insert(MARKER, seal.marker(marker).as_slice())?;
+    }
+    w.delete_table(V1_CLIENTS)?;
+    w.delete_table(V1_WORKERS)?;
+    w.delete_table(V1_META)?;
+    tracing::info!(
+        records = records.len(),
+        marker,
+        "ledger migrated to format 2 (sealed, client accounts by escrow)"
+    );
+    Ok(true)
+}
+
 impl Store {
-    /// Opens (or creates) the store at `path` and starts its writer thread.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens (or creates) the store at `path`, sealed under `key`, and starts its writer thread. A
+    /// format-1 ledger is migrated keeping every account's key ([`SAME_KEYS`]).
+    pub fn open(path: &Path, key: &StorageKey) -> Result<Store, StoreError> {
+        Store::open_migrating(path, key, &SAME_KEYS)
+    }
+
+    /// Opens (or creates) the store at `path`, sealed under `key`; a format-1 ledger is migrated with
+    /// `migration`. Every sealed value and log record is authenticated before anything is served.
+    pub fn open_migrating(
+        path: &Path,
+        key: &StorageKey,
+        migration: &Migration<'_>,
+    ) -> Result<Store, StoreError> {
         let db = Arc::new(Database::create(path)?);
+        let file = path.display().to_string();
         let log_path = wal::path_for(path);
         let io = |e: std::io::Error| StoreError::Db(format!("{}: {e}", log_path.display()));
-        let (mut log, records) = wal::Wal::open(&log_path).map_err(io)?;
-        {
-            let w = db.begin_write()?;
+        let seal = {
+            let mut w = db.begin_write()?;
+            let (sealer, _fresh) = store_id(&w, key, &file)?;
+            let seal = Seal { sealer };
             w.open_table(CLIENTS)?;
             w.open_table(WORKERS)?;
-            w.open_table(META)?;
-            replay(&w, &records)?;
+            let migrated = migrate_v1(&w, &seal, &log_path, migration)?;
+            // Durable: a new store id (or a migration) must be on disk before a log is sealed with it.
+            w.set_durability(Durability::Immediate)?;
+            w.commit()?;
+            if migrated {
+                // The format-1 log is in the ledger now.
+                wal::retire_v1(&log_path).map_err(io)?;
+            }
+            seal
+        };
+        let wal_sealer = Sealer::new(
+            key,
+            FileKind::Wal,
+            seal.sealer.store_id(),
+            log_path.display().to_string(),
+        );
+        let sync_faults = Arc::new(AtomicU32::new(0));
+        let (mut log, records) = wal::Wal::open(&log_path, wal_sealer, sync_faults.clone())
+            .map_err(|e| match e {
+                wal::OpenError::Io(e) => io(e),
+                wal::OpenError::Sealed(e) => sealed(e),
+            })?;
+        {
+            let w = db.begin_write()?;
+            replay(&w, &seal, &records)?;
+            verify_all(&w, &seal)?;
             w.commit()?;
         }
         if !records.is_empty() {
@@ -187,17 +512,34 @@ impl Store {
                 "ledger log replayed after an unclean stop"
             );
         }
+        {
+            // The replay must be durable before the log is voided.
+            let mut w = db.begin_write()?;
+            w.set_durability(Durability::Immediate)?;
+            w.commit()?;
+        }
         log.reset().map_err(io)?;
+        let seal = Arc::new(seal);
         let (tx, rx) = mpsc::channel::<Op>();
         let writer_db = db.clone();
+        let writer_seal = seal.clone();
         std::thread::Builder::new()
             .name("cocoon-store".into())
-            .spawn(move || writer(writer_db, log, rx))
+            .spawn(move || writer(writer_db, writer_seal, log, rx))
             .map_err(|e| StoreError::Db(e.to_string()))?;
         Ok(Store {
             db: Arc::new(std::sync::RwLock::new(Some(db))),
+            seal,
             tx,
+            sync_faults,
         })
+    }
+
+    /// Test seam: the log's next `n` fdatasyncs fail.
+    #[cfg(test)]
+    pub(crate) fn fail_next_syncs(&self, n: u32) {
+        self.sync_faults
+            .store(n, std::sync::atomic::Ordering::Release);
     }
 
     fn db(&self) -> Result<Arc<Database>, StoreError> {
@@ -223,42 +565,56 @@ impl Store {
     /// Global marker (number of charges ever committed).
     pub fn marker(&self) -> Result<u64, StoreError> {
         let r = self.db()?.begin_read()?;
-        Ok(r.open_table(META)?
-            .get(MARKER)?
-            .map(|v| v.value())
-            .unwrap_or(0))
+        get_marker(&self.seal, &r.open_table(META)?)
     }
 
-    /// A client's ledger.
-    pub fn client(&self, key: &[u8; 32]) -> Result<ClientAccount, StoreError> {
+    /// A client's ledger: the account of one escrow (its account id), whichever key spent it.
+    pub fn client(&self, escrow: &[u8; 32]) -> Result<ClientAccount, StoreError> {
         let r = self.db()?.begin_read()?;
         let t = r.open_table(CLIENTS)?;
-        Ok(t.get(key.as_slice())?
-            .map(|v| {
-                let (charged, seqno, settled) = decode(v.value());
+        let (charged, seqno, settled) = get_account(&self.seal, &t, wal::Table::Client, escrow)?;
+        Ok(ClientAccount {
+            charged,
+            seqno,
+            settled,
+        })
+    }
+
+    /// Every client account (by escrow account id).
+    pub fn clients(&self) -> Result<Vec<([u8; 32], ClientAccount)>, StoreError> {
+        let r = self.db()?.begin_read()?;
+        let t = r.open_table(CLIENTS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            let Ok(key) = <[u8; 32]>::try_from(k.value()) else {
+                continue;
+            };
+            let (charged, seqno, settled) =
+                self.seal
+                    .open_account(wal::Table::Client, &key, v.value())?;
+            out.push((
+                key,
                 ClientAccount {
                     charged,
                     seqno,
                     settled,
-                }
-            })
-            .unwrap_or_default())
+                },
+            ));
+        }
+        Ok(out)
     }
 
     /// A worker's ledger.
     pub fn worker(&self, key: &[u8; 32]) -> Result<WorkerAccount, StoreError> {
         let r = self.db()?.begin_read()?;
         let t = r.open_table(WORKERS)?;
-        Ok(t.get(key.as_slice())?
-            .map(|v| {
-                let (earned, seqno, paid) = decode(v.value());
-                WorkerAccount {
-                    earned,
-                    seqno,
-                    paid,
-                }
-            })
-            .unwrap_or_default())
+        let (earned, seqno, paid) = get_account(&self.seal, &t, wal::Table::Worker, key)?;
+        Ok(WorkerAccount {
+            earned,
+            seqno,
+            paid,
+        })
     }
 
     /// Every worker's ledger.
@@ -268,11 +624,12 @@ impl Store {
         let mut out = Vec::new();
         for item in t.iter()? {
             let (k, v) = item?;
-            let mut key = [0u8; 32];
-            if k.value().len() == 32 {
-                key.copy_from_slice(k.value());
-            }
-            let (earned, seqno, paid) = decode(v.value());
+            let Ok(key) = <[u8; 32]>::try_from(k.value()) else {
+                continue;
+            };
+            let (earned, seqno, paid) =
+                self.seal
+                    .open_account(wal::Table::Worker, &key, v.value())?;
             out.push((
                 key,
                 WorkerAccount {
@@ -285,7 +642,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a charge durably; returns once it is on disk.
+    /// Records a charge to the account of `client` (its escrow's account id) durably; returns once it
+    /// is on disk.
     pub async fn charge(
         &self,
         client: [u8; 32],
@@ -314,7 +672,7 @@ impl Store {
         }
     }
 
-    /// Records that the chain accepted a cumulative charge.
+    /// Records that the chain accepted a cumulative charge of this escrow.
     pub async fn mark_settled(&self, client: [u8; 32], cumulative: u128) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -349,10 +707,11 @@ enum Reply {
     Unit(oneshot::Sender<Result<(), StoreError>>),
 }
 
-fn writer(db: Arc<Database>, mut log: wal::Wal, rx: mpsc::Receiver<Op>) {
+fn writer(db: Arc<Database>, seal: Arc<Seal>, mut log: wal::Wal, rx: mpsc::Receiver<Op>) {
     let mut stop = None;
-    // Set when redb and the log may disagree (a commit failed after its record was logged): from
-    // then on every write fails, and the next start replays the log.
+    // Set when redb and the log may disagree (a commit failed after its record was logged, or a
+    // failed record could not be voided): from then on every write fails, and the next start
+    // replays the log.
     let mut poisoned = false;
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
@@ -369,11 +728,12 @@ fn writer(db: Arc<Database>, mut log: wal::Wal, rx: mpsc::Receiver<Op>) {
         }
         let mut replies = Vec::with_capacity(batch.len());
         let result = if poisoned {
-            Err(StoreError::Db(
-                "an earlier commit failed; restart to replay the log".into(),
-            ))
+            for op in batch {
+                refuse(op, "an earlier commit failed; restart to replay the log");
+            }
+            Ok(())
         } else {
-            apply_batch(&db, &mut log, batch, &mut replies, &mut poisoned)
+            apply_batch(&db, &seal, &mut log, batch, &mut replies, &mut poisoned)
         };
         match result {
             Ok(()) => {
@@ -415,6 +775,22 @@ fn writer(db: Arc<Database>, mut log: wal::Wal, rx: mpsc::Receiver<Op>) {
     }
 }
 
+/// Answers an operation with an error without applying it.
+fn refuse(op: Op, why: &str) {
+    let e = || StoreError::Db(why.to_string());
+    match op {
+        Op::Charge { reply, .. } => {
+            let _ = reply.send(Err(e()));
+        }
+        Op::Settled { reply, .. } | Op::Paid { reply, .. } => {
+            let _ = reply.send(Err(e()));
+        }
+        Op::Stop { reply } => {
+            let _ = reply.send(());
+        }
+    }
+}
+
 /// Makes everything committed so far durable in redb and voids the log.
 fn checkpoint(db: &Database, log: &mut wal::Wal) -> Result<(), StoreError> {
     let mut w = db.begin_write()?;
@@ -425,26 +801,32 @@ fn checkpoint(db: &Database, log: &mut wal::Wal) -> Result<(), StoreError> {
 }
 
 /// Applies the log's records (absolute account states, oldest first) inside `w`.
-fn replay(w: &redb::WriteTransaction, records: &[wal::Record]) -> Result<(), StoreError> {
+fn replay(
+    w: &redb::WriteTransaction,
+    seal: &Seal,
+    records: &[wal::Record],
+) -> Result<(), StoreError> {
     let mut clients = w.open_table(CLIENTS)?;
     let mut workers = w.open_table(WORKERS)?;
     let mut meta = w.open_table(META)?;
-    let mut marker = meta.get(MARKER)?.map(|v| v.value()).unwrap_or(0);
+    let mut marker = get_marker(seal, &meta)?;
     for r in records {
         for (table, key, value) in &r.entries {
+            let v = seal.account(*table, key, value);
             match table {
-                wal::Table::Client => clients.insert(key.as_slice(), value.as_slice())?,
-                wal::Table::Worker => workers.insert(key.as_slice(), value.as_slice())?,
+                wal::Table::Client => clients.insert(key.as_slice(), v.as_slice())?,
+                wal::Table::Worker => workers.insert(key.as_slice(), v.as_slice())?,
             };
         }
         marker = marker.max(r.marker);
     }
-    meta.insert(MARKER, marker)?;
+    meta.insert(MARKER, seal.marker(marker).as_slice())?;
     Ok(())
 }
 
 fn apply_batch(
     db: &Database,
+    seal: &Seal,
     log: &mut wal::Wal,
     batch: Vec<Op>,
     replies: &mut Vec<Reply>,
@@ -462,7 +844,7 @@ fn apply_batch(
         let mut clients = w.open_table(CLIENTS)?;
         let mut workers = w.open_table(WORKERS)?;
         let mut meta = w.open_table(META)?;
-        let mut marker = meta.get(MARKER)?.map(|v| v.value()).unwrap_or(0);
+        let mut marker = get_marker(seal, &meta)?;
         for op in batch {
             match op {
                 Op::Charge {
@@ -471,33 +853,49 @@ fn apply_batch(
                     cost,
                     reply,
                 } => {
-                    let (charged, seqno, settled) = clients
-                        .get(client.as_slice())?
-                        .map(|v| decode(v.value()))
-                        .unwrap_or_default();
-                    let (earned, wseq, paid) = workers
-                        .get(worker.as_slice())?
-                        .map(|v| decode(v.value()))
-                        .unwrap_or_default();
+                    let (charged, seqno, settled) =
+                        get_account(seal, &clients, wal::Table::Client, &client)?;
+                    let (earned, wseq, paid) =
+                        get_account(seal, &workers, wal::Table::Worker, &worker)?;
+                    let next = (
+                        charged.checked_add(cost.client),
+                        seqno.checked_add(1),
+                        earned.checked_add(cost.worker),
+                        wseq.checked_add(1),
+                        marker.checked_add(1),
+                    );
+                    let (Some(charged), Some(seqno), Some(earned), Some(wseq), Some(next_marker)) =
+                        next
+                    else {
+                        // This charge alone is refused; the rest of the batch commits.
+                        tracing::error!(
+                            client = %hex::encode(client),
+                            "charge would overflow the ledger; refused"
+                        );
+                        let _ = reply.send(Err(StoreError::Overflow));
+                        continue;
+                    };
                     let c = ClientAccount {
-                        charged: charged
-                            .checked_add(cost.client)
-                            .ok_or(StoreError::Overflow)?,
-                        seqno: seqno + 1,
+                        charged,
+                        seqno,
                         settled,
                     };
                     let wa = WorkerAccount {
-                        earned: earned
-                            .checked_add(cost.worker)
-                            .ok_or(StoreError::Overflow)?,
-                        seqno: wseq + 1,
+                        earned,
+                        seqno: wseq,
                         paid,
                     };
-                    marker += 1;
+                    marker = next_marker;
                     let cv = encode(c.charged, c.seqno, c.settled);
                     let wv = encode(wa.earned, wa.seqno, wa.paid);
-                    clients.insert(client.as_slice(), cv.as_slice())?;
-                    workers.insert(worker.as_slice(), wv.as_slice())?;
+                    clients.insert(
+                        client.as_slice(),
+                        seal.account(wal::Table::Client, &client, &cv).as_slice(),
+                    )?;
+                    workers.insert(
+                        worker.as_slice(),
+                        seal.account(wal::Table::Worker, &worker, &wv).as_slice(),
+                    )?;
                     touched.insert((wal::Table::Client, client), cv);
                     touched.insert((wal::Table::Worker, worker), wv);
                     replies.push(Reply::Charge(
@@ -514,7 +912,13 @@ fn apply_batch(
                     cumulative,
                     reply,
                 } => {
-                    let cv = raise_accepted(&mut clients, &client, cumulative)?;
+                    let cv = raise_accepted(
+                        seal,
+                        &mut clients,
+                        wal::Table::Client,
+                        &client,
+                        cumulative,
+                    )?;
                     touched.insert((wal::Table::Client, client), cv);
                     replies.push(Reply::Unit(reply));
                 }
@@ -527,13 +931,19 @@ fn apply_batch(
                     cumulative,
                     reply,
                 } => {
-                    let wv = raise_accepted(&mut workers, &worker, cumulative)?;
+                    let wv = raise_accepted(
+                        seal,
+                        &mut workers,
+                        wal::Table::Worker,
+                        &worker,
+                        cumulative,
+                    )?;
                     touched.insert((wal::Table::Worker, worker), wv);
                     replies.push(Reply::Unit(reply));
                 }
             }
         }
-        meta.insert(MARKER, marker)?;
+        meta.insert(MARKER, seal.marker(marker).as_slice())?;
         marker
     };
     if touched.is_empty() {
@@ -544,9 +954,14 @@ fn apply_batch(
         marker,
         entries: touched.into_iter().map(|((t, k), v)| (t, k, v)).collect(),
     };
-    // On a log error the transaction is dropped (aborted): nothing was recorded anywhere.
-    log.append(&record)
-        .map_err(|e| StoreError::Db(format!("ledger log: {e}")))?;
+    // On a log error the transaction is dropped (aborted): nothing was recorded anywhere, and the
+    // log voided the record it could not make durable (or is broken: then the store stops writing).
+    if let Err(e) = log.append(&record) {
+        if log.broken() {
+            *poisoned = true;
+        }
+        return Err(StoreError::Db(format!("ledger log: {e}")));
+    }
     if let Err(e) = w.commit() {
         *poisoned = true;
         return Err(e.into());

@@ -88,7 +88,7 @@ async fn charge_and_payout_settle_exactly_and_idempotently() {
             refresh: Duration::from_secs(3600),
             allow_unattested: false,
             binding: BindPolicy::default(),
-            bindings_path: None,
+            bindings: None,
         },
     )
     .await

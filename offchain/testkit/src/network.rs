@@ -428,8 +428,7 @@ impl MemoryNetwork {
     pub fn charged(&self) -> u128 {
         self.proxy()
             .proxy
-            .store
-            .client(&self.client_key)
+            .client_ledger(&self.client_key)
             .map(|c| c.charged)
             .unwrap_or_else(|e| panic!("reading the ledger: {e}"))
     }

@@ -9,8 +9,8 @@ use cocoon_daemon::tls::PeerIdentity;
 use cocoon_protocol::PriceParams;
 use cocoon_protocol::voucher::{ChargeVoucher, PayoutVoucher, SignedVoucher};
 use cocoon_proxy::chain::{
-    BoxFuture, DEV_NETWORK_ID, DEV_PAYER, SettleError, apply_charge, dev_escrow_id, raise_marker,
-    raise_payout,
+    BoxFuture, DEV_NETWORK_ID, DEV_PAYER, EscrowPhase, EscrowStatus, SettleError, apply_charge,
+    dev_escrow_id, raise_marker, raise_payout,
 };
 use cocoon_proxy::{ChainView, EscrowInfo, Settler};
 
@@ -37,6 +37,8 @@ pub struct MemoryChainState {
     pub allowed_workers: Option<Vec<[u8; 32]>>,
     /// Cumulative payout per worker.
     pub paid: HashMap<[u8; 32], u128>,
+    /// Escrows (by id) that left OPEN; the others are open.
+    pub phases: HashMap<[u8; 32], EscrowPhase>,
 }
 
 impl MemoryChain {
@@ -61,6 +63,24 @@ impl MemoryChain {
             settled: 0,
         };
         self.lock().escrows.insert(client_key, escrow);
+    }
+
+    /// Starts the unilateral close of `client_key`'s escrow (it may finish at `closing_at`): the key
+    /// is no longer admitted, and charges not settled by then would be refunded.
+    pub fn begin_close(&self, client_key: [u8; 32], closing_at: u64) {
+        let mut st = self.lock();
+        if let Some(e) = st.escrows.get(&client_key).copied() {
+            st.phases
+                .insert(e.escrow, EscrowPhase::Closing { closing_at });
+        }
+    }
+
+    /// The client rotates its escrow's key from `old` to `new` (the same escrow, a new key).
+    pub fn rotate_client_key(&self, old: [u8; 32], new: [u8; 32]) {
+        let mut st = self.lock();
+        if let Some(e) = st.escrows.remove(&old) {
+            st.escrows.insert(new, e);
+        }
     }
 
     /// Restricts serving to these worker keys.
@@ -95,7 +115,23 @@ impl ChainView for MemoryChain {
         DEV_NETWORK_ID
     }
     fn escrow(&self, client_key: &[u8; 32]) -> Option<EscrowInfo> {
-        self.lock().escrows.get(client_key).copied()
+        let st = self.lock();
+        st.escrows.get(client_key).copied().filter(|e| {
+            st.phases
+                .get(&e.escrow)
+                .is_none_or(|p| *p == EscrowPhase::Open)
+        })
+    }
+    fn client_account(&self, client_key: &[u8; 32]) -> Option<[u8; 32]> {
+        self.lock().escrows.get(client_key).map(|e| e.escrow)
+    }
+    fn escrow_status(&self, escrow: &[u8; 32]) -> Option<EscrowStatus> {
+        let st = self.lock();
+        let e = st.escrows.values().find(|e| e.escrow == *escrow)?;
+        Some(EscrowStatus {
+            phase: st.phases.get(escrow).copied().unwrap_or(EscrowPhase::Open),
+            settled: e.settled,
+        })
     }
     fn worker_allowed(&self, worker: &PeerIdentity) -> bool {
         self.lock()

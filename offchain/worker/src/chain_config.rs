@@ -263,7 +263,8 @@ mod tests {
                 .expect("wallet");
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("mnemonic");
-        std::fs::write(&file, format!("{phrase}\n")).expect("write");
+        cocoon_daemon::secret_file::write_private(&file, format!("{phrase}\n").as_bytes())
+            .expect("write");
         let mut s = ChainSection {
             root: ROOT.into(),
             owner: wallet.address().to_hex(),

@@ -145,6 +145,11 @@ pub async fn build(config: WorkerConfig, options: &BuildOptions) -> anyhow::Resu
     config.validate().context("worker configuration")?;
     let tls_section = effective_tls(&config.tls, &config.dev_key, options.insecure_dev_tls);
     tls_section.validate_for(Role::Worker).context("[tls]")?;
+    // Before anything is built: the real-TEE endpoint rules and the weights file's hash.
+    crate::measured::check_start(&config, tls_section.mode)
+        .context("measured configuration (refusing to serve)")?;
+    let config_hash = crate::measured::config_hash(&config, tls_section.mode)
+        .context("measuring the configuration")?;
     let allowlist = att::InMemoryAllowlist::new();
     let (worker_options, params) = if config.chain.enabled() {
         chain_options(&config, options.owner_wallet.clone(), &allowlist).await?
@@ -162,6 +167,7 @@ pub async fn build(config: WorkerConfig, options: &BuildOptions) -> anyhow::Resu
             root: config.chain.root_address()?,
             wallet: config.chain.owner_address()?,
             allowlist: Arc::new(allowlist.clone()),
+            config_hash: Some(config_hash),
         })
     } else {
         None
@@ -174,12 +180,14 @@ pub async fn build(config: WorkerConfig, options: &BuildOptions) -> anyhow::Resu
         &tls_section,
         Arc::new(allowlist.clone()),
         &keys,
+        Some(&config_hash),
     )
     .context("building the worker's TLS")?;
     let identity = tls.identity();
     tracing::info!(
         key = %hex::encode(identity.public_key),
         image_hash = %hex::encode(identity.image_hash),
+        config_hash = %hex::encode(config_hash),
         tee = %identity.tee,
         "worker identity (bind the stake to it: `cocoon worker stake --amount <TON> --key <key>`)"
     );
