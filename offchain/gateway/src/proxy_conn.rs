@@ -18,7 +18,18 @@ pub(crate) struct ProxyConn {
     tls: Arc<dyn HopTls>,
     pinned: Option<[u8; 32]>,
     recheck: std::time::Duration,
-    current: Mutex<Option<SendRequest<Body>>>,
+    /// The live connection and its proxy certificate's expiry (unix seconds).
+    current: Mutex<Option<(SendRequest<Body>, i64)>>,
+}
+
+/// A connection whose proxy certificate expires sooner than this takes no new requests: the next
+/// one dials afresh (the proxy presents its renewed certificate), and the old connection is closed
+/// at its certificate's expiry.
+const RENEW_BEFORE_EXPIRY_SECS: i64 = 300;
+
+fn now_unix() -> i64 {
+    use cocoon_attestation::Clock;
+    cocoon_attestation::SystemClock.now_unix()
 }
 
 impl std::fmt::Debug for ProxyConn {
@@ -48,11 +59,15 @@ impl ProxyConn {
     /// A sender on a live connection (dialing if needed).
     pub(crate) async fn sender(&self) -> Result<SendRequest<Body>, DialError> {
         let mut cur = self.current.lock().await;
-        if let Some(s) = cur.as_ref().filter(|s| !s.is_closed()) {
+        let renew_at = |not_after: i64| not_after.saturating_sub(RENEW_BEFORE_EXPIRY_SECS);
+        if let Some((s, _)) = cur
+            .as_ref()
+            .filter(|(s, not_after)| !s.is_closed() && now_unix() < renew_at(*not_after))
+        {
             return Ok(s.clone());
         }
-        let s = self.dial().await?;
-        *cur = Some(s.clone());
+        let (s, not_after) = self.dial().await?;
+        *cur = Some((s.clone(), not_after));
         Ok(s)
     }
 
@@ -62,7 +77,7 @@ impl ProxyConn {
             .lock()
             .await
             .as_ref()
-            .is_some_and(|s| !s.is_closed())
+            .is_some_and(|(s, _)| !s.is_closed())
     }
 
     /// Forgets the current connection (after it failed).
@@ -70,7 +85,7 @@ impl ProxyConn {
         *self.current.lock().await = None;
     }
 
-    async fn dial(&self) -> Result<SendRequest<Body>, DialError> {
+    async fn dial(&self) -> Result<(SendRequest<Body>, i64), DialError> {
         let tcp = tokio::net::TcpStream::connect(&self.addr).await?;
         tcp.set_nodelay(true)?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.client_config());
@@ -94,6 +109,7 @@ impl ProxyConn {
             .await?;
         let tls = Arc::clone(&self.tls);
         let every = self.recheck;
+        let not_after = peer.not_after;
         tokio::spawn(async move {
             tokio::pin!(conn);
             loop {
@@ -115,6 +131,6 @@ impl ProxyConn {
                 }
             }
         });
-        Ok(sender)
+        Ok((sender, not_after))
     }
 }

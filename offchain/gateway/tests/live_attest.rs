@@ -15,8 +15,11 @@ use common::*;
 const REFRESH_MS: u64 = 200;
 
 async fn simulated_net() -> (Net, std::sync::Arc<att::InMemoryAllowlist>) {
-    let kit = TlsKit::simulated("live-proxy", "live-worker").unwrap();
-    let allowlist = kit.allowlist.clone().unwrap();
+    let kit = TlsKit::simulated("live-proxy", "live-worker").expect("simulated kit");
+    let allowlist = kit
+        .allowlist
+        .clone()
+        .expect("simulated kits share an allowlist");
     let net = Net::builder()
         .workers(&[1000])
         .credit(Some(CREDIT))
@@ -134,4 +137,72 @@ async fn a_revoked_proxy_is_dropped_by_the_worker_and_the_gateway() {
         .await;
     assert_ne!(r.status, 200, "{}", r.text());
     assert!(!net.gateway.gateway.proxy_connected().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_near_its_certificate_expiry_is_drained_not_cut() {
+    use cocoon_daemon::http::full;
+    use http_body_util::BodyExt;
+    // A request timeout longer than any certificate's life: every worker certificate "expires
+    // before a request started now could finish", as a real one does in its last minutes.
+    let kit = TlsKit::simulated("live-proxy", "live-worker").expect("simulated kit");
+    let net = Net::builder()
+        .workers(&[1000])
+        .credit(Some(CREDIT))
+        .tls(kit)
+        .proxy_config(|c| {
+            c.announce_poll_ms = REFRESH_MS;
+            c.request_timeout_ms = 25 * 3600 * 1000;
+        })
+        .worker_config(|c| c.reconnect_ms = 50)
+        .start()
+        .await;
+    let drained = net
+        .proxy()
+        .proxy
+        .metrics
+        .counter("cocoon_proxy_workers_drained_total", "", &[]);
+    // Catch the worker between two drains (it redials and is drained again every refresh): a
+    // held stream keeps its connection in flight.
+    let mut held = None;
+    for _ in 0..50 {
+        let req = hyper::Request::post(net.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(full(chat("HOLD on", true)))
+            .expect("request");
+        let resp = net.http.request(req).await.expect("response");
+        if resp.status() == 200 {
+            held = Some(resp);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut body = held.expect("a worker took the held stream").into_body();
+    body.frame().await.expect("frame").expect("first bytes");
+    let before = drained.get();
+    within(one_refresh(), async || drained.get() > before)
+        .await
+        .expect("the worker's connection is drained within one refresh");
+    // Drained, not cut: the stream in flight completes once the engine answers.
+    tokio::time::sleep(Duration::from_millis(REFRESH_MS * 2)).await;
+    net.engine.release();
+    let rest = body
+        .collect()
+        .await
+        .expect("the held stream completes")
+        .to_bytes();
+    assert!(
+        String::from_utf8_lossy(&rest).ends_with("data: [DONE]\n\n"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    // And the worker comes back (it redials with its certificate and serves again).
+    let r = within(Duration::from_secs(5), async || {
+        net.post("/v1/chat/completions", &chat("again", false), &[])
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert!(r.is_some(), "the worker serves again after redialing");
 }

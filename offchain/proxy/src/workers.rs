@@ -142,6 +142,7 @@ async fn serve_worker(
         .add(1);
     tracing::info!(worker = %hex::encode(entry.identity.public_key), model = %a.model, coefficient = a.coefficient, "worker connected");
     let poll = Duration::from_millis(proxy.config.announce_poll_ms);
+    let request_timeout = Duration::from_millis(proxy.config.request_timeout_ms);
     loop {
         let wait = next_recheck(&entry.identity, poll);
         tokio::select! {
@@ -171,6 +172,27 @@ async fn serve_worker(
                 .inc();
             break;
         }
+        if expires_within(&entry.identity, request_timeout) {
+            // Its certificate expires before a request started now could finish: no new requests,
+            // and once those in flight are done the connection closes and the worker redials with
+            // its renewed certificate (renewed a quarter of its life before expiry), instead of
+            // being cut mid-response at the expiry.
+            if !entry.closed.swap(true, Ordering::AcqRel) {
+                tracing::info!(worker = %hex::encode(entry.identity.public_key), not_after = entry.identity.not_after, "worker certificate expires soon: draining its connection");
+                proxy
+                    .metrics
+                    .counter(
+                        "cocoon_proxy_workers_drained_total",
+                        "Worker connections drained because the worker's certificate expires within the request timeout.",
+                        &[],
+                    )
+                    .inc();
+            }
+            if entry.in_flight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            continue;
+        }
         match announcement(&mut sender, announce_timeout).await {
             Ok(a) => {
                 entry.coefficient.store(a.coefficient, Ordering::Relaxed);
@@ -190,6 +212,15 @@ async fn serve_worker(
         .add(-1);
     drop(driver);
     Ok(())
+}
+
+/// Whether the worker's certificate expires within `window` from now.
+fn expires_within(identity: &cocoon_daemon::tls::PeerIdentity, window: Duration) -> bool {
+    use cocoon_attestation::Clock;
+    let left = identity
+        .not_after
+        .saturating_sub(cocoon_attestation::SystemClock.now_unix());
+    u64::try_from(left).map_or(true, |left| left <= window.as_secs())
 }
 
 /// Re-verifies a connected worker as at admission, against the current view: its certificate

@@ -72,6 +72,16 @@ impl PlatformKey {
         })
     }
 
+    /// As [`PlatformKey::of_quote`], after checking that the quote's PCK certificate chain is
+    /// signed, certificate by certificate, up to the pinned Intel SGX root key
+    /// ([`crate::dcap::INTEL_ROOT_KEY_ID`]). Only the signatures are checked here (dates and CRLs
+    /// need collateral, which full verification uses): enough to keep made-up PCK certificates,
+    /// and so made-up platforms, from ever reaching a PCCS or the platform table.
+    pub fn of_genuine_quote(quote: &[u8]) -> Result<Self> {
+        check_pck_chain(quote)?;
+        Self::of_quote(quote)
+    }
+
     fn file_name(&self) -> String {
         format!("{}-{}-{}.json", self.tee, self.fmspc, self.ca)
     }
@@ -101,6 +111,48 @@ impl PlatformKey {
             ca,
         })
     }
+}
+
+/// The quote's embedded PCK chain (leaf first) chains by signature to the pinned Intel root key.
+fn check_pck_chain(quote: &[u8]) -> Result<()> {
+    use sha2::{Digest, Sha384};
+    let rejected = |m: String| AttestError::QuoteRejected(format!("PCK certificate chain: {m}"));
+    let parsed = dcap_qvl::quote::Quote::parse(quote)
+        .map_err(|e| AttestError::MalformedQuote(format!("{e:#}")))?;
+    let chain = parsed.raw_cert_chain().map_err(|e| {
+        AttestError::MalformedQuote(format!("no PCK certificate chain in the quote: {e:#}"))
+    })?;
+    let pems = x509_parser::pem::Pem::iter_from_buffer(chain)
+        .take(5)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| AttestError::MalformedQuote(format!("PCK chain PEM: {e}")))?;
+    let certs = pems
+        .iter()
+        .map(|p| p.parse_x509())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| AttestError::MalformedQuote(format!("PCK certificate: {e}")))?;
+    let Some(root) = certs.last() else {
+        return Err(rejected("empty".into()));
+    };
+    if certs.len() < 2 {
+        return Err(rejected("no issuer above the PCK certificate".into()));
+    }
+    let root_key_id = hex::encode(Sha384::digest(
+        root.public_key().subject_public_key.data.as_ref(),
+    ));
+    if root_key_id != crate::dcap::INTEL_ROOT_KEY_ID {
+        return Err(AttestError::RootKeyMismatch {
+            actual: root_key_id,
+        });
+    }
+    for (i, pair) in certs.windows(2).enumerate() {
+        if let [cert, issuer] = pair {
+            cert.verify_signature(Some(issuer.public_key()))
+                .map_err(|e| rejected(format!("certificate {i} not signed by its issuer: {e}")))?;
+        }
+    }
+    root.verify_signature(None)
+        .map_err(|e| rejected(format!("root not self-signed: {e}")))
 }
 
 /// Supplies collateral for a quote during peer verification (synchronously: TLS verifiers are sync).
@@ -421,6 +473,27 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fixture_pck_chain_is_genuine_and_a_forged_one_is_not() {
+        let quote = std::fs::read(crate::fixtures_dir().join("cocoon-tdx-quote.bin"))
+            .expect("fixture quote (COCOON_FIXTURES_DIR)");
+        let key = PlatformKey::of_genuine_quote(&quote).expect("genuine");
+        assert_eq!(key.fmspc, "90c06f000000");
+        // Flip a byte inside the PEM body of the PCK chain: a signature no longer holds (or the
+        // chain no longer parses), and no platform key comes out.
+        let begin = quote
+            .windows(27)
+            .position(|w| w == b"-----BEGIN CERTIFICATE-----")
+            .expect("PEM in the quote");
+        let mut forged = quote.clone();
+        forged[begin + 200] = if forged[begin + 200] == b'A' {
+            b'B'
+        } else {
+            b'A'
+        };
+        assert!(PlatformKey::of_genuine_quote(&forged).is_err());
+    }
 
     #[test]
     fn percent_decoding_handles_escapes_and_stray_percent() {

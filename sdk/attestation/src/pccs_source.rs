@@ -253,7 +253,8 @@ impl PccsCollateral {
 
 impl CollateralSource for PccsCollateral {
     fn collateral_for(&self, quote: &[u8]) -> Result<Arc<QuoteCollateralV3>> {
-        match PlatformKey::of_quote(quote) {
+        // Only a quote whose PCK chain Intel signed names a platform worth a table entry.
+        match PlatformKey::of_genuine_quote(quote) {
             Ok(key) => self.lookup(&key),
             Err(e) => self.shared.fallback.clone().ok_or(e),
         }

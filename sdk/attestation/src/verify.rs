@@ -178,6 +178,7 @@ impl PeerVerifier {
         self.check_lifetime(v.not_before, v.identity.not_after)?;
         self.check_age(v.identity.claims.issued_at)?;
         self.check_peer_key(&v.identity.public_key)?;
+        self.policy.check_config(&v.identity.claims)?;
         if v.identity.tee != TeeKind::None && !self.unverified() {
             self.check_allowlist(v.identity.role, &v.identity.image_hash)?;
         }
@@ -188,7 +189,6 @@ impl PeerVerifier {
         let (hash, hit) = self.cached_entry(der);
         if let Some(v) = hit {
             self.recheck_cached(&v)?;
-            self.policy.check_config(&v.identity.claims)?;
             self.warn_if_insecure(&v.identity);
             return Ok(v);
         }

@@ -474,3 +474,60 @@ async fn a_crafted_client_quote_causes_no_collateral_fetch() {
         "the worker's platform was fetched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_with_a_forged_pck_chain_reaches_neither_the_pccs_nor_the_table() {
+    use cocoon_attestation::collateral::PccsClient;
+    use cocoon_attestation::pccs_source::{PccsCollateral, PccsOptions};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let url = counting_pccs(hits.clone()).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let pccs = Arc::new(
+        PccsCollateral::start(
+            PccsClient::new(&url, cache.path().to_path_buf()).expect("client"),
+            None,
+            Arc::new(SystemClock),
+            PccsOptions::default(),
+        )
+        .expect("pccs"),
+    );
+    let policy = Policy::strict(&[Role::Worker], Arc::new(InMemoryAllowlist::new()))
+        .with_collateral(pccs.clone());
+    let verifier = Arc::new(cocoon_attestation::verify::PeerVerifier::new(policy));
+    // The fixture quote with one byte of its PCK certificate changed: as a made-up PCK
+    // certificate (chosen FMSPC) would be, it is not signed by Intel.
+    let mut forged = std::fs::read(cocoon_attestation::fixtures_dir().join("cocoon-tdx-quote.bin"))
+        .expect("fixture quote");
+    let begin = forged
+        .windows(27)
+        .position(|w| w == b"-----BEGIN CERTIFICATE-----")
+        .expect("PEM in the quote");
+    forged[begin + 200] = if forged[begin + 200] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    let cert = Credential::issue(
+        Role::Worker,
+        &SigningKey::generate(&mut rand::rngs::OsRng),
+        Some(&PatchedDcapQuote(forged)),
+        now(),
+        Duration::from_secs(3600),
+        BTreeMap::new(),
+    )
+    .expect("issue");
+    let v = Arc::clone(&verifier);
+    let der = cert.cert_der().to_vec();
+    let err = tokio::task::spawn_blocking(move || v.verify(&der))
+        .await
+        .expect("join")
+        .expect_err("forged PCK chain");
+    assert!(
+        !matches!(err, AttestError::CollateralUnavailable { .. }),
+        "refused before any collateral lookup: {err:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the PCCS was not asked");
+    assert_eq!(pccs.table_len(), 0, "no platform entry");
+}
