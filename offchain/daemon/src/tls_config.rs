@@ -921,6 +921,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::write(&path, "22".repeat(32)).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let collateral = att::fixtures_dir()
             .join("cocoon-tdx-quote.collateral.json")
             .display()

@@ -364,6 +364,10 @@ fn key_file_and_dev_key_are_refused_in_tdx_mode() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("proxy.key");
     std::fs::write(&key, "11".repeat(32)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let collateral = att::fixtures_dir()
         .join("cocoon-tdx-quote.collateral.json")
         .display()
