@@ -57,6 +57,9 @@ async fn demo(args: DemoArgs) -> Result<()> {
         EngineChoice::Gguf(path)
     };
     eprintln!("{INSECURE}");
+    // Warnings only (RUST_LOG overrides): each daemon's INSECURE notices (simulated quotes, keys
+    // from the simulated key service) reach stderr.
+    cocoon_daemon::init_tracing_with_default(false, "warn");
     eprintln!("starting the devnet, deploying the contracts, staking, opening an escrow…");
     let net = LocalNet::start(engine, Funding::default())
         .await

@@ -89,6 +89,9 @@ const COMMANDS: &[&str] = &[
     "audit",
     "audit contracts",
     "audit network",
+    "kms",
+    "kms bind",
+    "kms public-key",
     "completions",
 ];
 
@@ -117,6 +120,7 @@ fn top_level_help_lists_the_groups_and_documents_exit_codes() {
         "proxy",
         "client",
         "audit",
+        "kms",
         "completions",
     ] {
         assert!(

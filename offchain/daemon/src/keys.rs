@@ -396,7 +396,7 @@ pub async fn key_material_within(
     wait: Duration,
 ) -> Result<KeyMaterial, KeyError> {
     section
-        .validate()
+        .validate_for(role)
         .map_err(|e| KeyError::Config(e.to_string()))?;
     match section.key_source {
         KeySource::Local => local_keys(role, section),
@@ -537,11 +537,22 @@ pub async fn kms_request(
     Ok((status, body))
 }
 
-fn read_binding(path: &Path, boot: &[u8; 32]) -> Option<BootKeyBinding> {
+/// The binding in `path` if it is for this TD: its boot key, role, root and configured wallet (the
+/// file is the host's: anything else in it is ignored, and the key service checks the signature).
+fn read_binding(
+    path: &Path,
+    role: Role,
+    ctx: &KmsContext,
+    boot: &[u8; 32],
+) -> Option<BootKeyBinding> {
     let text = std::fs::read_to_string(path).ok()?;
     let binding: BootKeyBinding = serde_json::from_str(&text).ok()?;
     let parsed = binding.parse().ok()?;
-    (parsed.boot_key == *boot).then_some(binding)
+    (parsed.boot_key == *boot
+        && parsed.role == role
+        && parsed.root == ctx.root
+        && parsed.wallet == ctx.wallet)
+        .then_some(binding)
 }
 
 async fn kms_keys(
@@ -581,7 +592,7 @@ async fn kms_keys(
     let mut last = "waiting for the operator's binding".to_owned();
     let mut pause = Duration::from_millis(50);
     loop {
-        if let Some(binding) = read_binding(&binding_file, &boot_public) {
+        if let Some(binding) = read_binding(&binding_file, role, ctx, &boot_public) {
             let body = serde_json::to_vec(&KeyRequest { binding })
                 .map_err(|e| KeyError::Answer(e.to_string()))?;
             match kms_request(
@@ -593,7 +604,7 @@ async fn kms_keys(
             )
             .await
             {
-                Ok((200, body)) => return keys_from_answer(role, section, boot, &body),
+                Ok((200, body)) => return keys_from_answer(role, section, ctx, boot, &body),
                 Ok((status, body)) if (400..500).contains(&status) => {
                     return Err(KeyError::Refused {
                         status,
@@ -620,6 +631,7 @@ async fn kms_keys(
 fn keys_from_answer(
     role: Role,
     section: &TlsSection,
+    ctx: &KmsContext,
     boot: SigningKey,
     body: &[u8],
 ) -> Result<KeyMaterial, KeyError> {
@@ -629,6 +641,13 @@ fn keys_from_answer(
         return Err(KeyError::Answer(format!(
             "keys for a {}, not a {role}",
             answer.role
+        )));
+    }
+    if answer.wallet != ctx.wallet.to_hex() {
+        return Err(KeyError::Answer(format!(
+            "keys for wallet {}, not {}",
+            answer.wallet,
+            ctx.wallet.to_hex()
         )));
     }
     let storage = hex32("storage", &answer.storage).map_err(KeyError::Answer)?;

@@ -32,8 +32,14 @@ pub mod tls_config;
 
 /// Installs a `tracing` subscriber (RUST_LOG-style filter, default `info`; JSON when `json`).
 pub fn init_tracing(json: bool) {
+    init_tracing_with_default(json, "info");
+}
+
+/// As [`init_tracing`], with `default` as the filter when `RUST_LOG` is unset (`cocoon demo` shows
+/// warnings only: every INSECURE notice of its daemons).
+pub fn init_tracing_with_default(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -196,13 +196,6 @@ impl TlsSection {
         if !self.key_file.is_empty() && !self.dev_key.is_empty() {
             return Err(invalid("tls.key_file", "set key_file or dev_key, not both"));
         }
-        if self.mode == TlsMode::Tdx && !self.key_file.is_empty() {
-            return Err(invalid(
-                "tls.key_file",
-                "a key file is readable by the operator, so the TD's attestation would vouch for a                  key the operator holds; not allowed in tdx mode: use key_source = \"kms\" (a proxy) \
-                 or no key (a worker's boot key, made in the TD at start)",
-            ));
-        }
         match self.key_source {
             KeySource::Kms => {
                 if !self.key_file.is_empty() || !self.dev_key.is_empty() {
@@ -302,6 +295,22 @@ impl TlsSection {
             return Err(invalid(
                 "tls.image_label",
                 "image_label applies to simulated mode only",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`TlsSection::validate`] for a daemon of `role`: a TD (proxy, worker, key service) in `tdx`
+    /// mode refuses `key_file` (the operator could read the key its quote vouches for); a client
+    /// gateway, which has no TEE, may keep its escrow's client key in a file.
+    pub fn validate_for(&self, role: Role) -> Result<(), ConfigError> {
+        self.validate()?;
+        if role != Role::Client && self.mode == TlsMode::Tdx && !self.key_file.is_empty() {
+            return Err(invalid(
+                "tls.key_file",
+                "a key file is readable by the operator, so the TD's attestation would vouch for \
+                 a key the operator holds; not allowed in tdx mode: use key_source = \"kms\" (a \
+                 proxy) or no key (a worker's boot key, made in the TD at start)",
             ));
         }
         Ok(())
@@ -470,7 +479,7 @@ pub fn build_hop_tls_with_policy(
     policy: att::Policy,
 ) -> Result<Arc<dyn HopTls>, TlsError> {
     section
-        .validate()
+        .validate_for(role)
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
     let key = section.signing_key()?;
     build_hop_tls_inner(role, section, policy, key, None)
@@ -488,7 +497,7 @@ pub fn build_hop_tls_measured(
     config_hash: &[u8; 32],
 ) -> Result<Arc<dyn HopTls>, TlsError> {
     section
-        .validate()
+        .validate_for(role)
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
     let policy = peer_policy(role, section, allowlist)?;
     let key = section.signing_key()?;
@@ -905,6 +914,126 @@ mod tests {
         let collateral = policy.collateral.collateral_for(&quote).unwrap();
         let at = 1_772_323_200; // 2026-03-01, inside the fixture collateral's window
         att::dcap::verify_quote(&quote, &collateral, at).unwrap();
+    }
+
+    #[test]
+    fn tdx_mode_refuses_key_files_and_inline_keys_and_kms_needs_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "22".repeat(32)).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let collateral = att::fixtures_dir()
+            .join("cocoon-tdx-quote.collateral.json")
+            .display()
+            .to_string();
+        let tdx = TlsSection {
+            mode: TlsMode::Tdx,
+            collateral_file: collateral,
+            ..Default::default()
+        };
+        let with_file = TlsSection {
+            key_file: path.display().to_string(),
+            ..tdx.clone()
+        };
+        for role in [Role::Proxy, Role::Worker, Role::Kms] {
+            let err = with_file.validate_for(role).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { field: "tls.key_file", message } if message.contains("tdx")),
+                "{err}"
+            );
+            let built = build_hop_tls(role, &with_file, empty());
+            assert!(
+                built.is_err(),
+                "{role}: a key file is refused when building too"
+            );
+        }
+        // A client gateway has no TEE: its escrow's client key may live in a file.
+        with_file.validate_for(Role::Client).unwrap();
+        let with_dev = TlsSection {
+            dev_key: "22".repeat(32),
+            ..tdx.clone()
+        };
+        assert!(matches!(
+            with_dev.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.dev_key",
+                ..
+            })
+        ));
+        // The same file in simulated mode is accepted (and labelled INSECURE where it is read).
+        let simulated = TlsSection {
+            mode: TlsMode::Simulated,
+            key_file: path.display().to_string(),
+            ..Default::default()
+        };
+        assert!(simulated.validate_for(Role::Proxy).is_ok());
+        // A boot key (neither) is fine in tdx mode.
+        tdx.validate()
+            .expect("fixture collateral (set COCOON_FIXTURES_DIR?)");
+        // key_source = "kms" needs the service and the binding file, and takes no local key.
+        let kms = TlsSection {
+            key_source: KeySource::Kms,
+            ..tdx.clone()
+        };
+        assert!(matches!(
+            kms.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.kms_url",
+                ..
+            })
+        ));
+        let kms = TlsSection {
+            kms_url: "127.0.0.1:7400".into(),
+            kms_binding_file: dir.path().join("b").display().to_string(),
+            ..kms
+        };
+        kms.validate().unwrap();
+        assert!(kms.signing_key().is_err(), "the key comes from the service");
+        let kms_with_file = TlsSection {
+            mode: TlsMode::Simulated,
+            collateral_file: String::new(),
+            key_file: path.display().to_string(),
+            ..kms
+        };
+        assert!(matches!(
+            kms_with_file.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.key_source",
+                ..
+            })
+        ));
+        let stray = TlsSection {
+            kms_url: "127.0.0.1:7400".into(),
+            ..TlsSection::with_mode(TlsMode::Simulated)
+        };
+        assert!(
+            stray.validate().is_err(),
+            "kms_url without key_source = kms"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tdx_proxy_gets_no_local_key() {
+        let section = TlsSection {
+            mode: TlsMode::Tdx,
+            collateral_file: att::fixtures_dir()
+                .join("cocoon-tdx-quote.collateral.json")
+                .display()
+                .to_string(),
+            ..Default::default()
+        };
+        let err = crate::keys::key_material(Role::Proxy, &section, None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("key service"), "{err}");
+        // A worker's boot key is made here, in memory.
+        let keys = crate::keys::key_material(Role::Worker, &section, None)
+            .await
+            .unwrap();
+        assert_eq!(keys.origin, crate::keys::KeyOrigin::Boot);
     }
 
     #[test]

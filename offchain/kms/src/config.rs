@@ -3,7 +3,7 @@
 
 use cocoon_daemon::chain_endpoint::{ChainEndpoint, parse_address};
 use cocoon_daemon::config::{ConfigError, Validate, invalid};
-use cocoon_daemon::tls_config::{KeySource, TlsSection};
+use cocoon_daemon::tls_config::{KeySource, TlsMode, TlsSection};
 use cocoon_ton::TonAddress;
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +83,14 @@ impl Validate for KmsConfig {
                 return Err(invalid(field, "must be ip:port"));
             }
         }
-        self.tls.validate()?;
+        self.tls.validate_for(cocoon_daemon::tls::Role::Kms)?;
+        if self.tls.mode == TlsMode::DevInsecure {
+            return Err(invalid(
+                "tls.mode",
+                "a key service without attestation would release every key (and the master key) \
+                 to anyone: use tdx, or simulated for development",
+            ));
+        }
         if self.tls.key_source != KeySource::Local {
             return Err(invalid(
                 "tls.key_source",

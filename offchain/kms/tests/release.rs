@@ -3,7 +3,7 @@
 //! Every TD here is simulated (software quotes): the allowlists are the root's, read from the
 //! devnet, and the boot-key bindings are signed by operator wallet keys.
 
-#![allow(clippy::unwrap_used)] // test harness: a failed step should panic
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::sync::Arc;
@@ -364,6 +364,10 @@ fn key_file_and_dev_key_are_refused_in_tdx_mode() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("proxy.key");
     std::fs::write(&key, "11".repeat(32)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let collateral = att::fixtures_dir()
         .join("cocoon-tdx-quote.collateral.json")
         .display()
@@ -374,20 +378,32 @@ fn key_file_and_dev_key_are_refused_in_tdx_mode() {
         collateral_file: collateral.clone(),
         ..TlsSection::default()
     };
-    let err = with_file.validate().unwrap_err().to_string();
-    assert!(err.contains("tls.key_file") && err.contains("tdx"), "{err}");
+    for role in [Role::Proxy, Role::Worker, Role::Kms] {
+        let err = with_file.validate_for(role).unwrap_err().to_string();
+        assert!(err.contains("tls.key_file") && err.contains("tdx"), "{err}");
+    }
+    // The key service's own config refuses it too.
+    let mut config = KmsConfig {
+        tls: with_file.clone(),
+        ..KmsConfig::default()
+    };
+    config.chain.root = format!("0:{}", "11".repeat(32));
+    let err = cocoon_daemon::config::Validate::validate(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tls.key_file"), "{err}");
     let with_dev = TlsSection {
         mode: TlsMode::Tdx,
         dev_key: "11".repeat(32),
         collateral_file: collateral,
         ..TlsSection::default()
     };
-    assert!(with_dev.validate().is_err());
+    assert!(with_dev.validate_for(Role::Worker).is_err());
     // The same file is accepted (and labelled INSECURE) in simulated mode.
     let simulated = TlsSection {
         mode: TlsMode::Simulated,
         key_file: key.display().to_string(),
         ..TlsSection::default()
     };
-    assert!(simulated.validate().is_ok());
+    assert!(simulated.validate_for(Role::Proxy).is_ok());
 }

@@ -3,6 +3,8 @@
 //! through the key service when the proxy restarts in a fresh data directory; a proxy process that
 //! is not attested, or whose boot key its operator never bound, gets nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use cocoon_daemon::tls::Role;

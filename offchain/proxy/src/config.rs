@@ -125,7 +125,7 @@ impl Validate for ProxyConfig {
     /// Everything, including the `[tls]` and `[chain]` sections the binary builds from.
     fn validate(&self) -> Result<(), ConfigError> {
         self.validate_serving()?;
-        self.tls.validate()?;
+        self.tls.validate_for(cocoon_daemon::tls::Role::Proxy)?;
         self.chain.validate()
     }
 }

@@ -310,7 +310,7 @@ async fn build_without_chain(
 /// listeners, admin endpoint) and starts serving.
 pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<ProxyDaemon> {
     let tls_section = tls_section(&config, options);
-    tls_section.validate().context("[tls]")?;
+    tls_section.validate_for(Role::Proxy).context("[tls]")?;
     config.chain.validate().context("[chain]")?;
     if tls_section.mode == TlsMode::Tdx && config.chain.enabled() {
         // Issue 15: what the TD reads from the chain decides admission; https at least.

@@ -1,5 +1,5 @@
 //! The workspace's dependency rules, read from `cargo metadata`: no role crate (proxy, worker,
-//! gateway, engine) depends on another role crate, and no crate but the CLI (behind its optional
+//! gateway, engine, kms) depends on another role crate, and no crate but the CLI (behind its optional
 //! `bench` feature) takes the testkit outside its dev-dependencies.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,11 +8,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const ROLES: [&str; 4] = [
+const ROLES: [&str; 5] = [
     "cocoon-proxy",
     "cocoon-worker",
     "cocoon-gateway",
     "cocoon-engine",
+    "cocoon-kms",
 ];
 
 fn workspace_packages() -> Vec<Value> {

@@ -144,7 +144,7 @@ pub async fn build(config: WorkerConfig, options: &BuildOptions) -> anyhow::Resu
     use cocoon_daemon::config::Validate;
     config.validate().context("worker configuration")?;
     let tls_section = effective_tls(&config.tls, &config.dev_key, options.insecure_dev_tls);
-    tls_section.validate().context("[tls]")?;
+    tls_section.validate_for(Role::Worker).context("[tls]")?;
     // Before anything is built: the real-TEE endpoint rules and the weights file's hash.
     crate::measured::check_start(&config, tls_section.mode)
         .context("measured configuration (refusing to serve)")?;
