@@ -228,6 +228,13 @@ async fn build_on_chain(
         .context("getting the proxy's keys")?;
     let tls = build_hop_tls_keyed(Role::Proxy, tls_section, allowlist.clone(), &keys, None)
         .context("building the proxy's TLS")?;
+    // A key service's S seals the ledger, WAL and bindings; a local key has only itself.
+    let storage_key = match keys.origin {
+        cocoon_daemon::keys::KeyOrigin::Kms => {
+            crate::store::StorageKey::derive(&keys.storage, "storage")
+        }
+        _ => crate::store::storage_key(tls.signing_key()),
+    };
     check_dev_switches(chain, tls_section)?;
     let view = OnchainView::load(
         client.clone(),
@@ -239,7 +246,7 @@ async fn build_on_chain(
             binding: chain.bind_policy(),
             bindings: Some(cocoon_onchain::BindingsFile {
                 path: format!("{}.bindings", config.store_path).into(),
-                key: crate::store::storage_key(tls.signing_key()),
+                key: storage_key.clone(),
             }),
         },
     )
@@ -253,12 +260,13 @@ async fn build_on_chain(
         chain.settle_options(),
     ));
     let tasks = vec![view.spawn_refresh(), allowlist.spawn_refresher()];
-    let handle = crate::start(
+    let handle = crate::start_sealed(
         config.clone(),
         tls.clone(),
         view.clone(),
         settler.clone(),
         registry,
+        storage_key,
     )
     .await?;
     let parts = ChainParts {

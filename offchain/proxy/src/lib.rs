@@ -154,8 +154,21 @@ pub async fn start(
     settler: Arc<dyn Settler>,
     metrics: Arc<metrics::Registry>,
 ) -> Result<ProxyHandle, ProxyError> {
-    config.validate_serving()?;
     let storage_key = store::storage_key(tls.signing_key());
+    start_sealed(config, tls, chain, settler, metrics, storage_key).await
+}
+
+/// As [`start`], the ledger and WAL sealed under `storage_key` (the key service's `S` in a TD;
+/// [`start`] derives it from the signing key, as a local key has nothing else).
+pub async fn start_sealed(
+    config: ProxyConfig,
+    tls: Arc<dyn HopTls>,
+    chain: Arc<dyn ChainView>,
+    settler: Arc<dyn Settler>,
+    metrics: Arc<metrics::Registry>,
+    storage_key: store::StorageKey,
+) -> Result<ProxyHandle, ProxyError> {
+    config.validate_serving()?;
     let store = {
         let client = |key: &[u8; 32]| chain.client_account(key);
         let worker = |key: &[u8; 32]| Some(chain.payee(key));
