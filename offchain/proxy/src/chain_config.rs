@@ -223,7 +223,8 @@ mod tests {
     fn testnet_wallet(seed: u8) -> (tempfile::TempDir, String, Wallet) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("operator.key");
-        std::fs::write(&path, hex::encode([seed; 32])).unwrap();
+        cocoon_daemon::secret_file::write_private(&path, hex::encode([seed; 32]).as_bytes())
+            .unwrap();
         let s = ChainSection {
             root: "0:".to_owned() + &"11".repeat(32),
             operator: "0:".to_owned() + &"22".repeat(32),
