@@ -1,6 +1,6 @@
 //! Settlement without a new charge to trigger it (issue 14 finding 4): an escrow seen closing is
-//! settled before its close delay ends, a rotated client key continues its escrow's one cumulative
-//! series, and charges left idle past a bound are settled. Requests go through the gateway and the
+//! settled before its close delay ends, an escrow whose client key rotated is settled at once and
+//! the new key continues its one cumulative series, and charges left idle past a bound are settled. Requests go through the gateway and the
 //! proxy's client port (in process, over the in-memory chain).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
