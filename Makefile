@@ -79,7 +79,7 @@ lint: check-fmt ## rustfmt check and clippy with warnings denied
 FAST_TESTS := cli_offline receipt_cli image_cli api_corpus corpus smoke transport http_concurrency \
 	http_fixed api bundle failures journal ledger path ra_tls payout_push chain_gate engine_health \
 	payouts roles fixtures handshake pccs peer computed replay_fixtures golden messages boc_snapshots \
-	client_http
+	client_http charging
 
 check: lint ## before every commit: rustfmt check, clippy -D warnings, the fast tests (no devnet, no model)
 	$(CARGO) test --workspace --all-features --lib --bins $(addprefix --test ,$(FAST_TESTS))

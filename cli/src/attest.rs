@@ -79,6 +79,10 @@ pub(crate) struct EndpointArgs {
     /// Allowed image hashes (hex); repeatable. Without any, the image hash is shown, not checked.
     #[arg(long = "allow-image")]
     allow_images: Vec<String>,
+    /// Allowed measured configuration hashes (hex, the `config_hash` claim); repeatable. Without
+    /// any, the configuration hash is shown, not checked.
+    #[arg(long = "allow-config")]
+    allow_configs: Vec<String>,
     /// Accept simulated attestation (INSECURE: development only).
     #[arg(long)]
     insecure: bool,
@@ -101,6 +105,7 @@ pub(crate) fn run_endpoint(args: EndpointArgs, json: bool) -> Result<()> {
     let opts = EndpointOpts {
         roles: args.roles,
         allow_images: args.allow_images,
+        allow_configs: args.allow_configs,
         insecure: args.insecure,
         collateral: args.collateral,
         pccs: args.pccs,
@@ -280,6 +285,7 @@ fn cert(file: &Path, json: bool) -> Result<()> {
     if json {
         let v = json!({
             "identity": id,
+            "config_hash": id.claims.config_hash().ok().flatten().map(hex::encode),
             "not_before": parsed.not_before,
             "not_after": parsed.not_after,
             "report_data_binds_claims": binding,
@@ -292,8 +298,15 @@ fn cert(file: &Path, json: bool) -> Result<()> {
     println!("public key   {}", hex::encode(id.public_key));
     println!("issued at    {}", id.claims.issued_at);
     println!("valid        {} .. {}", parsed.not_before, parsed.not_after);
+    match id.claims.config_hash() {
+        Ok(Some(h)) => println!("config hash  {} (measured configuration)", hex::encode(h)),
+        Ok(None) => println!("config hash  none (not measured)"),
+        Err(e) => println!("config hash  MALFORMED: {e}"),
+    }
     for (k, v) in &id.claims.extra {
-        println!("claim        {k} = {v}");
+        if k != cocoon_attestation::claims::CONFIG_HASH_KEY {
+            println!("claim        {k} = {v}");
+        }
     }
     println!(
         "evidence     {}",
@@ -332,6 +345,7 @@ impl ImageAllowlist for ShowAnyImage {
 struct EndpointOpts {
     roles: Vec<String>,
     allow_images: Vec<String>,
+    allow_configs: Vec<String>,
     insecure: bool,
     collateral: Option<PathBuf>,
     pccs: Option<String>,
@@ -396,6 +410,15 @@ async fn endpoint(addr: &str, o: EndpointOpts) -> Result<()> {
     if o.insecure {
         policy = policy.insecure_dev();
     }
+    for h in &o.allow_configs {
+        let hash: [u8; 32] = hex::decode(h)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .with_context(|| format!("--allow-config {h:?} is not 32 bytes of hex"))?;
+        for role in &roles {
+            policy = policy.require_configs(*role, [hash]);
+        }
+    }
     let (verified, outcome) = attempt(addr, policy).await?;
     let Some(id) = verified.first() else {
         let err = outcome.err().map(|e| match attest_error_in_io(&e) {
@@ -408,7 +431,8 @@ async fn endpoint(addr: &str, o: EndpointOpts) -> Result<()> {
         );
     };
     if o.json {
-        let v = json!({"endpoint": addr, "identity": &**id, "image_checked": !o.allow_images.is_empty(), "handshake_completed": outcome.is_ok()});
+        let config_hash = id.claims.config_hash().ok().flatten().map(hex::encode);
+        let v = json!({"endpoint": addr, "identity": &**id, "image_checked": !o.allow_images.is_empty(), "config_hash": config_hash, "config_checked": !o.allow_configs.is_empty(), "handshake_completed": outcome.is_ok()});
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("endpoint     {addr}");
@@ -428,6 +452,16 @@ async fn endpoint(addr: &str, o: EndpointOpts) -> Result<()> {
             hex::encode(id.image_hash),
             if o.allow_images.is_empty() {
                 " (not checked: no --allow-image)"
+            } else {
+                " (allowed)"
+            }
+        );
+        let config_hash = id.claims.config_hash().ok().flatten();
+        println!(
+            "config hash  {}{}",
+            config_hash.map_or_else(|| "none (not measured)".to_owned(), hex::encode),
+            if o.allow_configs.is_empty() {
+                " (not checked: no --allow-config)"
             } else {
                 " (allowed)"
             }
@@ -539,9 +573,36 @@ mod tests {
     }
 
     fn proxy_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>, [u8; 32]) {
-        let provider = cocoon_attestation::provider::simulated::SimulatedProvider::new("cli-test");
+        proxy_server_measuring(None)
+    }
+
+    /// A simulated proxy whose claims (and RTMR3) carry `config` when given.
+    fn proxy_server_measuring(
+        config: Option<[u8; 32]>,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>, [u8; 32]) {
+        use cocoon_attestation::provider::simulated::SimulatedProvider;
+        let provider = match &config {
+            Some(h) => SimulatedProvider::with_config("cli-test", h),
+            None => SimulatedProvider::new("cli-test"),
+        };
         let image = provider.image_hash();
-        let cred = Credential::generate(Role::Proxy, &provider).expect("credential");
+        let mut extra = std::collections::BTreeMap::new();
+        if let Some(h) = config {
+            extra.insert(
+                cocoon_attestation::claims::CONFIG_HASH_KEY.to_owned(),
+                hex::encode(h),
+            );
+        }
+        let key = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+        let cred = Credential::issue(
+            Role::Proxy,
+            &key,
+            Some(&provider),
+            cocoon_attestation::Clock::now_unix(&SystemClock),
+            std::time::Duration::from_secs(3600),
+            extra,
+        )
+        .expect("credential");
         let policy = Policy::strict(&[Role::Client], Arc::new(InMemoryAllowlist::new()))
             .accept_unattested(Role::Client);
         let config =
@@ -565,6 +626,7 @@ mod tests {
         EndpointOpts {
             roles: vec!["proxy".into()],
             allow_images,
+            allow_configs: vec![],
             insecure,
             collateral: None,
             pccs: None,
@@ -589,6 +651,39 @@ mod tests {
             .await
             .expect_err("wrong image");
         assert!(format!("{err:#}").contains("not allowed"), "{err:#}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn endpoint_checks_the_measured_configuration_when_allow_config_is_given() {
+        let (addr, server, image) = proxy_server_measuring(Some([0x33; 32]));
+        let addr = addr.to_string();
+        let with = |configs: Vec<String>| EndpointOpts {
+            allow_configs: configs,
+            ..opts(vec![hex::encode(image)], true)
+        };
+        endpoint(&addr, with(vec![]))
+            .await
+            .expect("shown, not checked");
+        endpoint(&addr, with(vec![hex::encode([0x33; 32])]))
+            .await
+            .expect("allowed configuration");
+        let err = endpoint(&addr, with(vec![hex::encode([0x34; 32])]))
+            .await
+            .expect_err("another configuration");
+        assert!(format!("{err:#}").contains("configuration hash"), "{err:#}");
+        server.abort();
+        let (addr, server, image) = proxy_server_measuring(None);
+        let err = endpoint(
+            &addr.to_string(),
+            EndpointOpts {
+                allow_configs: vec![hex::encode([0x33; 32])],
+                ..opts(vec![hex::encode(image)], true)
+            },
+        )
+        .await
+        .expect_err("an unmeasured endpoint");
+        assert!(format!("{err:#}").contains("none"), "{err:#}");
         server.abort();
     }
 

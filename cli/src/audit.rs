@@ -41,7 +41,7 @@ enum AuditCommand {
     Network,
     /// Verify a proof bundle offline and list every check (the same verification as `cocoon
     /// receipt verify`). Exit 9 if anything fails, 10 if the attestation is simulated or absent
-    /// (unless --allow-insecure). Needs no chain.
+    /// (unless --allow-insecure). Reads the root's image allowlist unless --image is given.
     Receipt(receipt::VerifyArgs),
     /// Run the attested TLS 1.3 handshake with HOST:PORT and report what was verified (the same
     /// check as `cocoon attest endpoint`). Needs no chain.
@@ -57,7 +57,9 @@ enum AuditCommand {
 pub(crate) fn run(global: &GlobalArgs, args: AuditArgs) -> Result<()> {
     let json = args.out.json;
     match args.command {
-        AuditCommand::Receipt(a) => return receipt::verify(&a, json, receipt::Style::Audit),
+        AuditCommand::Receipt(a) => {
+            return receipt::verify(global, &a, json, receipt::Style::Audit);
+        }
         AuditCommand::Endpoint(a) => return attest::run_endpoint(a, json),
         AuditCommand::Image(a) => return crate::image::run_audit(global, &global.root, a, json),
         AuditCommand::Network | AuditCommand::Contracts { .. } => {}
@@ -179,6 +181,7 @@ fn network_fields(root: &RootHandle, s: &RootStorage, network: Network) -> Field
         .nest("params", params_fields(&s.params))
         .list("worker_images", images(&s.registry.worker_images))
         .list("proxy_images", images(&s.registry.proxy_images))
+        .list("kms_images", images(&s.kms_images))
         .list("models", models)
         .list("proxies", proxies)
 }
@@ -256,6 +259,7 @@ async fn contracts(
             Fields::new()
                 .add("worker_images", s.registry.worker_images.len())
                 .add("proxy_images", s.registry.proxy_images.len())
+                .add("kms_images", s.kms_images.len())
                 .add("models", s.registry.models.len())
                 .add("proxies", s.registry.proxies.len()),
         );

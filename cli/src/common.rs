@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use cocoon_contracts::Bits256;
 use cocoon_contracts::address::{NETWORK_ID_MAINNET, NETWORK_ID_TESTNET};
 use cocoon_contracts::chain::RootHandle;
-use cocoon_contracts::state::{ROLE_PROXY, ROLE_WORKER};
+use cocoon_contracts::state::{ROLE_KMS, ROLE_PROXY, ROLE_WORKER};
 use cocoon_ton::{Network, TonAddress, to_friendly, to_raw};
 
 use crate::exit::{ExitKind, fail};
@@ -41,6 +41,8 @@ pub(crate) enum RoleChoice {
     Worker,
     /// Router between clients and workers.
     Proxy,
+    /// Key service (image allowlist only).
+    Kms,
 }
 
 impl RoleChoice {
@@ -49,6 +51,7 @@ impl RoleChoice {
         match self {
             RoleChoice::Worker => ROLE_WORKER,
             RoleChoice::Proxy => ROLE_PROXY,
+            RoleChoice::Kms => ROLE_KMS,
         }
     }
 
@@ -57,6 +60,7 @@ impl RoleChoice {
         match self {
             RoleChoice::Worker => "worker",
             RoleChoice::Proxy => "proxy",
+            RoleChoice::Kms => "kms",
         }
     }
 }
@@ -66,6 +70,7 @@ pub(crate) fn role_name(role: u8) -> String {
     match role {
         ROLE_WORKER => "worker".to_string(),
         ROLE_PROXY => "proxy".to_string(),
+        ROLE_KMS => "kms".to_string(),
         other => format!("unknown({other})"),
     }
 }

@@ -22,6 +22,7 @@ mod global;
 mod gov;
 mod image;
 mod keystore;
+mod kms;
 mod mnemonic;
 mod ops;
 mod output;
@@ -64,6 +65,8 @@ enum Command {
     Proxy(stake::ProxyArgs),
     /// App developer: escrow with a proxy (open, top-up, withdraw, close, status).
     Client(client::ClientArgs),
+    /// Key service: run it, bind a TD's boot key with the operator's wallet, a proxy's public key.
+    Kms(kms::KmsArgs),
     /// Auditor: deployed code versus this repository, decoded state, the network registry.
     Audit(audit::AuditArgs),
     /// Print a shell completion script.
@@ -96,9 +99,10 @@ fn main() -> ExitCode {
         Command::Completions(args) => completions::run::<Cli>(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Kms(args) => kms::run(&global, args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args),
-        Command::Receipt(args) => receipt::run(args),
+        Command::Receipt(args) => receipt::run(&global, args),
         Command::Image(args) => image::run(args),
     };
     exit::report(result)

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::attest::{parse_time, tcb_policy};
 use crate::exit::{ExitKind, fail};
+use crate::global::GlobalArgs;
 
 /// Proof bundles: export from a client gateway, verify offline.
 #[derive(Debug, Args)]
@@ -25,9 +26,10 @@ pub(crate) struct ReceiptArgs {
 
 #[derive(Debug, Subcommand)]
 enum ReceiptCommand {
-    /// Verify a proof bundle offline: receipt signatures, body hashes, the worker's quote (DCAP
-    /// against the bundled collateral), key binding, image and model hashes. Exit 9 if anything
-    /// fails, 10 if the attestation is simulated or absent (unless --allow-insecure).
+    /// Verify a proof bundle: receipt signatures, body hashes, the worker's quote (DCAP, now, with
+    /// collateral you supply or fetch), key binding, certificate time, image (the root's allowlist
+    /// or --image) and model hashes. Exit 9 if anything fails, 10 if the attestation is simulated
+    /// or absent (unless --allow-insecure).
     Verify {
         #[command(flatten)]
         args: VerifyArgs,
@@ -47,10 +49,11 @@ pub(crate) struct VerifyArgs {
     /// Accept simulated or absent attestation (exit 0 instead of 10; the output still says INSECURE).
     #[arg(long)]
     allow_insecure: bool,
-    /// Verify quotes and collateral at this time (RFC 3339) instead of each receipt's timestamp.
+    /// Verify quotes and collateral at this time (RFC 3339) instead of now.
     #[arg(long)]
     at: Option<String>,
-    /// An allowed worker image hash (hex; e.g. from `cocoon audit network`); repeatable.
+    /// An allowed worker image hash (hex); repeatable. Without it the allowlist is the root
+    /// contract's (--root); a bundle with neither is refused.
     #[arg(long = "image", value_name = "HEX")]
     images: Vec<String>,
     /// An allowed model hash (hex); repeatable.
@@ -59,9 +62,21 @@ pub(crate) struct VerifyArgs {
     /// TCB statuses accepted besides UpToDate (e.g. SWHardeningNeeded); repeatable.
     #[arg(long = "tcb-allow", value_name = "STATUS")]
     tcb_allow: Vec<String>,
-    /// Collateral (dcap-qvl QuoteCollateralV3 JSON) for DCAP quotes the bundle carries none for.
-    #[arg(long, value_name = "FILE")]
+    /// Collateral (dcap-qvl QuoteCollateralV3 JSON) for DCAP quotes (the bundle's own collateral
+    /// is not used).
+    #[arg(long, value_name = "FILE", conflicts_with = "pccs")]
     collateral: Option<PathBuf>,
+    /// Fetch each DCAP quote's collateral from this PCCS (current collateral, checked now).
+    #[arg(long, value_name = "URL")]
+    pccs: Option<String>,
+    /// Where PCCS collateral is cached.
+    #[arg(long, default_value = ".cache/pccs")]
+    pccs_cache: PathBuf,
+    /// INSECURE old behaviour: check DCAP quotes with the collateral the bundle carries, at each
+    /// receipt's own timestamp, and accept a bundle without an image allowlist. Prints what it did
+    /// not check.
+    #[arg(long)]
+    trust_bundle_collateral: bool,
 }
 
 /// Which records to export and how.
@@ -92,8 +107,12 @@ pub(crate) struct ExportArgs {
     /// Only the last N records (of the range).
     #[arg(long)]
     last: Option<u64>,
-    /// Leave the request and response bytes out (hashes only; the prompts stay private).
-    #[arg(long)]
+    /// Carry the request and response bytes (every prompt and answer) in the bundle; without it
+    /// the bundle holds their hashes only.
+    #[arg(long, conflicts_with = "hashes_only")]
+    bodies: bool,
+    /// Hashes only (the default; kept for scripts written when bodies were exported by default).
+    #[arg(long, hide = true)]
     hashes_only: bool,
     /// Bundle this collateral file for DCAP quotes.
     #[arg(long, value_name = "FILE", conflicts_with = "pccs")]
@@ -109,9 +128,9 @@ pub(crate) struct ExportArgs {
     out: PathBuf,
 }
 
-pub(crate) fn run(args: ReceiptArgs) -> Result<()> {
+pub(crate) fn run(global: &GlobalArgs, args: ReceiptArgs) -> Result<()> {
     match args.command {
-        ReceiptCommand::Verify { args, json } => verify(&args, json, Style::Receipt),
+        ReceiptCommand::Verify { args, json } => verify(global, &args, json, Style::Receipt),
         ReceiptCommand::Export(args) => crate::runtime::block_on(export(args)),
     }
 }
@@ -165,18 +184,73 @@ fn load_bundle(path: &Path) -> Result<ProofBundle> {
     })
 }
 
-fn options(a: &VerifyArgs) -> Result<VerifyOptions> {
+/// The root contract's worker images that are not revoked.
+async fn root_worker_images(global: &GlobalArgs) -> Result<Vec<[u8; 32]>> {
+    let root = global.root.handle()?;
+    let client = global.client()?;
+    let storage = root.storage(&client).await.map_err(|e| {
+        fail(
+            ExitKind::Error,
+            format!("reading the root's image allowlist (is --root right, and --network?): {e}"),
+        )
+    })?;
+    Ok(storage
+        .registry
+        .worker_images
+        .iter()
+        .filter(|(_, revoked_at)| **revoked_at == 0)
+        .map(|(hash, _)| *hash)
+        .collect())
+}
+
+async fn options(
+    global: &GlobalArgs,
+    a: &VerifyArgs,
+    bundle: &ProofBundle,
+) -> Result<VerifyOptions> {
     let at = match &a.at {
         None => None,
         Some(s) => Some(u64::try_from(parse_time(Some(s))?).context("--at before 1970")?),
     };
+    let mut allowed_images: Vec<[u8; 32]> = a
+        .images
+        .iter()
+        .map(|h| hex32(h, "--image"))
+        .collect::<Result<_>>()?;
+    if allowed_images.is_empty() && !a.trust_bundle_collateral {
+        if global.root.root.is_none() {
+            return Err(fail(
+                ExitKind::Usage,
+                "no image allowlist: pass --root ADDRESS (or COCOON_ROOT) to use the root \
+                 contract's, or --image HEX; a bundle checked against no allowlist would pass a \
+                 quote from any TEE image",
+            ));
+        }
+        allowed_images = root_worker_images(global).await?;
+        if allowed_images.is_empty() {
+            return Err(fail(
+                ExitKind::NotVerified,
+                "the root contract allows no worker image: no bundle can verify",
+            ));
+        }
+    }
+    let mut worker_collateral = std::collections::BTreeMap::new();
+    if let Some(url) = &a.pccs {
+        let pccs = PccsClient::new(url, a.pccs_cache.clone())?;
+        let now = at.map_or_else(
+            || cocoon_attestation::Clock::now_unix(&cocoon_attestation::SystemClock),
+            |t| i64::try_from(t).unwrap_or(i64::MAX),
+        );
+        for w in &bundle.workers {
+            if let Some((EvidenceKind::Dcap, quote)) = w.quote() {
+                let (_, c) = pccs.collateral_for(&quote, now).await?;
+                worker_collateral.insert(w.worker_key.clone(), c);
+            }
+        }
+    }
     Ok(VerifyOptions {
         at,
-        allowed_images: a
-            .images
-            .iter()
-            .map(|h| hex32(h, "--image"))
-            .collect::<Result<_>>()?,
+        allowed_images,
         allowed_models: a
             .model_hashes
             .iter()
@@ -188,6 +262,8 @@ fn options(a: &VerifyArgs) -> Result<VerifyOptions> {
             .as_deref()
             .map(load_collateral_file)
             .transpose()?,
+        worker_collateral,
+        trust_bundle_collateral: a.trust_bundle_collateral,
     })
 }
 
@@ -217,9 +293,13 @@ fn verdict_text(report: &BundleReport) -> String {
 }
 
 /// Verifies a bundle, prints the result, and maps the verdict to the documented exit codes.
-pub(crate) fn verify(a: &VerifyArgs, json: bool, style: Style) -> Result<()> {
+pub(crate) fn verify(global: &GlobalArgs, a: &VerifyArgs, json: bool, style: Style) -> Result<()> {
     let bundle = load_bundle(&a.bundle)?;
-    let report = verify_bundle(&bundle, &options(a)?);
+    let opts = crate::runtime::block_on(options(global, a, &bundle))?;
+    let report = verify_bundle(&bundle, &opts);
+    for line in &report.not_checked {
+        crate::output::note(format!("NOT CHECKED (--trust-bundle-collateral): {line}"));
+    }
     let accepted = match report.verdict {
         Verdict::Verified => true,
         Verdict::Insecure => a.allow_insecure,
@@ -401,7 +481,7 @@ fn selection(a: &ExportArgs) -> Result<Selection> {
         to,
         last,
         request_id: a.request_id.clone(),
-        include_bodies: !a.hashes_only,
+        include_bodies: a.bodies && !a.hashes_only,
     })
 }
 

@@ -154,6 +154,7 @@ async fn exported_bundles_verify_offline_through_the_binary() {
         "export",
         "--gateway",
         &gateway,
+        "--bodies",
         "--out",
         &bundle_s,
     ]))
@@ -161,16 +162,38 @@ async fn exported_bundles_verify_offline_through_the_binary() {
     assert!(o.status.success(), "{}", err(&o));
     insta::assert_snapshot!("export", redact(&out(&o), dir.path()));
 
-    // Simulated TEE: verifies, says INSECURE loudly, and exits 10 unless allowed.
+    // Without an image allowlist (the root's, or --image) nothing is verified.
     let o = run(args(&["receipt", "verify", &bundle_s])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("no image allowlist"), "{}", err(&o));
+    // The old behaviour stays behind its flag and says what it did not check.
+    let o = verify(
+        &bundle_s,
+        &["--allow-insecure", "--trust-bundle-collateral"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains("NOT CHECKED (--trust-bundle-collateral): no image allowlist"),
+        "{}",
+        err(&o)
+    );
+
+    // Simulated TEE: verifies, says INSECURE loudly, and exits 10 unless allowed.
+    let image = hex::encode(SimulatedProvider::new(WORKER_LABEL).image_hash());
+    let o = verify(&bundle_s, &["--image", &image]).await;
     assert_eq!(o.status.code(), Some(10), "{}", err(&o));
     assert!(out(&o).contains("INSECURE (simulated TEE)"));
     assert!(err(&o).contains("--allow-insecure"));
     insta::assert_snapshot!("verify_text", redact(&out(&o), dir.path()));
-    let o = run(args(&["receipt", "verify", &bundle_s, "--allow-insecure"])).await;
+    let o = verify(&bundle_s, &["--allow-insecure", "--image", &image]).await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 
-    let o = verify(&bundle_s, &["--allow-insecure", "--json"]).await;
+    let o = verify(
+        &bundle_s,
+        &["--allow-insecure", "--json", "--image", &image],
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verdict"], "insecure");
@@ -182,15 +205,27 @@ async fn exported_bundles_verify_offline_through_the_binary() {
         insta::assert_json_snapshot!("verify_json", redacted);
     });
 
-    let o = run(args(&["audit", "receipt", &bundle_s, "--allow-insecure"])).await;
+    let o = run(args(&[
+        "audit",
+        "receipt",
+        &bundle_s,
+        "--allow-insecure",
+        "--image",
+        &image,
+    ]))
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     insta::assert_snapshot!("audit_receipt_text", redact(&out(&o), dir.path()));
 
     // The image the worker really runs is allowed; another image or model is a failure (exit 9).
-    let image = hex::encode(SimulatedProvider::new(WORKER_LABEL).image_hash());
-    let o = verify(&bundle_s, &["--allow-insecure", "--image", &image]).await;
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let o = verify(&bundle_s, &["--model-hash", &"11".repeat(32)]).await;
+    let o = verify(&bundle_s, &["--image", &"22".repeat(32)]).await;
+    assert_eq!(o.status.code(), Some(9), "{}", err(&o));
+    assert!(err(&o).contains("image_hash"), "{}", err(&o));
+    let o = verify(
+        &bundle_s,
+        &["--model-hash", &"11".repeat(32), "--image", &image],
+    )
+    .await;
     assert_eq!(o.status.code(), Some(9));
     assert!(err(&o).contains("model_hash"), "{}", err(&o));
 
@@ -207,7 +242,15 @@ async fn exported_bundles_verify_offline_through_the_binary() {
     let tampered = dir.path().join("tampered.json");
     std::fs::write(&tampered, serde_json::to_vec(&doc).unwrap()).unwrap();
     let t = tampered.display().to_string();
-    let o = run(args(&["audit", "receipt", &t, "--allow-insecure"])).await;
+    let o = run(args(&[
+        "audit",
+        "receipt",
+        &t,
+        "--allow-insecure",
+        "--image",
+        &image,
+    ]))
+    .await;
     assert_eq!(o.status.code(), Some(9));
     assert!(out(&o).contains("[FAIL    ] response_hash"), "{}", out(&o));
     assert!(err(&o).contains("response 2: response_hash: the "));
@@ -229,7 +272,7 @@ async fn exported_bundles_verify_offline_through_the_binary() {
     assert!(o.status.success(), "{}", err(&o));
     let text = std::fs::read_to_string(&hashes).unwrap();
     assert!(!text.contains(&base64_encode(chat(false).as_bytes())));
-    let o = run(args(&["receipt", "verify", &hashes, "--allow-insecure"])).await;
+    let o = verify(&hashes, &["--allow-insecure", "--image", &image]).await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(out(&o).contains("1 responses"));
 

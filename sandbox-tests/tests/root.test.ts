@@ -38,7 +38,17 @@ test('images: allow, revoke records the time, per role', async () => {
     assert.equal(await image(C.ROLE_WORKER, 5n), net.chain.now);
     net.expectOk(await net.send(net.owner.address, net.root, V, C.rootMsg.setImage(C.ROLE_PROXY, (1n << 256n) - 1n, true)));
     assert.equal(await image(C.ROLE_PROXY, (1n << 256n) - 1n), 0);
-    expectError(net, await net.send(net.owner.address, net.root, V, C.rootMsg.setImage(2, 5n, true)), 'BAD_ROLE');
+    // key-service images: their own list, allowed and revoked like the others
+    assert.equal(await image(C.ROLE_KMS, 5n), -1);
+    net.expectOk(await net.send(net.owner.address, net.root, V, C.rootMsg.setImage(C.ROLE_KMS, 7n, true)));
+    assert.equal(await image(C.ROLE_KMS, 7n), 0);
+    assert.equal(await image(C.ROLE_WORKER, 7n), -1);
+    assert.equal(await image(C.ROLE_PROXY, 7n), -1);
+    net.chain.now! += 50;
+    net.expectOk(await net.send(net.owner.address, net.root, V, C.rootMsg.setImage(C.ROLE_KMS, 7n, false)));
+    assert.equal(await image(C.ROLE_KMS, 7n), net.chain.now);
+    expectError(net, await net.send(net.owner.address, net.root, V, C.rootMsg.setImage(3, 5n, true)), 'BAD_ROLE');
+    expectError(net, await net.send(stranger.address, net.root, V, C.rootMsg.setImage(C.ROLE_KMS, 5n, true)), 'NOT_OWNER');
     expectError(net, await net.send(stranger.address, net.root, V, C.rootMsg.setImage(0, 5n, true)), 'NOT_OWNER');
 });
 

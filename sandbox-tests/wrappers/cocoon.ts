@@ -66,6 +66,7 @@ export const Op = {
 
 export const ROLE_WORKER = 0;
 export const ROLE_PROXY = 1;
+export const ROLE_KMS = 2;
 export const STAKE_ACTIVE = 1;
 export const ESCROW = { UNINIT: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
 export const SLASH = { EQUIVOCATION: 1, REVOKED_SERVING: 2, FAULT: 3 } as const;
@@ -163,7 +164,7 @@ export const NETWORK_ID_SANDBOX = -239;
 export function rootStorageCell(owner: Address, p: NetworkParams, stakeCode: Cell, escrowCode: Cell, networkId = NETWORK_ID_SANDBOX): Cell {
     const registry = beginCell().storeDict(null).storeDict(null).storeDict(null).storeDict(null).endCell();
     return beginCell().storeAddress(owner).storeUint(0, 2).storeUint(1, 32).storeCoins(0).storeInt(networkId, 32)
-        .storeRef(paramsCell(p)).storeRef(codesCell(stakeCode, escrowCode)).storeRef(registry).endCell();
+        .storeRef(paramsCell(p)).storeRef(codesCell(stakeCode, escrowCode)).storeRef(registry).storeDict(null).endCell();
 }
 
 const q = (b: Builder, op: number, queryId: bigint | number = 0) => b.storeUint(op, 32).storeUint(queryId, 64);

@@ -61,6 +61,7 @@ pub(crate) fn run_audit(
     let images = match a.role {
         RoleChoice::Worker => &storage.registry.worker_images,
         RoleChoice::Proxy => &storage.registry.proxy_images,
+        RoleChoice::Kms => &storage.kms_images,
     };
     let allowed: Vec<String> = images
         .iter()

@@ -31,6 +31,10 @@ pub struct ChainEndpoint {
     /// `mainnet` or `testnet`: wallet ids and address flags.
     #[serde(with = "network_name")]
     pub network: Network,
+    /// A second, independent toncenter-v2 API (empty: none). When set, every read of contract
+    /// state (which decides admission and allowlists) is made through both and a disagreement is
+    /// refused with a logged reason (`cocoon_onchain::crosscheck`). Sends go to `api_url` only.
+    pub cross_check_url: String,
 }
 
 impl Default for ChainEndpoint {
@@ -41,6 +45,7 @@ impl Default for ChainEndpoint {
             api_key_env: String::new(),
             api_key_file: String::new(),
             network: Network::Mainnet,
+            cross_check_url: String::new(),
         }
     }
 }
@@ -65,12 +70,35 @@ impl ChainEndpoint {
         if !(self.api_url.starts_with("http://") || self.api_url.starts_with("https://")) {
             return Err(invalid("chain.api_url", "must be an http(s) URL"));
         }
+        if !self.cross_check_url.is_empty() {
+            if !(self.cross_check_url.starts_with("http://")
+                || self.cross_check_url.starts_with("https://"))
+            {
+                return Err(invalid("chain.cross_check_url", "must be an http(s) URL"));
+            }
+            if self.cross_check_url.trim_end_matches('/') == self.api_url.trim_end_matches('/') {
+                return Err(invalid(
+                    "chain.cross_check_url",
+                    "must be another provider than api_url",
+                ));
+            }
+        }
         let sources = [&self.api_key, &self.api_key_env, &self.api_key_file];
         if sources.iter().filter(|s| !s.is_empty()).count() > 1 {
             return Err(invalid(
                 "chain.api_key_env",
                 "set at most one of api_key, api_key_env, api_key_file",
             ));
+        }
+        Ok(())
+    }
+
+    /// The real-TEE rule for chain endpoints (`tls.mode = "tdx"`): `api_url` and `cross_check_url`
+    /// (when set) are `https://` (`crate::measured::require_https`).
+    pub fn require_https(&self) -> Result<(), ConfigError> {
+        crate::measured::require_https("chain.api_url", &self.api_url)?;
+        if !self.cross_check_url.is_empty() {
+            crate::measured::require_https("chain.cross_check_url", &self.cross_check_url)?;
         }
         Ok(())
     }
@@ -102,10 +130,27 @@ impl ChainEndpoint {
         Ok(config)
     }
 
-    /// The chain client every role reads and sends through.
+    /// The chain client every role reads and sends through; with `cross_check_url`, contract-state
+    /// reads are cross-checked against that second provider
+    /// ([`cocoon_onchain::crosscheck::CrossCheckedClient`]).
     pub fn client(&self) -> Result<Arc<dyn TonClient>, ChainClientError> {
-        let client = HttpTonClient::new(self.client_config()?)?;
-        Ok(Arc::new(client))
+        let client: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(self.client_config()?)?);
+        if self.cross_check_url.is_empty() {
+            return Ok(client);
+        }
+        let mut second = TonClientConfig::new(self.cross_check_url.clone());
+        if self.cross_check_url.contains("toncenter.com") {
+            second.min_interval = Some(TONCENTER_KEYLESS_INTERVAL);
+        }
+        let second: Arc<dyn TonClient> = Arc::new(HttpTonClient::new(second)?);
+        tracing::info!(
+            primary = %self.api_url,
+            cross_check = %self.cross_check_url,
+            "contract-state reads are cross-checked against a second provider"
+        );
+        Ok(Arc::new(
+            cocoon_onchain::crosscheck::CrossCheckedClient::new(client, second),
+        ))
     }
 }
 

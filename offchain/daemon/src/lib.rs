@@ -4,19 +4,23 @@
 //!   precedence, validated before any port is bound.
 //! - [`tls`]: the [`tls::HopTls`] seam every hop's TLS goes through (RA-TLS from `cocoon-attestation`,
 //!   or the loudly insecure development stand-in [`tls::DevTls`]); [`tls_config`]: the `[tls]` config
-//!   section every daemon shares and the builder that turns it into a `HopTls`.
+//!   section every daemon shares and the builder that turns it into a `HopTls`; [`keys`]: where the
+//!   keys come from (local in development, a key service in a TEE), the one key seam.
 //! - [`metrics`]: a small Prometheus text registry; [`admin`]: `/metrics`, `/healthz`, `/status`.
 //! - [`shutdown`]: a shutdown signal and an in-flight tracker that lets streams drain.
 //! - [`http`]: body type aliases and response helpers shared by the roles.
 //! - [`chain_endpoint`]: the `[chain]` endpoint and wallet key every role flattens into its section.
 //! - [`launch`]: the daemon shape (`DaemonArgs::load` -> role `build` -> [`launch::Daemon::run_until`]).
+//! - [`measured`]: the measured configuration hash and the real-TEE endpoint rules.
 //! - [`serve`]: the one accept / TLS / HTTP / drain loop; [`observe`]: the one observing body wrapper.
 
 pub mod admin;
 pub mod chain_endpoint;
 pub mod config;
 pub mod http;
+pub mod keys;
 pub mod launch;
+pub mod measured;
 pub mod metrics;
 pub mod observe;
 pub mod ra_tls;

@@ -11,8 +11,9 @@ use ed25519_dalek::SigningKey;
 
 use crate::tls::{HopTls, PeerIdentity, Role, TlsError};
 
-/// How long this daemon's own certificates live (they are renewed before expiry).
-const CERTIFICATE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How long this daemon's own certificates live (they are renewed before expiry): at most the
+/// maximum age its peers accept ([`att::policy::DEFAULT_MAX_CERT_AGE`] unless configured).
+const CERTIFICATE_LIFETIME: std::time::Duration = att::cert::DEFAULT_LIFETIME;
 
 /// RA-TLS for one daemon.
 pub struct RaTls {
@@ -46,12 +47,27 @@ impl RaTls {
         provider: Option<Arc<dyn att::QuoteProvider>>,
         policy: att::Policy,
     ) -> Result<RaTls, TlsError> {
-        let creds = att::CredentialManager::new(
+        RaTls::with_claims(role, key, provider, policy, Default::default())
+    }
+
+    /// As [`RaTls::new`], every certificate's claims carrying `extra` (e.g. the measured
+    /// configuration hash, `config_hash`).
+    pub fn with_claims(
+        role: Role,
+        key: SigningKey,
+        provider: Option<Arc<dyn att::QuoteProvider>>,
+        policy: att::Policy,
+        extra: std::collections::BTreeMap<String, String>,
+    ) -> Result<RaTls, TlsError> {
+        // Peers are held to the same maximum age as this daemon holds them to.
+        let lifetime = CERTIFICATE_LIFETIME.min(policy.max_cert_age);
+        let creds = att::CredentialManager::with_extra(
             role,
             key.clone(),
             provider,
             Arc::new(att::SystemClock),
-            CERTIFICATE_LIFETIME,
+            lifetime,
+            extra,
         )
         .map_err(build)?;
         let identity =
@@ -128,6 +144,15 @@ impl HopTls for RaTls {
     fn signing_key(&self) -> &SigningKey {
         // The credential manager renews certificates for this same key.
         &self.key
+    }
+    fn recheck_peer(&self, certificate: &[u8]) -> Result<PeerIdentity, TlsError> {
+        self.peers
+            .recheck(certificate)
+            .map(|identity| PeerIdentity::clone(&identity))
+            .map_err(TlsError::PeerRefused)
+    }
+    fn peer_policy(&self) -> Option<att::Policy> {
+        Some(self.peers.policy().clone())
     }
 }
 

@@ -3,7 +3,11 @@
 //!
 //! Connections live in one `JoinSet`: aborting the serving task (a kill) aborts them all, while a
 //! graceful shutdown stops accepting, lets each connection finish what is in flight, and returns
-//! once they have all ended. [`Limits::default`] is today's behaviour (no timeouts, no caps).
+//! once they have all ended. [`Limits::default`] is no limit at all (tests of the loop itself);
+//! daemons take theirs from a [`LimitsSection`] (`[limits]` in each role's config), whose defaults
+//! bound every listener: TLS handshake, connections in total and per peer IP, idle connections,
+//! request bodies read too slowly ([`BodyDeadline`], [`read_request_body`]) and HTTP/2 streams per
+//! connection.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,6 +20,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -49,6 +54,132 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// Most connections open at once from one IP address.
     pub max_connections_per_peer: Option<usize>,
+    /// Longest time from a request's arrival until its body has been read (see [`BodyDeadline`]).
+    pub body_read_timeout: Option<Duration>,
+    /// Most HTTP/2 streams a peer may have open at once on one connection.
+    pub max_concurrent_streams: Option<u32>,
+}
+
+/// The `[limits]` section of every role's config: what [`Limits`] each of its listeners runs with.
+/// Durations in milliseconds; `0` turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Longest TLS handshake, ms.
+    pub tls_handshake_timeout_ms: u64,
+    /// Longest wait for an HTTP/1 request's headers, ms.
+    pub header_read_timeout_ms: u64,
+    /// Longest a connection may stay open with no request in flight, ms.
+    pub idle_timeout_ms: u64,
+    /// Longest time to receive a request's body, ms.
+    pub body_read_timeout_ms: u64,
+    /// Most connections open at once on one listener.
+    pub max_connections: usize,
+    /// Most connections open at once from one IP address on one listener.
+    pub max_connections_per_peer: usize,
+    /// Most HTTP/2 streams open at once per connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            tls_handshake_timeout_ms: 10_000,
+            header_read_timeout_ms: 30_000,
+            idle_timeout_ms: 300_000,
+            body_read_timeout_ms: 30_000,
+            max_connections: 4096,
+            max_connections_per_peer: 256,
+            max_concurrent_streams: 256,
+        }
+    }
+}
+
+impl LimitsSection {
+    /// The limits a listener runs with.
+    pub fn limits(&self) -> Limits {
+        let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
+        let n = |v: usize| (v > 0).then_some(v);
+        Limits {
+            tls_handshake_timeout: ms(self.tls_handshake_timeout_ms),
+            header_read_timeout: ms(self.header_read_timeout_ms),
+            idle_timeout: ms(self.idle_timeout_ms),
+            max_connections: n(self.max_connections),
+            max_connections_per_peer: n(self.max_connections_per_peer),
+            body_read_timeout: ms(self.body_read_timeout_ms),
+            max_concurrent_streams: (self.max_concurrent_streams > 0)
+                .then_some(self.max_concurrent_streams),
+        }
+    }
+
+    /// A per-peer cap above the total cap can never be reached: refused.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        if self.max_connections > 0 && self.max_connections_per_peer > self.max_connections {
+            return Err(crate::config::invalid(
+                "limits.max_connections_per_peer",
+                "at most limits.max_connections",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Put into every request's extensions by [`serve`] when the listener has a body-read timeout:
+/// the body must have been read by then. Read bodies with [`read_request_body`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
+impl Limits {
+    /// Stamps `req` with its [`BodyDeadline`] when these limits have a body-read timeout (the serve
+    /// loop does this for every request; a hop serving a connection it dialed calls it itself).
+    pub fn stamp<B>(&self, req: &mut Request<B>) {
+        if let Some(t) = self.body_read_timeout {
+            req.extensions_mut()
+                .insert(BodyDeadline(tokio::time::Instant::now() + t));
+        }
+    }
+
+    /// An HTTP/2 server builder with these limits' stream cap (for a hop serving a connection it
+    /// dialed; the serve loop applies the same to its own).
+    pub fn http2_server(&self) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        if let Some(n) = self.max_concurrent_streams {
+            b.max_concurrent_streams(n);
+        }
+        b
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    /// The body broke off.
+    #[error("request body: {0}")]
+    Body(#[source] BoxError),
+    /// The body was not received before the listener's body-read timeout.
+    #[error("request body not received in time")]
+    Timeout,
+}
+
+/// Reads a request's body up to `limit` bytes (`Ok(None)`: larger, see
+/// [`crate::http::read_limited`]) before the request's [`BodyDeadline`], if it has one.
+pub async fn read_request_body<B>(
+    req: hyper::Request<B>,
+    limit: usize,
+) -> Result<Option<bytes::Bytes>, BodyReadError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let deadline = req.extensions().get::<BodyDeadline>().copied();
+    let read = crate::http::read_limited(req.into_body(), limit);
+    let read = match deadline {
+        Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read)
+            .await
+            .map_err(|_| BodyReadError::Timeout)?,
+        None => read.await,
+    };
+    read.map_err(|e| BodyReadError::Body(e.into()))
 }
 
 /// One accepted connection, as the service factory sees it.
@@ -277,8 +408,10 @@ where
     let svc = Arc::new(svc);
     let tracked = {
         let activity = activity.clone();
-        service_fn(move |req| {
+        let limits = options.limits;
+        service_fn(move |mut req: Request<Incoming>| {
             let guard = activity.track();
+            limits.stamp(&mut req);
             let fut = svc.call(req);
             async move {
                 let resp = fut.await?;
@@ -292,6 +425,9 @@ where
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(t);
+    }
+    if let Some(n) = options.limits.max_concurrent_streams {
+        builder.http2().max_concurrent_streams(n);
     }
     let builder = match options.http {
         HttpVersion::Http1 => builder.http1_only(),
@@ -393,6 +529,86 @@ mod tests {
         drop(first);
         shutdown.trigger();
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_body_not_received_in_time_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let options = ServeOptions {
+            limits: Limits {
+                body_read_timeout: Some(Duration::from_millis(200)),
+                ..Limits::default()
+            },
+            ..ServeOptions::plain(HttpVersion::Http1)
+        };
+        let server = tokio::spawn(serve(listener, options, shutdown.clone(), |_peer| {
+            Some(service_fn(|req: Request<Incoming>| async move {
+                let answer = match read_request_body(req, 1 << 20).await {
+                    Ok(Some(b)) => format!("read {}", b.len()),
+                    Ok(None) => "too large".to_owned(),
+                    Err(BodyReadError::Timeout) => "timeout".to_owned(),
+                    Err(e) => format!("error {e}"),
+                };
+                Ok::<_, Infallible>(Response::new(full(answer)))
+            }))
+        }));
+        // Headers announcing 100 bytes, then only 10 of them.
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut tcp,
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+        let started = std::time::Instant::now();
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&reply).contains("timeout") {
+            let read = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf);
+            let n = tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("answered before the client sends the rest")
+                .unwrap();
+            assert!(n > 0, "closed without an answer: {reply:?}");
+            reply.extend_from_slice(&buf[..n]);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        drop(tcp);
+        shutdown.trigger();
+        server.await.unwrap();
+    }
+
+    #[test]
+    fn the_limits_section_turns_zero_into_no_limit_and_checks_the_caps() {
+        let s = LimitsSection::default();
+        let l = s.limits();
+        assert_eq!(l.tls_handshake_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(l.max_connections_per_peer, Some(256));
+        assert_eq!(l.max_concurrent_streams, Some(256));
+        let off = LimitsSection {
+            tls_handshake_timeout_ms: 0,
+            max_connections: 0,
+            max_concurrent_streams: 0,
+            ..s
+        };
+        let l = off.limits();
+        assert_eq!(
+            (
+                l.tls_handshake_timeout,
+                l.max_connections,
+                l.max_concurrent_streams
+            ),
+            (None, None, None)
+        );
+        assert!(s.validate().is_ok());
+        let bad = LimitsSection {
+            max_connections: 10,
+            max_connections_per_peer: 11,
+            ..s
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[tokio::test]

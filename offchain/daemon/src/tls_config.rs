@@ -53,14 +53,47 @@ impl TlsMode {
     }
 }
 
+/// Where a daemon's keys come from (see [`crate::keys`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySource {
+    /// `key_file` / `dev_key` (refused in `tdx` mode), or with neither a fresh boot key in memory.
+    #[default]
+    Local,
+    /// Released by a key service (`kms_url`) to this attested TD, whose boot key the operator's
+    /// wallet bound (`kms_binding_file`).
+    Kms,
+}
+
+impl KeySource {
+    /// The source's name as written in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Local => "local",
+            KeySource::Kms => "kms",
+        }
+    }
+}
+
 /// The `[tls]` config section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsSection {
     /// `tdx` (default), `simulated` or `dev-insecure`.
     pub mode: TlsMode,
+    /// `local` (default) or `kms`.
+    pub key_source: KeySource,
+    /// `key_source = "kms"`: the key service, `host:port` (mutual RA-TLS).
+    pub kms_url: String,
+    /// `key_source = "kms"`: where the operator puts its wallet's binding of this TD's boot key
+    /// (`cocoon kms bind --out`); the daemon writes the boot key to `<this file>.boot-key`.
+    pub kms_binding_file: String,
+    /// `key_source = "kms"`: how long to wait for the binding and the key service at start, ms
+    /// (0: the default, 10 minutes).
+    pub kms_wait_ms: u64,
     /// File holding this daemon's Ed25519 key as 64 hex characters (a 32-byte seed). Empty, with
-    /// `dev_key` empty too: a fresh key at every start.
+    /// `dev_key` empty too: a fresh key at every start. Refused in `tdx` mode (the operator can
+    /// read the file); INSECURE, simulated and dev-insecure modes only.
     pub key_file: String,
     /// The key inline, 64 hex characters (development only; refused in `tdx` mode).
     pub dev_key: String,
@@ -79,6 +112,13 @@ pub struct TlsSection {
     /// `tdx` mode with `pccs_url`: where fetched collateral is cached (default
     /// `$XDG_CACHE_HOME/cocoon/collateral`, else `$HOME/.cache/cocoon/collateral`).
     pub collateral_cache_dir: String,
+    /// Oldest peer certificate accepted, seconds since its quoted `issued_at` (0: the default,
+    /// 24 h); also the longest validity accepted and this daemon's own certificate lifetime. A live
+    /// connection whose peer's certificate gets older is closed at its next re-verification.
+    pub max_cert_age_secs: u64,
+    /// Optional configuration allowlist: the measured configuration hashes (`config_hash` claim,
+    /// 64 hex digits each) an attested peer must carry. Empty: any configuration.
+    pub peer_config_hashes: Vec<String>,
 }
 
 fn parse_seed(text: &str) -> Option<SigningKey> {
@@ -122,17 +162,84 @@ impl TlsSection {
         att::provider::simulated::SimulatedProvider::new(self.simulated_label()).image_hash()
     }
 
+    /// The image hash of a daemon whose simulated RTMR3 measured `config_hash` (what a dev
+    /// allowlist must contain for a daemon built with [`build_hop_tls_measured`]).
+    pub fn simulated_image_hash_measured(&self, config_hash: &[u8; 32]) -> [u8; 32] {
+        att::provider::simulated::SimulatedProvider::with_config(
+            self.simulated_label(),
+            config_hash,
+        )
+        .image_hash()
+    }
+
+    /// The configuration allowlist ([`TlsSection::peer_config_hashes`]) as bytes.
+    pub fn peer_config_hashes(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
+        self.peer_config_hashes
+            .iter()
+            .map(|text| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(text.trim(), &mut out).map_err(|_| {
+                    invalid(
+                        "tls.peer_config_hashes",
+                        format!("`{text}`: need 64 hex digits"),
+                    )
+                })?;
+                Ok(out)
+            })
+            .collect()
+    }
+
     /// Checks the section without binding anything: the key parses, the files exist, the mode's
     /// requirements are met. The TDX device itself is checked by [`build_hop_tls`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.key_file.is_empty() && !self.dev_key.is_empty() {
             return Err(invalid("tls.key_file", "set key_file or dev_key, not both"));
         }
+        if self.mode == TlsMode::Tdx && !self.key_file.is_empty() {
+            return Err(invalid(
+                "tls.key_file",
+                "a key file is readable by the operator, so the TD's attestation would vouch for a                  key the operator holds; not allowed in tdx mode: use key_source = \"kms\" (a proxy) \
+                 or no key (a worker's boot key, made in the TD at start)",
+            ));
+        }
+        match self.key_source {
+            KeySource::Kms => {
+                if !self.key_file.is_empty() || !self.dev_key.is_empty() {
+                    return Err(invalid(
+                        "tls.key_source",
+                        "key_source = \"kms\" makes its own boot key: remove key_file / dev_key",
+                    ));
+                }
+                if self.kms_url.is_empty() {
+                    return Err(invalid(
+                        "tls.kms_url",
+                        "key_source = \"kms\" needs the key service's host:port",
+                    ));
+                }
+                if self.kms_binding_file.is_empty() {
+                    return Err(invalid(
+                        "tls.kms_binding_file",
+                        "key_source = \"kms\" needs the file the operator's binding is put in",
+                    ));
+                }
+            }
+            KeySource::Local => {
+                if !self.kms_url.is_empty()
+                    || !self.kms_binding_file.is_empty()
+                    || self.kms_wait_ms != 0
+                {
+                    return Err(invalid(
+                        "tls.kms_url",
+                        "kms_url, kms_binding_file and kms_wait_ms apply to key_source = \"kms\" only",
+                    ));
+                }
+            }
+        }
         if !self.dev_key.is_empty() {
             if self.mode == TlsMode::Tdx {
                 return Err(invalid(
                     "tls.dev_key",
-                    "an inline key is known outside the TEE; not allowed in tdx mode (use key_file or none)",
+                    "an inline key is known outside the TEE; not allowed in tdx mode (use key_source = \"kms\" or none)",
                 ));
             }
             if parse_seed(&self.dev_key).is_none() {
@@ -177,6 +284,19 @@ impl TlsSection {
                 "collateral_file, pccs_url, collateral_cache_dir and tsm_dir apply to tdx mode only",
             ));
         }
+        if self.max_cert_age_secs != 0 && self.max_cert_age_secs < 600 {
+            return Err(invalid(
+                "tls.max_cert_age_secs",
+                "at least 600 seconds (certificates are renewed a quarter of their life before expiry), or 0 for the default of 24 h",
+            ));
+        }
+        let pinned = self.peer_config_hashes()?;
+        if !pinned.is_empty() && self.mode == TlsMode::DevInsecure {
+            return Err(invalid(
+                "tls.peer_config_hashes",
+                "development TLS verifies nothing about peers; pin configurations in tdx or simulated mode",
+            ));
+        }
         if self.mode != TlsMode::Simulated && !self.image_label.is_empty() {
             return Err(invalid(
                 "tls.image_label",
@@ -208,8 +328,15 @@ impl TlsSection {
         Ok(base.join("cocoon").join("collateral"))
     }
 
-    /// This daemon's key: from `key_file`, `dev_key`, or fresh.
+    /// This daemon's local key: from `key_file`, `dev_key`, or fresh (a boot key). With
+    /// `key_source = "kms"` the key comes from [`crate::keys::key_material`] instead.
     pub fn signing_key(&self) -> Result<SigningKey, TlsError> {
+        if self.key_source == KeySource::Kms {
+            return Err(TlsError::Certificate(
+                "key_source = \"kms\": the key comes from the key service (keys::key_material)"
+                    .into(),
+            ));
+        }
         if !self.key_file.is_empty() {
             return read_key_file(Path::new(&self.key_file));
         }
@@ -233,14 +360,54 @@ pub fn peer_policy(
     section: &TlsSection,
     allowlist: Arc<dyn att::ImageAllowlist>,
 ) -> Result<att::Policy, TlsError> {
+    let policy = peer_policy_for_mode(role, section, allowlist)?;
+    Ok(if section.max_cert_age_secs == 0 {
+        policy
+    } else {
+        policy.with_max_cert_age(std::time::Duration::from_secs(section.max_cert_age_secs))
+    })
+}
+
+fn peer_policy_for_mode(
+    role: Role,
+    section: &TlsSection,
+    allowlist: Arc<dyn att::ImageAllowlist>,
+) -> Result<att::Policy, TlsError> {
     if section.mode == TlsMode::DevInsecure {
         return Ok(att::Policy::dev_insecure());
     }
-    let mut policy = match role {
-        Role::Proxy => att::Policy::strict(&[att::Role::Client, att::Role::Worker], allowlist)
+    let (mut policy, attested) = match role {
+        Role::Proxy => (
+            att::Policy::strict(&[att::Role::Client, att::Role::Worker], allowlist)
+                .accept_unattested(att::Role::Client),
+            att::Role::Worker,
+        ),
+        Role::Worker | Role::Client => (
+            att::Policy::strict(&[att::Role::Proxy], allowlist),
+            att::Role::Proxy,
+        ),
+        // A key service serves attested proxies, workers and its replicas, and answers public
+        // questions (a released public key) to anyone.
+        Role::Kms => (
+            att::Policy::strict(
+                &[
+                    att::Role::Proxy,
+                    att::Role::Worker,
+                    att::Role::Kms,
+                    att::Role::Client,
+                ],
+                allowlist,
+            )
             .accept_unattested(att::Role::Client),
-        Role::Worker | Role::Client => att::Policy::strict(&[att::Role::Proxy], allowlist),
+            att::Role::Kms,
+        ),
     };
+    let pinned = section
+        .peer_config_hashes()
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    if !pinned.is_empty() {
+        policy = policy.require_configs(attested, pinned);
+    }
     match section.mode {
         TlsMode::Simulated => policy = policy.insecure_dev(),
         TlsMode::Tdx => policy = policy.with_collateral(collateral_source(section)?),
@@ -305,17 +472,83 @@ pub fn build_hop_tls_with_policy(
         .validate()
         .map_err(|e| TlsError::Certificate(e.to_string()))?;
     let key = section.signing_key()?;
-    let provider: Option<Arc<dyn att::QuoteProvider>> = match (section.mode, role) {
-        (TlsMode::DevInsecure, _) => return Ok(Arc::new(RaTls::dev_insecure(role, key, policy)?)),
-        // A client gateway has no TEE: it presents an unattested certificate.
-        (_, Role::Client) => None,
-        (TlsMode::Simulated, _) => Some(
-            att::ProviderConfig::Simulated {
+    build_hop_tls_inner(role, section, policy, key, None)
+}
+
+/// As [`build_hop_tls`] for a daemon whose configuration was measured into `config_hash`
+/// (`cocoon_daemon::measured::config_hash`): every certificate's claims carry it as
+/// `config_hash`, and in `simulated` mode the simulated RTMR3 is extended with it as a real TD's
+/// boot would (so the simulated image hash is [`TlsSection::simulated_image_hash_measured`]). In
+/// `tdx` mode the image's boot is what extends RTMR3; the claim is carried either way.
+pub fn build_hop_tls_measured(
+    role: Role,
+    section: &TlsSection,
+    allowlist: Arc<dyn att::ImageAllowlist>,
+    config_hash: &[u8; 32],
+) -> Result<Arc<dyn HopTls>, TlsError> {
+    section
+        .validate()
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let policy = peer_policy(role, section, allowlist)?;
+    let key = section.signing_key()?;
+    build_hop_tls_inner(role, section, policy, key, Some(config_hash))
+}
+
+/// As [`build_hop_tls`], presenting `keys` (from [`crate::keys::key_material`]), measured as
+/// [`build_hop_tls_measured`] when `config_hash` is given.
+pub fn build_hop_tls_keyed(
+    role: Role,
+    section: &TlsSection,
+    allowlist: Arc<dyn att::ImageAllowlist>,
+    keys: &crate::keys::KeyMaterial,
+    config_hash: Option<&[u8; 32]>,
+) -> Result<Arc<dyn HopTls>, TlsError> {
+    section
+        .validate()
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let policy = peer_policy(role, section, allowlist)?;
+    build_hop_tls_inner(role, section, policy, keys.signing.clone(), config_hash)
+}
+
+/// The TLS of a daemon of `role` presenting `key`, judging peers by `policy`.
+pub fn build_hop_tls_with_key(
+    role: Role,
+    section: &TlsSection,
+    policy: att::Policy,
+    key: SigningKey,
+) -> Result<Arc<dyn HopTls>, TlsError> {
+    build_hop_tls_inner(role, section, policy, key, None)
+}
+
+/// The quote provider of a daemon of `role` under `section`: `None` for a client gateway (no TEE)
+/// and in `dev-insecure` mode.
+pub fn quote_provider(
+    role: Role,
+    section: &TlsSection,
+) -> Result<Option<Arc<dyn att::QuoteProvider>>, TlsError> {
+    quote_provider_measured(role, section, None)
+}
+
+/// As [`quote_provider`]; in `simulated` mode with `config_hash` the simulated RTMR3 measures it
+/// (see [`build_hop_tls_measured`]).
+pub fn quote_provider_measured(
+    role: Role,
+    section: &TlsSection,
+    config_hash: Option<&[u8; 32]>,
+) -> Result<Option<Arc<dyn att::QuoteProvider>>, TlsError> {
+    Ok(match (section.mode, role) {
+        (TlsMode::DevInsecure, _) | (_, Role::Client) => None,
+        (TlsMode::Simulated, _) => Some(match config_hash {
+            Some(h) => Arc::new(att::provider::simulated::SimulatedProvider::with_config(
+                section.simulated_label(),
+                h,
+            )),
+            None => att::ProviderConfig::Simulated {
                 image_label: Some(section.simulated_label().to_owned()),
             }
             .build()
             .map_err(attest)?,
-        ),
+        }),
         (TlsMode::Tdx, _) => Some(
             att::ProviderConfig::Tdx {
                 tsm_dir: (!section.tsm_dir.is_empty()).then(|| PathBuf::from(&section.tsm_dir)),
@@ -328,16 +561,45 @@ pub fn build_hop_tls_with_policy(
                 ))
             })?,
         ),
-    };
-    if section.mode == TlsMode::Simulated {
+    })
+}
+
+fn build_hop_tls_inner(
+    role: Role,
+    section: &TlsSection,
+    policy: att::Policy,
+    key: SigningKey,
+    config_hash: Option<&[u8; 32]>,
+) -> Result<Arc<dyn HopTls>, TlsError> {
+    let mut extra = std::collections::BTreeMap::new();
+    if let Some(h) = config_hash {
+        extra.insert(att::claims::CONFIG_HASH_KEY.to_owned(), hex::encode(h));
+    }
+    if section.mode == TlsMode::DevInsecure {
+        if extra.is_empty() {
+            return Ok(Arc::new(RaTls::dev_insecure(role, key, policy)?));
+        }
         tracing::warn!(
             ?role,
-            image_hash = %hex::encode(section.simulated_image_hash()),
+            "INSECURE development TLS: no attestation, every peer is accepted as insecure"
+        );
+    }
+    let provider = quote_provider_measured(role, section, config_hash)?;
+    if section.mode == TlsMode::Simulated {
+        let image_hash = match config_hash {
+            Some(h) => section.simulated_image_hash_measured(h),
+            None => section.simulated_image_hash(),
+        };
+        tracing::warn!(
+            ?role,
+            image_hash = %hex::encode(image_hash),
             "INSECURE: simulated TEE — quotes are software-made, nothing is backed by hardware; \
              peers with simulated quotes are accepted and marked insecure. Development and CI only."
         );
     }
-    Ok(Arc::new(RaTls::new(role, key, provider, policy)?))
+    Ok(Arc::new(RaTls::with_claims(
+        role, key, provider, policy, extra,
+    )?))
 }
 
 #[cfg(test)]
@@ -539,6 +801,67 @@ mod tests {
             handshake(&proxy, &strict_client).await.is_err(),
             "simulated quotes are accepted only in simulated mode"
         );
+    }
+
+    #[tokio::test]
+    async fn a_measured_worker_shows_its_config_hash_and_a_pinning_proxy_refuses_others() {
+        let sim = TlsSection {
+            mode: TlsMode::Simulated,
+            image_label: "measured".into(),
+            ..Default::default()
+        };
+        let (good_cfg, other_cfg) = ([0x61; 32], [0x62; 32]);
+        let list = att::InMemoryAllowlist::new();
+        list.allow(
+            att::Role::Worker,
+            sim.simulated_image_hash_measured(&good_cfg),
+        );
+        list.allow(
+            att::Role::Worker,
+            sim.simulated_image_hash_measured(&other_cfg),
+        );
+        list.allow(att::Role::Proxy, sim.simulated_image_hash());
+        let list: Arc<dyn att::ImageAllowlist> = Arc::new(list);
+
+        let good = build_hop_tls_measured(Role::Worker, &sim, list.clone(), &good_cfg).unwrap();
+        let other = build_hop_tls_measured(Role::Worker, &sim, list.clone(), &other_cfg).unwrap();
+        let own = good.identity();
+        assert_eq!(own.claims.config_hash().unwrap(), Some(good_cfg));
+        assert_eq!(own.image_hash, sim.simulated_image_hash_measured(&good_cfg));
+        assert_ne!(
+            own.image_hash,
+            sim.simulated_image_hash(),
+            "RTMR3 measured it"
+        );
+
+        // A proxy without a configuration allowlist sees each worker's configuration.
+        let open = build_hop_tls(Role::Proxy, &sim, list.clone()).unwrap();
+        let seen = handshake(&open, &other).await.unwrap();
+        assert_eq!(seen.claims.config_hash().unwrap(), Some(other_cfg));
+
+        // A proxy pinning the good configuration refuses the other one.
+        let pinning = TlsSection {
+            peer_config_hashes: vec![hex::encode(good_cfg)],
+            ..sim.clone()
+        };
+        let pinned = build_hop_tls(Role::Proxy, &pinning, list.clone()).unwrap();
+        let seen = handshake(&pinned, &good).await.unwrap();
+        assert_eq!(seen.claims.config_hash().unwrap(), Some(good_cfg));
+        assert!(
+            handshake(&pinned, &other).await.is_err(),
+            "a configuration not on the allowlist is refused"
+        );
+        let bad = TlsSection {
+            peer_config_hashes: vec!["zz".into()],
+            ..sim
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::Invalid {
+                field: "tls.peer_config_hashes",
+                ..
+            })
+        ));
     }
 
     #[test]

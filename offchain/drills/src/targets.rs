@@ -106,6 +106,8 @@ pub fn attest_class(e: &AttestError) -> &'static str {
         AttestError::MalformedClaims(_) => "malformed_claims",
         AttestError::CertificateExpired { .. } => "certificate_expired",
         AttestError::CertificateLifetimeTooLong { .. } => "lifetime_too_long",
+        AttestError::CertificateStale { .. } => "certificate_stale",
+        AttestError::ClaimsValidityMismatch { .. } => "claims_validity_mismatch",
         AttestError::ClaimsKeyMismatch => "claims_key_mismatch",
         AttestError::ReportDataMismatch => "report_data_mismatch",
         AttestError::SimulatedRefused => "simulated_refused",

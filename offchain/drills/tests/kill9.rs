@@ -15,6 +15,12 @@
 //!   kills × concurrency);
 //! - worker earnings follow the same count; nothing settled or paid beyond what was recorded.
 //!
+//! Beside the gateway's load, rogue clients (`cocoon_testkit::rogue_client`, their own client key) speak
+//! HTTP/2 to the proxy's client port directly: streams without `include_usage`, each reset or its
+//! connection cut right after the first bytes. None of them is served free: every one the worker
+//! signed a receipt for is charged (its receipt amount), except those whose proxy was killed between
+//! the worker's receipt and the commit (bounded by kills × concurrency); none is charged twice.
+//!
 //! In development mode the "chain" is in the proxy's memory and dies with it, so the drill compares
 //! receipts with the store, not with on-chain escrow and payout state; thresholds are set so that
 //! charges settle and the worker is paid all along, and the settled and paid marks the store keeps
@@ -39,10 +45,13 @@ use cocoon_drills::binding::DRILL_MODEL;
 use cocoon_gateway::GatewayConfig;
 use cocoon_protocol::PriceParams;
 use cocoon_testkit::load::ChatLoad;
+use cocoon_testkit::rogue_client::{RogueConn, RogueLoad};
 use cocoon_testkit::{FakeEngine, FakeEngineOptions, gateway_config, worker_config};
 
 const PROXY_SEED: [u8; 32] = [0x44; 32];
 const CONCURRENCY: usize = 6;
+/// Rogue clients resetting and cutting their streams, beside the gateway's load.
+const ROGUE_CONCURRENCY: usize = 2;
 /// Development credit per client: small enough that a charge threshold of 1 bp (30,000 nanoTON)
 /// settles after nearly every request, so settlement runs across the kills too.
 const DEV_CREDIT: &str = "300000000";
@@ -113,7 +122,31 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
     .unwrap();
     let base = format!("http://{}", gateway.addr);
 
+    // The rogue client's request: streamed, no `include_usage`, long enough to be cut mid-stream.
+    let rogue_tls: Arc<dyn HopTls> = Arc::new(DevTls::generate(Role::Client).unwrap());
+    let rogue_key = rogue_tls.identity().public_key;
+    let words = vec!["w"; 120].join(" ");
+    let rogue_body = serde_json::json!({"model": DRILL_MODEL, "stream": true, "max_tokens": 120,
+        "messages": [{"role": "user", "content": words}]})
+    .to_string();
+    // What one of them costs: read honestly once (its charge is in the ledger like the others).
+    let (_, trailers) = RogueConn::connect(&client_addr, &rogue_tls, None)
+        .await
+        .unwrap()
+        .post("/v1/chat/completions", &rogue_body, 1000)
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap();
+    let rogue_amount: u128 = trailers
+        .as_ref()
+        .and_then(|t| t.get(cocoon_protocol::headers::CHARGED_NANO))
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .expect("the honest rogue request is charged");
+
     let load = ChatLoad::start(&base, DRILL_MODEL, CONCURRENCY, Duration::from_millis(20));
+    let rogue = RogueLoad::start(&client_addr, rogue_tls, rogue_body, 1000, ROGUE_CONCURRENCY);
     for round in 0..kills {
         // Let load run until some requests have completed since the last restart.
         let before = load.tally().ok();
@@ -143,6 +176,13 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
         tally.ok() >= after_last + 20,
         "no recovery after the last restart"
     );
+    let rogue_tally = rogue.stop().await;
+    // The rogue clients' last streams still run to their end at the proxy: let them.
+    let quiet =
+        cocoon_testkit::wait::poll_until(Duration::from_secs(10), || worker.state.in_flight() == 0)
+            .await;
+    assert!(quiet, "streams still running at the worker");
+    tokio::time::sleep(Duration::from_millis(200)).await;
     proxy.terminate();
 
     let storage_key =
@@ -150,6 +190,9 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
     let ledger = cocoon_proxy::store::Store::open(&store, &storage_key).expect("store reopens");
     let client = ledger
         .client(&cocoon_proxy::chain::dev_escrow_id(&client_key))
+        .unwrap();
+    let rogue_account = ledger
+        .client(&cocoon_proxy::chain::dev_escrow_id(&rogue_key))
         .unwrap();
     let earned = ledger.worker(&worker_key).unwrap();
     ledger.close().await;
@@ -185,9 +228,54 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
         earned.earned,
         earned.paid
     );
+    let receipts_signed = worker_metrics
+        .counter("cocoon_worker_receipts_total", "Signed receipts.", &[])
+        .get();
+    let (resets, cuts) = (
+        rogue_tally.reset.load(std::sync::atomic::Ordering::Relaxed),
+        rogue_tally.cut.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    eprintln!(
+        "kill -9 drill, rogue clients: {resets} streams reset and {cuts} connections cut after \
+         their first bytes; store: {} rogue charges ({} nanoTON, {rogue_amount} each); the worker \
+         signed {receipts_signed} receipts, the store holds {} charges",
+        rogue_account.seqno,
+        rogue_account.charged,
+        client.seqno + rogue_account.seqno
+    );
     assert!(
         verified.iter().all(|r| r.receipt.cost_nano == amount),
         "identical requests, identical costs"
+    );
+    // Rogue streams: each charged its receipt's amount, none twice, none free but those a kill cut
+    // between the worker's receipt and the commit.
+    assert!(resets > 0 && cuts > 0, "the rogue clients never got going");
+    assert_eq!(
+        rogue_account.charged,
+        rogue_amount * u128::from(rogue_account.seqno),
+        "a rogue charge of another amount"
+    );
+    assert!(
+        rogue_account.seqno <= resets + cuts + 1,
+        "{} rogue charges for {} rogue requests",
+        rogue_account.seqno,
+        resets + cuts + 1
+    );
+    let charges = client.seqno + rogue_account.seqno;
+    assert!(
+        charges <= receipts_signed,
+        "{charges} charges for {receipts_signed} receipts"
+    );
+    let free = receipts_signed - charges;
+    assert!(
+        free <= (kills * (CONCURRENCY + ROGUE_CONCURRENCY)) as u64,
+        "{free} receipted responses never charged after {kills} kills: served free"
+    );
+    assert!(
+        rogue_account.seqno + (kills * ROGUE_CONCURRENCY) as u64 > resets + cuts,
+        "{} rogue charges for {} rogue streams served after {kills} kills",
+        rogue_account.seqno,
+        resets + cuts
     );
     // No charge lost: every receipt the client holds is in the store.
     assert!(
@@ -214,9 +302,8 @@ async fn kill9_the_proxy_under_load_loses_and_doubles_nothing() {
         "{unreceipted} charges without receipts after {kills} kills"
     );
     // The worker earned per recorded charge, and nothing was settled or paid beyond the records.
-    assert_eq!(earned.seqno, client.seqno);
-    assert!(earned.earned <= client.charged);
-    assert_eq!(earned.earned % u128::from(earned.seqno.max(1)), 0);
+    assert_eq!(earned.seqno, client.seqno + rogue_account.seqno);
+    assert!(earned.earned <= client.charged + rogue_account.charged);
     assert!(client.settled <= client.charged);
     assert!(earned.paid <= earned.earned);
     // Settlement and payouts ran across the kills (marks survive in the store).

@@ -212,6 +212,13 @@ async fn kill9_the_chain_backed_proxy_under_load_settles_exactly_its_charges() {
 
     let mut worker_config = configs.worker.clone();
     worker_config.proxies = vec![worker_addr.clone()];
+    // The worker's simulated RTMR3 measures its configuration (issue 15): allow that image.
+    let worker_image = daemons::measured_worker_image(&worker_config).unwrap();
+    chain
+        .root
+        .set_image(c, gov, ROLE_WORKER, worker_image, true)
+        .await
+        .unwrap();
     let worker = cocoon_worker::daemon::build(worker_config, &Default::default())
         .await
         .unwrap();

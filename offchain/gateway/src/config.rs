@@ -2,6 +2,7 @@
 
 use cocoon_daemon::chain_endpoint::{ChainEndpoint, parse_address};
 use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_daemon::serve::LimitsSection;
 use cocoon_daemon::tls_config::TlsSection;
 use serde::{Deserialize, Serialize};
 
@@ -83,8 +84,14 @@ pub struct GatewayConfig {
     pub proxy: String,
     /// Expected proxy key, hex (empty: accept the proxy the attestation policy accepts).
     pub proxy_key: String,
-    /// When set, apps must send `Authorization: Bearer <api_token>`.
+    /// When set, apps must send `Authorization: Bearer <api_token>` (compared in constant time).
     pub api_token: String,
+    /// Host names (or whole `host:port` values) served besides the listen address and `localhost`;
+    /// any other `Host` is refused (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`https://app.example`, or `*`) allowed to call the gateway; a request with
+    /// any other `Origin` header is refused. Empty: no web page may (apps and SDKs send no Origin).
+    pub allowed_origins: Vec<String>,
     /// Highest worker coefficient accepted, thousandths; an app header may only lower it.
     pub max_coefficient: u32,
     /// Largest request body, bytes.
@@ -95,6 +102,11 @@ pub struct GatewayConfig {
     pub max_n: u64,
     /// Whole-request timeout, ms.
     pub request_timeout_ms: u64,
+    /// Largest non-streamed response collected from the proxy before it is verified, bytes (a
+    /// larger one is refused with `upstream_failed`).
+    pub max_response_bytes: usize,
+    /// Limits of the app listener (`cocoon_daemon::serve::LimitsSection`).
+    pub limits: LimitsSection,
     /// Refuse a non-streamed response whose receipt does not verify (streams are checked at the end
     /// and logged, since their bytes are already delivered).
     pub require_receipts: bool,
@@ -121,11 +133,15 @@ impl Default for GatewayConfig {
             proxy: String::new(),
             proxy_key: String::new(),
             api_token: String::new(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
             max_coefficient: 4000,
             max_body_bytes: 1 << 20,
             max_tokens: 32_768,
             max_n: 4,
             request_timeout_ms: 600_000,
+            max_response_bytes: 64 << 20,
+            limits: LimitsSection::default(),
             require_receipts: true,
             receipts_kept: 1000,
             receipts_path: String::new(),
@@ -177,6 +193,10 @@ impl Validate for GatewayConfig {
         self.proxy_key_bytes()?;
         if self.max_coefficient == 0 {
             return Err(bad("max_coefficient", "must be positive"));
+        }
+        self.limits.validate()?;
+        if self.max_response_bytes < 1024 {
+            return Err(bad("max_response_bytes", "at least 1024"));
         }
         if self.max_body_bytes < 64
             || self.max_tokens == 0

@@ -119,7 +119,7 @@ async fn on_chain(
     )?;
     let proxy = choose_proxy(config, &registered)?;
     let allowlist = Arc::new(att::policy::CachingAllowlist::new(
-        Arc::new(RootAllowlist::new(client, root)),
+        Arc::new(RootAllowlist::new(Arc::clone(&client), root.clone())),
         Duration::from_millis(config.chain.allowlist_refresh_ms),
         Duration::from_millis(config.chain.allowlist_max_stale_ms),
         Arc::new(att::SystemClock),
@@ -131,11 +131,54 @@ async fn on_chain(
     tasks.push(allowlist.spawn_refresher());
     let mut policy = peer_policy(Role::Client, tls_section, allowlist)?;
     if let Some(key) = proxy.1 {
-        policy = policy.expect_peer_keys(vec![key]);
+        // Pinned while the root registers it: a deregistered proxy's live connection is closed
+        // at its next re-verification, and no new one is accepted.
+        let keys = att::PeerKeys::new(vec![key]);
+        tasks.push(follow_registration(
+            client,
+            root,
+            key,
+            keys.clone(),
+            Duration::from_millis(config.chain.allowlist_refresh_ms),
+        ));
+        policy = policy.expect_peer_key_set(keys);
     }
     let tls = build_hop_tls_with_policy(Role::Client, tls_section, policy)
         .context("building the gateway's TLS")?;
     Ok((tls, proxy))
+}
+
+/// Re-reads the root's registered proxies every `every` and keeps `keys` at `[key]` while `key` is
+/// registered, empty once it is not (a failed read keeps the last answer; the allowlist's own
+/// staleness limit covers a chain that cannot be read).
+fn follow_registration(
+    client: Arc<dyn cocoon_ton::TonClient>,
+    root: cocoon_ton::TonAddress,
+    key: [u8; 32],
+    keys: att::PeerKeys,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match registered_proxies(client.as_ref(), &root).await {
+                Ok(list) => {
+                    let registered = list.iter().any(|p| p.key == key);
+                    if registered != keys.contains(&key) {
+                        if registered {
+                            tracing::info!(proxy = %hex::encode(key), "the proxy is registered in the root again");
+                        } else {
+                            tracing::warn!(proxy = %hex::encode(key), "the root no longer registers the proxy: its connections will be closed");
+                        }
+                    }
+                    keys.replace(if registered { vec![key] } else { Vec::new() });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the root's registered proxies failed; keeping the last answer")
+                }
+            }
+        }
+    })
 }
 
 /// The INSECURE development gateway without a chain: the configured proxy, no image allowlist.

@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod config;
 pub mod daemon;
 pub mod journal;
+pub mod local_api;
 mod proxy_conn;
 pub mod receipts;
 pub mod request_id;
@@ -25,6 +26,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cocoon_attestation::verify::PeerVerifier;
+use cocoon_attestation::{PeerIdentity, Role};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::serve::{HttpVersion, ServeOptions, serve};
 use cocoon_daemon::shutdown::Shutdown;
@@ -42,12 +45,17 @@ const DROPPED_HELP: &str = "Receipts dropped from the store past receipts_kept (
 #[derive(Debug)]
 pub struct Gateway {
     pub(crate) config: GatewayConfig,
+    /// The bound listen address (what `Host` must name, with `localhost`).
+    pub(crate) listen_addr: SocketAddr,
     pub(crate) proxy: proxy_conn::ProxyConn,
     pub(crate) metrics: Arc<Registry>,
     pub(crate) shutdown: Shutdown,
     store: Mutex<receipts::Store>,
     journal: Option<Mutex<journal::Journal>>,
     fetching: Mutex<HashSet<[u8; 32]>>,
+    /// Verifies the certificates (and quotes) of the workers the proxy names, under this gateway's
+    /// own attestation policy for the worker role; remembers each verified certificate by hash.
+    workers: Option<Arc<PeerVerifier>>,
     /// Set once the first eviction was logged.
     eviction_logged: std::sync::atomic::AtomicBool,
 }
@@ -72,6 +80,20 @@ impl Gateway {
                 request_id = r.request_id.as_deref().unwrap_or(""),
                 status = %r.status,
                 "response receipt did not verify"
+            );
+        }
+        if let Some(mismatch) = &r.charge_mismatch {
+            self.metrics
+                .counter(
+                    "cocoon_gateway_charge_mismatches_total",
+                    "Responses whose proxy charge is not the worker receipt's cost_nano.",
+                    &[],
+                )
+                .inc();
+            tracing::warn!(
+                request_id = r.request_id.as_deref().unwrap_or(""),
+                mismatch = %mismatch,
+                "the proxy's charge differs from the worker's receipt"
             );
         }
         let worker = r.worker_key.map(|k| k.0);
@@ -102,6 +124,45 @@ impl Gateway {
         if let Some(key) = worker {
             self.fetch_certificate_in_background(key);
         }
+    }
+
+    /// Verifies the worker the proxy named for a response, as this gateway's policy requires: the
+    /// certificate the proxy serves for `key` (fetched once, then kept) must carry that key and
+    /// pass the attestation policy (role worker, quote bound to the key, image allowed, TCB,
+    /// lifetime), re-checked on every call (from the verifier's cache by certificate hash).
+    pub(crate) async fn attest_worker(&self, key: [u8; 32]) -> Result<Arc<PeerIdentity>, String> {
+        let Some(verifier) = self.workers.clone() else {
+            return Err(
+                "this gateway's TLS has no attestation policy to verify workers with".into(),
+            );
+        };
+        let der = match self.worker_certificate(&key) {
+            Some(der) => der,
+            None => {
+                self.fetch_certificate(key)
+                    .await
+                    .map_err(|e| format!("certificate not obtained: {e}"))?;
+                self.worker_certificate(&key)
+                    .ok_or("certificate not obtained")?
+            }
+        };
+        let verdict = tokio::task::spawn_blocking(move || verifier.verify(&der))
+            .await
+            .map_err(|e| format!("verification task failed: {e}"))?;
+        let identity = verdict.map_err(|e| {
+            self.metrics
+                .counter(
+                    "cocoon_gateway_worker_attestation_failures_total",
+                    "Worker certificates the gateway's own attestation policy refused.",
+                    &[],
+                )
+                .inc();
+            e.to_string()
+        })?;
+        if identity.public_key != key || identity.role != Role::Worker {
+            return Err("the certificate attests another key or role".into());
+        }
+        Ok(identity)
     }
 
     /// Counts what retention dropped (`cocoon_gateway_receipts_dropped_total`), and says so in the log
@@ -166,6 +227,12 @@ impl Gateway {
             .records()
             .map(|k| k.record.clone())
             .collect()
+    }
+
+    /// Whether the gateway holds an open connection to its proxy now (it dials on demand, and
+    /// closes the connection when the proxy no longer passes attestation).
+    pub async fn proxy_connected(&self) -> bool {
+        self.proxy.connected().await
     }
 
     /// The certificate (DER) the proxy served for a worker key, if it was fetched.
@@ -319,9 +386,24 @@ pub async fn start(
         addr: config.listen.clone(),
         source,
     })?;
+    let workers = tls
+        .peer_policy()
+        .map(|p| Arc::new(PeerVerifier::new(worker_policy(p))));
+    if workers.is_none() {
+        tracing::warn!(
+            "this gateway's TLS has no attestation policy: no worker can be verified, every receipt is unverified"
+        );
+    }
     let gateway = Arc::new(Gateway {
-        proxy: proxy_conn::ProxyConn::new(config.proxy.clone(), tls, pinned),
+        workers,
+        proxy: proxy_conn::ProxyConn::new(
+            config.proxy.clone(),
+            tls,
+            pinned,
+            std::time::Duration::from_millis(config.chain.allowlist_refresh_ms),
+        ),
         config,
+        listen_addr: addr,
         metrics,
         shutdown: Shutdown::new(),
         store: Mutex::new(store),
@@ -342,6 +424,16 @@ pub async fn start(
     })
 }
 
+/// The gateway's policy for the workers behind its proxy: what it requires of its proxy (the
+/// allowlist, which lists worker images too, TCB, collateral, clock, development mode), for the
+/// worker role, with no pinned key.
+fn worker_policy(mut policy: cocoon_attestation::Policy) -> cocoon_attestation::Policy {
+    policy.allowed_roles = vec![Role::Worker];
+    policy.unattested_roles = Vec::new();
+    policy.peer_keys = None;
+    policy
+}
+
 /// Syncs the receipts journal every second, and once more when the gateway stops.
 async fn flush_journal(gateway: Arc<Gateway>) {
     loop {
@@ -359,7 +451,10 @@ async fn flush_journal(gateway: Arc<Gateway>) {
 
 /// Serves apps (plain HTTP/1.1 or HTTP/2 on loopback) until the gateway shuts down, then drains.
 async fn accept(gateway: Arc<Gateway>, listener: TcpListener) {
-    let options = ServeOptions::plain(HttpVersion::Auto);
+    let options = ServeOptions {
+        limits: gateway.config.limits.limits(),
+        ..ServeOptions::plain(HttpVersion::Auto)
+    };
     let shutdown = gateway.shutdown.clone();
     serve(listener, options, shutdown, move |_peer| {
         let gw = gateway.clone();

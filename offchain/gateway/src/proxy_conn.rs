@@ -1,9 +1,12 @@
-//! The gateway's one multiplexed HTTP/2 connection to its proxy, redialed when it drops.
+//! The gateway's one multiplexed HTTP/2 connection to its proxy, redialed when it drops, and
+//! closed when the proxy no longer passes attestation: its certificate is re-verified every
+//! `recheck` (the chain refresh interval) against the current image allowlist and registered
+//! keys, and at its expiry.
 
 use std::sync::Arc;
 
 use cocoon_daemon::http::Body;
-use cocoon_daemon::tls::HopTls;
+use cocoon_daemon::tls::{HopTls, next_recheck, peer_certificate};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::Mutex;
@@ -14,6 +17,7 @@ pub(crate) struct ProxyConn {
     addr: String,
     tls: Arc<dyn HopTls>,
     pinned: Option<[u8; 32]>,
+    recheck: std::time::Duration,
     current: Mutex<Option<SendRequest<Body>>>,
 }
 
@@ -26,11 +30,17 @@ impl std::fmt::Debug for ProxyConn {
 }
 
 impl ProxyConn {
-    pub(crate) fn new(addr: String, tls: Arc<dyn HopTls>, pinned: Option<[u8; 32]>) -> Self {
+    pub(crate) fn new(
+        addr: String,
+        tls: Arc<dyn HopTls>,
+        pinned: Option<[u8; 32]>,
+        recheck: std::time::Duration,
+    ) -> Self {
         ProxyConn {
             addr,
             tls,
             pinned,
+            recheck: recheck.max(std::time::Duration::from_millis(1)),
             current: Mutex::new(None),
         }
     }
@@ -44,6 +54,15 @@ impl ProxyConn {
         let s = self.dial().await?;
         *cur = Some(s.clone());
         Ok(s)
+    }
+
+    /// Whether a connection to the proxy is open now (none is dialed by asking).
+    pub(crate) async fn connected(&self) -> bool {
+        self.current
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|s| !s.is_closed())
     }
 
     /// Forgets the current connection (after it failed).
@@ -68,12 +87,32 @@ impl ProxyConn {
         if peer.insecure {
             tracing::warn!(proxy = %hex::encode(peer.public_key), "connected to an INSECURE (unattested) proxy");
         }
+        let certificate =
+            peer_certificate(stream.get_ref().1).ok_or("proxy presented no certificate")?;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .handshake::<_, Body>(TokioIo::new(stream))
             .await?;
+        let tls = Arc::clone(&self.tls);
+        let every = self.recheck;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "proxy connection ended");
+            tokio::pin!(conn);
+            loop {
+                tokio::select! {
+                    r = &mut conn => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "proxy connection ended");
+                        }
+                        return;
+                    }
+                    _ = tokio::time::sleep(next_recheck(&peer, every)) => {
+                        if let Err(reason) = tls.recheck_peer(&certificate) {
+                            // Dropping the connection closes it; requests in flight fail, the
+                            // next one redials (and a handshake judges the proxy afresh).
+                            tracing::warn!(proxy = %hex::encode(peer.public_key), %reason, "proxy connection closed: the proxy no longer passes attestation");
+                            return;
+                        }
+                    }
+                }
             }
         });
         Ok(sender)

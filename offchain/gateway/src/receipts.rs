@@ -59,6 +59,9 @@ pub struct ReceiptRecord {
     pub status: ReceiptStatus,
     /// What the proxy charged, nanoTON (from its trailer), as a decimal string.
     pub charged_nano: Option<String>,
+    /// Set when the proxy's charge is not the receipt's `cost_nano`: what differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_mismatch: Option<String>,
 }
 
 /// The gateway's verdict on a response's receipt. Written (journal, JSON, the
@@ -72,6 +75,9 @@ pub enum ReceiptStatus {
     NoReceipt,
     /// The proxy forwarded no attested worker key to check the receipt against.
     NoAttestedWorkerKey,
+    /// The gateway could not verify the certificate and quote of the key the proxy named: the
+    /// whole text, starting with `worker key not attested: `.
+    WorkerNotAttested(String),
     /// The receipt verifies but prices above the client's coefficient cap.
     PriceAboveCap,
     /// The receipt does not decode or verify: why.
@@ -82,8 +88,14 @@ const VERIFIED: &str = "verified";
 const NO_RECEIPT: &str = "no receipt";
 const NO_ATTESTED_WORKER_KEY: &str = "no attested worker key";
 const PRICE_ABOVE_CAP: &str = "price above the cap";
+const NOT_ATTESTED: &str = "worker key not attested: ";
 
 impl ReceiptStatus {
+    /// The receipt is signed by a key whose certificate and quote the gateway did not verify.
+    pub fn not_attested(why: impl std::fmt::Display) -> Self {
+        ReceiptStatus::WorkerNotAttested(format!("{NOT_ATTESTED}{why}"))
+    }
+
     /// As written: `verified`, `no receipt`, `no attested worker key`, `price above the cap`, or
     /// the reason the receipt is invalid.
     pub fn as_str(&self) -> &str {
@@ -92,7 +104,7 @@ impl ReceiptStatus {
             ReceiptStatus::NoReceipt => NO_RECEIPT,
             ReceiptStatus::NoAttestedWorkerKey => NO_ATTESTED_WORKER_KEY,
             ReceiptStatus::PriceAboveCap => PRICE_ABOVE_CAP,
-            ReceiptStatus::Invalid(why) => why,
+            ReceiptStatus::WorkerNotAttested(text) | ReceiptStatus::Invalid(text) => text,
         }
     }
 
@@ -110,6 +122,9 @@ impl From<&str> for ReceiptStatus {
             NO_RECEIPT => ReceiptStatus::NoReceipt,
             NO_ATTESTED_WORKER_KEY => ReceiptStatus::NoAttestedWorkerKey,
             PRICE_ABOVE_CAP => ReceiptStatus::PriceAboveCap,
+            text if text.starts_with(NOT_ATTESTED) => {
+                ReceiptStatus::WorkerNotAttested(text.to_owned())
+            }
             why => ReceiptStatus::Invalid(why.to_owned()),
         }
     }
@@ -265,6 +280,10 @@ mod tests {
             (ReceiptStatus::NoReceipt, "no receipt"),
             (ReceiptStatus::NoAttestedWorkerKey, "no attested worker key"),
             (ReceiptStatus::PriceAboveCap, "price above the cap"),
+            (
+                ReceiptStatus::not_attested("no quote"),
+                "worker key not attested: no quote",
+            ),
             (
                 ReceiptStatus::Invalid("bad signature".into()),
                 "bad signature",

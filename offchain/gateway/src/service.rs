@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, BoxError, empty, full, json_response, read_limited};
-use cocoon_protocol::api::{Endpoint, ParsedRequest, parse_request};
+use cocoon_daemon::serve::{BodyReadError, read_request_body};
+use cocoon_protocol::api::{Endpoint, ParsedRequest, normalize_request};
 use cocoon_protocol::{ApiError, ErrorCode, RequestLimits, headers, wire};
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response};
@@ -56,13 +57,36 @@ async fn route(
     req: Request<hyper::body::Incoming>,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    crate::local_api::check_host(host.as_deref(), gw.listen_addr, &gw.config.allowed_hosts)
+        .and_then(|()| crate::local_api::check_origin(req.headers(), &gw.config.allowed_origins))
+        .map_err(|e| {
+            gw.metrics
+                .counter(
+                    "cocoon_gateway_local_refused_total",
+                    "Local API requests refused for their Host or Origin (browser pages).",
+                    &[(
+                        "why",
+                        match e {
+                            crate::local_api::Refused::Origin(_) => "origin",
+                            _ => "host",
+                        },
+                    )],
+                )
+                .inc();
+            ApiError::new(ErrorCode::Unauthorized, e.to_string())
+        })?;
     if !gw.config.api_token.is_empty() {
-        let expected = format!("Bearer {}", gw.config.api_token);
         let given = req
             .headers()
             .get(hyper::header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        if given != Some(expected.as_bytes()) {
+        if !crate::local_api::token_matches(given, &gw.config.api_token) {
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
                 "missing or wrong bearer token",
@@ -282,9 +306,10 @@ fn price_cap(gw: &Gateway, req: &Request<hyper::body::Incoming>) -> Result<u32, 
     Ok(cap.min(gw.config.max_coefficient))
 }
 
-/// Reads and checks the app's body; a stream that did not ask for usage is made to (returned
-/// `true`): usage must come back for the charge to be checkable, and then the gateway is "the
-/// client" whose bytes the receipt covers.
+/// Reads and checks the app's body and puts it in the form the proxy forwards
+/// ([`normalize_request`]: usage on streams, one explicit generation limit), so that the proxy passes
+/// it on unchanged and the receipt covers the bytes hashed here. Returns `true` when the gateway
+/// asked for usage itself on a stream (the usage event is then not shown to the app).
 async fn read_request(
     gw: &Gateway,
     endpoint: Endpoint,
@@ -296,24 +321,16 @@ async fn read_request(
         max_n: gw.config.max_n,
         ..Default::default()
     };
-    let body = read_limited(req.into_body(), limits.max_body_bytes)
+    let body = read_request_body(req, limits.max_body_bytes)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
+        .map_err(|e| match e {
+            BodyReadError::Timeout => ApiError::new(ErrorCode::Timeout, e.to_string()),
+            BodyReadError::Body(_) => ApiError::new(ErrorCode::InvalidJson, e.to_string()),
+        })?
         .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
-    let (parsed, mut obj) = parse_request(endpoint, &body, &limits)?;
+    let (parsed, normalized) = normalize_request(endpoint, &body, &limits)?;
     let added_usage = parsed.stream && !parsed.include_usage;
-    if !added_usage {
-        return Ok((body, parsed, false));
-    }
-    let opts = obj
-        .entry("stream_options")
-        .or_insert_with(|| serde_json::json!({}));
-    if let Some(o) = opts.as_object_mut() {
-        o.insert("include_usage".into(), serde_json::Value::Bool(true));
-    }
-    let body = serde_json::to_vec(&obj)
-        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
-    Ok((Bytes::from(body), parsed, true))
+    Ok((normalized.map_or(body, Bytes::from), parsed, added_usage))
 }
 
 /// The request to the proxy: the body, the cap, the app's timeout and the client wallet.
@@ -349,10 +366,18 @@ async fn verify_whole(
     incoming: hyper::body::Incoming,
     exchange: &Exchange,
 ) -> Result<Response<Body>, ApiError> {
-    let collected = incoming
+    let max = gw.config.max_response_bytes;
+    let collected = http_body_util::Limited::new(incoming, max)
         .collect()
         .await
-        .map_err(|e| ApiError::new(ErrorCode::UpstreamFailed, format!("response cut: {e}")))?;
+        .map_err(|e| {
+            let why = if e.is::<http_body_util::LengthLimitError>() {
+                format!("response larger than max_response_bytes ({max} bytes): refused")
+            } else {
+                format!("response cut: {e}")
+            };
+            ApiError::new(ErrorCode::UpstreamFailed, why)
+        })?;
     let trailers = collected.trailers().cloned();
     let bytes = collected.to_bytes();
     let response_sha256: [u8; 32] = Sha256::digest(&bytes).into();
@@ -411,9 +436,16 @@ async fn infer(
         worker_key: None,
         worker_image: None,
         worker_insecure: None,
+        attested: None,
         max_coefficient: cap,
     }
     .forwarded(&parts.headers);
+    // Only a successful answer carries a receipt to check against the worker.
+    let exchange = if parts.status.is_success() {
+        exchange.attest(gw).await
+    } else {
+        exchange
+    };
     let mut out = Response::builder().status(parts.status);
     if let Some(ct) = parts.headers.get(hyper::header::CONTENT_TYPE) {
         out = out.header(hyper::header::CONTENT_TYPE, ct);

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cocoon_attestation::{PeerIdentity, TeeKind};
 use cocoon_audit::Hex32;
 use cocoon_daemon::http::{Body, BoxError};
 use cocoon_daemon::observe::{Ending, Observer, ObservingBody};
@@ -30,6 +31,8 @@ pub(crate) struct Exchange {
     pub(crate) worker_key: Option<[u8; 32]>,
     pub(crate) worker_image: Option<String>,
     pub(crate) worker_insecure: Option<bool>,
+    /// The gateway's own verification of `worker_key` (certificate and quote), when one was named.
+    pub(crate) attested: Option<Result<Arc<PeerIdentity>, String>>,
     pub(crate) max_coefficient: u32,
 }
 
@@ -41,6 +44,52 @@ impl Exchange {
         self.worker_image = text(headers::WORKER_IMAGE);
         self.worker_insecure = text(headers::WORKER_INSECURE).map(|v| v == "1");
         self
+    }
+
+    /// Verifies the named worker's certificate and quote through the gateway's own policy.
+    pub(crate) async fn attest(mut self, gw: &Gateway) -> Self {
+        if let Some(key) = self.worker_key {
+            self.attested = Some(gw.attest_worker(key).await);
+        }
+        self
+    }
+}
+
+/// The receipt's status once its signature over these bytes holds: the signer must be a worker the
+/// gateway verified itself, running the image the receipt names, at an acceptable price.
+fn attested_status(ex: &Exchange, receipt: &SignedReceipt) -> ReceiptStatus {
+    let identity = match &ex.attested {
+        None => return ReceiptStatus::not_attested("the gateway did not check the worker"),
+        Some(Err(why)) => return ReceiptStatus::not_attested(why),
+        Some(Ok(identity)) => identity,
+    };
+    if identity.public_key != receipt.receipt.worker_key {
+        return ReceiptStatus::not_attested("the receipt is signed by another key");
+    }
+    let measured = !matches!(identity.tee, TeeKind::None) && identity.image_hash != [0u8; 32];
+    if measured && identity.image_hash != receipt.receipt.image_hash {
+        return ReceiptStatus::Invalid(format!(
+            "the receipt names image {}, the worker's quote measures {}",
+            hex::encode(receipt.receipt.image_hash),
+            hex::encode(identity.image_hash)
+        ));
+    }
+    if receipt.receipt.coefficient > ex.max_coefficient {
+        return ReceiptStatus::PriceAboveCap;
+    }
+    ReceiptStatus::Verified
+}
+
+/// What differs between the proxy's charge and the receipt's price, if anything.
+fn charge_mismatch(charged: Option<&str>, receipt: Option<&SignedReceipt>) -> Option<String> {
+    let (charged, receipt) = (charged?, receipt?);
+    let cost = receipt.receipt.cost_nano;
+    match charged.parse::<u128>() {
+        Err(_) => Some(format!("the proxy's charge {charged:?} is not an integer")),
+        Ok(c) if c != cost => Some(format!(
+            "the proxy charged {c} nanoTON, the worker's receipt prices the response at {cost}"
+        )),
+        Ok(_) => None,
     }
 }
 
@@ -71,15 +120,13 @@ pub(crate) fn check(
                 None => ReceiptStatus::NoAttestedWorkerKey,
                 Some(key) => match receipt.verify_for(&key, &ex.request_sha256, response_sha256) {
                     Err(e) => ReceiptStatus::Invalid(e.to_string()),
-                    Ok(()) if receipt.receipt.coefficient > ex.max_coefficient => {
-                        ReceiptStatus::PriceAboveCap
-                    }
-                    Ok(()) => ReceiptStatus::Verified,
+                    Ok(()) => attested_status(ex, &receipt),
                 },
             };
             (Some(receipt), status)
         }
     };
+    let mismatch = charge_mismatch(charged_nano.as_deref(), receipt.as_ref());
     Kept {
         record: ReceiptRecord {
             id: 0,
@@ -95,6 +142,7 @@ pub(crate) fn check(
             receipt,
             receipt_wire: raw.and_then(|r| r.to_str().ok()).map(str::to_owned),
             status,
+            charge_mismatch: mismatch,
             charged_nano,
         },
         request: Some(ex.request.clone()),

@@ -72,19 +72,41 @@ async fn exported_bundles_verify_offline_and_every_tampered_byte_is_named() {
     }
     wait_for_certificate(&net).await;
     let gw = &net.gateway.gateway;
-    let bundle = gw.bundle(&Selection::default()).await;
+    let bundle = gw.bundle(&Selection::default().with_bodies()).await;
     assert_eq!(bundle.responses.len(), 2);
     assert_eq!(bundle.workers.len(), 1);
     assert!(bundle.responses[1].stream);
 
     // The HTTP export is the same document.
-    let http = net.get("/cocoon/v1/bundle?from=2&to=2").await;
+    let http = net.get("/cocoon/v1/bundle?from=2&to=2&bodies=1").await;
     assert_eq!(http.status, 200, "{}", http.text());
     let one: ProofBundle = serde_json::from_slice(&http.body).unwrap();
     assert_eq!(one.responses, bundle.responses[1..].to_vec());
     assert_eq!(net.get("/cocoon/v1/bundle?from=x").await.status, 400);
+    // Without bodies=1 the export carries hashes only (the bytes are every prompt and answer).
+    let plain: ProofBundle =
+        serde_json::from_slice(&net.get("/cocoon/v1/bundle").await.body).unwrap();
+    assert_eq!(plain.responses.len(), 2);
+    assert!(
+        plain
+            .responses
+            .iter()
+            .all(|r| r.request.bytes.is_none() && r.response.bytes.is_none())
+    );
 
-    let opts = VerifyOptions::default();
+    // Without an image allowlist (the root's, or the auditor's) a bundle is refused outright.
+    let refused = verify_bundle(&bundle, &VerifyOptions::default());
+    assert_eq!(refused.verdict, Verdict::Failed);
+    assert!(
+        refused.failures[0].contains("no image allowlist"),
+        "{:?}",
+        refused.failures
+    );
+    let worker_image = SimulatedProvider::new(WORKER_LABEL).image_hash();
+    let opts = VerifyOptions {
+        allowed_images: vec![worker_image],
+        ..Default::default()
+    };
     let report = verify_bundle(&bundle, &opts);
     assert_eq!(report.verdict, Verdict::Insecure, "{:#?}", report.failures);
     assert!(report.failures.is_empty());
@@ -105,7 +127,6 @@ async fn exported_bundles_verify_offline_and_every_tampered_byte_is_named() {
     assert_eq!(body, chat("bundle me", false).as_bytes());
 
     // Allowlists: the worker's real image passes, another fails.
-    let worker_image = SimulatedProvider::new(WORKER_LABEL).image_hash();
     let allowed = VerifyOptions {
         allowed_images: vec![worker_image],
         allowed_models: vec![[0u8; 32]],
@@ -235,6 +256,22 @@ impl QuoteProvider for FixtureQuote {
 const FIXTURE_TIME: u64 = 1_772_323_200;
 
 fn dcap_bundle() -> ProofBundle {
+    dcap_bundle_at(FIXTURE_TIME)
+}
+
+/// The fixture quote's image hash (MRTD, RTMR0..3).
+fn fixture_image() -> [u8; 32] {
+    let quote = std::fs::read(att::fixtures_dir().join("cocoon-tdx-quote.bin")).unwrap();
+    let (_, _, m, _) = att::dcap::parse_quote(&quote).unwrap();
+    let att::dcap::Measurements::Td(td) = m else {
+        panic!("TDX fixture")
+    };
+    td.image_hash()
+}
+
+/// A bundle whose worker certificate (valid from FIXTURE_TIME - 60 for an hour) carries the real
+/// quote, and whose receipt is dated `timestamp`.
+fn dcap_bundle_at(timestamp: u64) -> ProofBundle {
     let dir = att::fixtures_dir();
     let quote = std::fs::read(dir.join("cocoon-tdx-quote.bin")).unwrap();
     let collateral: serde_json::Value = serde_json::from_slice(
@@ -271,7 +308,7 @@ fn dcap_bundle() -> ProofBundle {
         coefficient: 1000,
         price_per_token: 1000,
         cost_nano: 7000,
-        timestamp: FIXTURE_TIME,
+        timestamp,
         image_hash: td.image_hash(),
         worker_key: worker.verifying_key().to_bytes(),
     }
@@ -316,57 +353,154 @@ fn dcap_bundle() -> ProofBundle {
     }
 }
 
-#[test]
-fn a_real_dcap_quote_verifies_against_bundled_collateral_but_must_bind_the_signer() {
-    let bundle = dcap_bundle();
-    let report = verify_bundle(&bundle, &VerifyOptions::default());
-    let results: BTreeMap<&str, CheckResult> = report.responses[0]
+fn fixture_collateral() -> att::dcap::QuoteCollateralV3 {
+    att::collateral::load_collateral_file(
+        &att::fixtures_dir().join("cocoon-tdx-quote.collateral.json"),
+    )
+    .unwrap()
+}
+
+fn results(report: &BundleReport) -> BTreeMap<&str, CheckResult> {
+    report.responses[0]
         .checks
         .iter()
         .map(|c| (c.name.as_str(), c.result))
-        .collect();
-    // DCAP itself holds at the receipt's time: chain to Intel's root, collateral, TCB, image.
+        .collect()
+}
+
+#[test]
+fn a_real_dcap_quote_verifies_against_the_auditors_collateral_but_must_bind_the_signer() {
+    let bundle = dcap_bundle();
+    let opts = VerifyOptions {
+        at: Some(FIXTURE_TIME),
+        allowed_images: vec![fixture_image()],
+        collateral: Some(fixture_collateral()),
+        ..Default::default()
+    };
+    let report = verify_bundle(&bundle, &opts);
+    let results = results(&report);
+    // DCAP itself holds now (at the pinned time): chain to Intel's root, collateral, TCB, image.
     assert_eq!(results["quote"], CheckResult::Pass, "{report:#?}");
     assert_eq!(results["tcb"], CheckResult::Pass);
     assert_eq!(results["image_hash"], CheckResult::Pass);
     assert_eq!(results["signature"], CheckResult::Pass);
+    assert_eq!(results["certificate_time"], CheckResult::Pass);
     // But that quote was made for another machine's key: no fresh key can be bound to it.
     assert_eq!(results["quote_binds_key"], CheckResult::Fail);
     assert_eq!(report.verdict, Verdict::Failed);
     assert_eq!(report.responses[0].tee.as_deref(), Some("tdx"));
+    assert!(report.not_checked.is_empty());
 
-    // Outside the collateral's window the quote itself fails.
-    let late = VerifyOptions {
-        at: Some(FIXTURE_TIME + 365 * 86_400),
+    // Per-worker collateral (what `--pccs` fetches) is used the same way.
+    let mut per_worker = opts.clone();
+    per_worker.collateral = None;
+    per_worker
+        .worker_collateral
+        .insert(bundle.workers[0].worker_key.clone(), fixture_collateral());
+    assert_eq!(
+        check(&verify_bundle(&bundle, &per_worker), "quote"),
+        check(&report, "quote")
+    );
+}
+
+#[test]
+fn a_bundle_from_a_foreign_image_fails_image_hash() {
+    // Anyone with a cloud TD running their own image has a genuine quote: the image must be allowed.
+    let bundle = dcap_bundle();
+    let opts = VerifyOptions {
+        at: Some(FIXTURE_TIME),
+        allowed_images: vec![[0x42; 32]],
+        collateral: Some(fixture_collateral()),
         ..Default::default()
     };
-    let r = verify_bundle(&bundle, &late);
-    assert!(check(&r, "quote")[0].contains("DCAP verification at"));
+    let r = verify_bundle(&bundle, &opts);
+    assert_eq!(results(&r)["quote"], CheckResult::Pass, "{r:#?}");
+    assert_eq!(results(&r)["image_hash"], CheckResult::Fail);
+    assert!(check(&r, "image_hash")[0].contains("not among the allowed images"));
+    // And with no allowlist at all the bundle is refused (it was "verified" before).
+    let none = VerifyOptions {
+        allowed_images: Vec::new(),
+        ..opts
+    };
+    let r = verify_bundle(&bundle, &none);
+    assert_eq!(r.verdict, Verdict::Failed);
+    assert!(
+        r.failures[0].starts_with("bundle: no image allowlist"),
+        "{r:?}"
+    );
+}
 
-    // Without collateral the verifier says what is missing.
+#[test]
+fn old_collateral_in_the_bundle_is_not_trusted_and_fails_the_quote_check_now() {
+    let bundle = dcap_bundle();
+    assert!(
+        bundle.workers[0].collateral.is_some(),
+        "the bundle carries collateral"
+    );
+    let later = FIXTURE_TIME + 200 * 86_400;
+    // The bundle's own collateral is ignored: the auditor must supply or fetch some.
+    let opts = VerifyOptions {
+        at: Some(later),
+        allowed_images: vec![fixture_image()],
+        ..Default::default()
+    };
+    let r = verify_bundle(&bundle, &opts);
+    assert_eq!(results(&r)["quote"], CheckResult::Fail);
+    assert!(check(&r, "quote")[0].contains("not trusted"), "{r:#?}");
+    // The same (now outdated) collateral supplied by the auditor fails at the current time.
+    let supplied = VerifyOptions {
+        collateral: Some(fixture_collateral()),
+        ..opts.clone()
+    };
+    let r = verify_bundle(&bundle, &supplied);
+    assert_eq!(results(&r)["quote"], CheckResult::Fail);
+    assert!(
+        check(&r, "quote")[0].contains(&format!("DCAP verification at {later}")),
+        "{r:#?}"
+    );
+
+    // The old behaviour, behind its flag: the bundle's collateral at the receipt's own time passes,
+    // and the report says what was not checked.
+    let trusting = VerifyOptions {
+        at: None,
+        allowed_images: Vec::new(),
+        trust_bundle_collateral: true,
+        ..Default::default()
+    };
+    let r = verify_bundle(&bundle, &trusting);
+    assert_eq!(results(&r)["quote"], CheckResult::Pass, "{r:#?}");
+    assert!(check(&r, "quote")[0].contains(&format!("valid at {FIXTURE_TIME}")));
+    assert_eq!(r.not_checked.len(), 3, "{:?}", r.not_checked);
+    assert!(r.not_checked[0].contains("collateral the bundle carries"));
     let mut b = bundle.clone();
     b.workers[0].collateral = None;
-    let r = verify_bundle(&b, &VerifyOptions::default());
+    let r = verify_bundle(&b, &trusting);
     assert!(check(&r, "quote")[0].contains("without collateral"));
-    let coll = att::collateral::load_collateral_file(
-        &att::fixtures_dir().join("cocoon-tdx-quote.collateral.json"),
-    )
-    .unwrap();
-    let supplied = VerifyOptions {
-        collateral: Some(coll.clone()),
+}
+
+#[test]
+fn a_back_dated_receipt_fails_certificate_time() {
+    let opts = VerifyOptions {
+        at: Some(FIXTURE_TIME),
+        allowed_images: vec![fixture_image()],
+        collateral: Some(fixture_collateral()),
         ..Default::default()
     };
-    let r = verify_bundle(&b, &supplied);
-    assert_eq!(
-        r.responses[0]
-            .checks
+    // Dated before the worker's certificate existed (the signer picks the timestamp).
+    let r = verify_bundle(&dcap_bundle_at(FIXTURE_TIME - 86_400), &opts);
+    assert_eq!(results(&r)["certificate_time"], CheckResult::Fail, "{r:#?}");
+    assert!(check(&r, "certificate_time")[0].contains("outside the certificate's validity"));
+    assert!(
+        r.failures
             .iter()
-            .find(|c| c.name == "quote")
-            .unwrap()
-            .result,
-        CheckResult::Pass
+            .any(|f| f.contains(": certificate_time: "))
     );
-    b.workers[0].set_collateral(&coll).unwrap();
-    let r = verify_bundle(&b, &VerifyOptions::default());
-    assert_eq!(check(&r, "quote"), check(&report, "quote"));
+    // After it expired, and in the future of the verification time.
+    let r = verify_bundle(&dcap_bundle_at(FIXTURE_TIME + 7200), &opts);
+    assert_eq!(results(&r)["certificate_time"], CheckResult::Fail);
+    let r = verify_bundle(&dcap_bundle_at(FIXTURE_TIME + 1800), &opts);
+    assert!(check(&r, "certificate_time")[0].contains("after the verification time"));
+    // Inside the validity and not after now: passes.
+    let r = verify_bundle(&dcap_bundle_at(FIXTURE_TIME - 30), &opts);
+    assert_eq!(results(&r)["certificate_time"], CheckResult::Pass);
 }

@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use cocoon_daemon::chain_endpoint::ChainEndpoint;
-use cocoon_daemon::tls_config::{TlsMode, TlsSection};
+use cocoon_daemon::tls_config::{KeySource, TlsMode, TlsSection};
 use cocoon_gateway::GatewayConfig;
 use cocoon_gateway::config::GatewayChain;
+use cocoon_kms::KmsConfig;
 use cocoon_proxy::ProxyConfig;
 use cocoon_proxy::config::ChainSection;
 use cocoon_ton::{Network, TonAddress, Wallet};
@@ -42,7 +43,7 @@ pub struct Keys {
     pub operator: SigningKey,
 }
 
-/// The three daemons' configs.
+/// The daemons' configs.
 #[derive(Debug, Clone)]
 pub struct Configs {
     /// The proxy's.
@@ -51,11 +52,50 @@ pub struct Configs {
     pub worker: WorkerConfig,
     /// The gateway's (it finds the proxy in the root).
     pub gateway: GatewayConfig,
+    /// The key service's.
+    pub kms: KmsConfig,
 }
 
 /// `[tls]` of every daemon here: the simulated provider with its default image label.
 pub fn simulated_tls() -> TlsSection {
     TlsSection::with_mode(TlsMode::Simulated)
+}
+
+/// The simulated image hash of a worker built from `config`: its RTMR3 measured the worker's
+/// configuration hash (`cocoon_worker::measured`), so the root must allow this hash for it.
+pub fn measured_worker_image(config: &WorkerConfig) -> Result<[u8; 32], LocalnetError> {
+    let hash = cocoon_worker::measured::config_hash(config, config.tls.mode).map_err(|e| {
+        LocalnetError::Daemon {
+            step: "measuring the worker's configuration",
+            message: e.to_string(),
+        }
+    })?;
+    Ok(config.tls.simulated_image_hash_measured(&hash))
+}
+
+/// The image label of the local network's (simulated) key service: its own image, allowed for the
+/// `kms` role only.
+pub const KMS_IMAGE_LABEL: &str = "cocoon-kms-simulated";
+
+/// `[tls]` of the key service here.
+pub fn kms_tls() -> TlsSection {
+    TlsSection {
+        image_label: KMS_IMAGE_LABEL.into(),
+        ..simulated_tls()
+    }
+}
+
+/// Switches `tls` to keys from the key service at `kms_addr`, the operator's binding put in
+/// `dir/<name>.binding` (the daemon writes its boot key to `<name>.binding.boot-key`).
+pub fn with_kms(tls: &TlsSection, dir: &Path, name: &str, kms_addr: &str) -> TlsSection {
+    TlsSection {
+        key_source: KeySource::Kms,
+        kms_url: kms_addr.to_owned(),
+        kms_binding_file: dir.join(format!("{name}.binding")).display().to_string(),
+        key_file: String::new(),
+        dev_key: String::new(),
+        ..tls.clone()
+    }
 }
 
 fn key_file(dir: &Path, name: &str, key: &SigningKey) -> Result<String, LocalnetError> {
@@ -64,8 +104,9 @@ fn key_file(dir: &Path, name: &str, key: &SigningKey) -> Result<String, Localnet
     Ok(path.display().to_string())
 }
 
-/// The configs of the three daemons of a local network in `dir`: every daemon on 127.0.0.1:0,
-/// RA-TLS with simulated quotes, keys in files, the chain at `api_url`.
+/// The configs of the daemons of a local network in `dir`: every daemon on 127.0.0.1:0, RA-TLS
+/// with simulated quotes, keys in files (INSECURE; [`with_kms`] switches the proxy and the worker
+/// to the key service, as [`crate::localnet::LocalNet`] does), the chain at `api_url`.
 #[allow(clippy::too_many_arguments)]
 pub fn configs(
     dir: &Path,
@@ -127,9 +168,19 @@ pub fn configs(
         receipts_path: dir.join("receipts.journal").display().to_string(),
         ..GatewayConfig::default()
     };
+    let mut kms = KmsConfig {
+        listen: "127.0.0.1:0".into(),
+        admin_listen: "127.0.0.1:0".into(),
+        tls: kms_tls(),
+        ..KmsConfig::default()
+    };
+    kms.chain.endpoint = ChainEndpoint::new(api_url, Network::Testnet);
+    kms.chain.root = root.to_hex();
+    kms.chain.allowlist_refresh_ms = 2000;
     Ok(Configs {
         proxy,
         worker,
         gateway,
+        kms,
     })
 }

@@ -36,6 +36,8 @@ pub struct Summary {
     pub root: String,
     /// What attests the daemons: always the simulated TEE here (INSECURE).
     pub tee: String,
+    /// Where the daemons' keys came from: the simulated key service here (INSECURE).
+    pub keys: String,
 }
 
 fn daemon(step: &'static str, e: impl fmt::Display) -> LocalnetError {
@@ -115,6 +117,12 @@ pub async fn run(net: &LocalNet, prompt: &str, max_tokens: u32) -> Result<Summar
         gateway: net.gateway_url(),
         root: cocoon_ton::to_friendly(&net.root.address, true, cocoon_ton::Network::Testnet),
         tee: crate::localnet::TEE_NOTICE.to_owned(),
+        keys: format!(
+            "{} (at {}): the proxy's key and both storage keys released to TDs whose boot keys \
+             the operators' wallets bound; the worker signs with its boot key, bound in its stake",
+            crate::localnet::KEYS_NOTICE,
+            net.kms.addr
+        ),
     })
 }
 
@@ -138,6 +146,7 @@ impl fmt::Display for Summary {
             "attestation: RA-TLS on every hop, {} (quotes made up in software)",
             self.tee
         )?;
+        writeln!(f, "keys: {}", self.keys)?;
         writeln!(f, "root: {}", self.root)?;
         writeln!(
             f,

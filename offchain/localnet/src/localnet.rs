@@ -1,11 +1,17 @@
 //! The whole network in one process on a local devnet: wallets, contracts, engine, worker, proxy and
 //! gateway, one real request, settlement and a summary. What `cocoon demo` runs.
 //!
-//! The proxy, the worker and the gateway are built from their config files' structures by the same
-//! functions their binaries run (`cocoon_proxy::daemon::build`, `cocoon_worker::daemon::build`,
-//! `cocoon_gateway::daemon::build`). Every hop is RA-TLS with the
-//! **simulated** TEE provider: quotes are made up in software, so this is INSECURE — a development
-//! network, never for real prompts or real TON.
+//! The key service, the proxy, the worker and the gateway are built from their config files'
+//! structures by the same functions their binaries run (`cocoon_kms::daemon::build`,
+//! `cocoon_proxy::daemon::build`, `cocoon_worker::daemon::build`, `cocoon_gateway::daemon::build`).
+//! Every hop is RA-TLS with the **simulated** TEE provider: quotes are made up in software, so this
+//! is INSECURE — a development network, never for real prompts or real TON.
+//!
+//! The key lifecycle runs as in production (docs/security.md "Keys"): the key service makes the
+//! master key; the proxy and the worker make boot keys in memory and write them out; the local
+//! network plays each operator, whose wallet signs the binding of its TD's boot key (and the GPU
+//! owner opens its stake with the worker's boot key); the key service releases the proxy's stable
+//! key `P` (which governance then registers) and both storage keys.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,18 +21,22 @@ use cocoon_contracts::address::{escrow_address, vault_address};
 use cocoon_contracts::chain::RootHandle;
 use cocoon_contracts::codec::account_id;
 use cocoon_contracts::messages::ProxyInfo;
-use cocoon_contracts::state::{EscrowStorage, ROLE_PROXY, ROLE_WORKER, StakeStorage};
+use cocoon_contracts::state::{EscrowStorage, ROLE_KMS, ROLE_PROXY, ROLE_WORKER, StakeStorage};
 use cocoon_daemon::chain_endpoint::ChainEndpoint;
+use cocoon_daemon::keys::{BootKeyBinding, DEFAULT_BINDING_LIFETIME, boot_key_path};
 use cocoon_daemon::launch::Daemon;
+use cocoon_daemon::tls::Role;
+use cocoon_daemon::tls_config::TlsSection;
 use cocoon_devnet::{Devnet, DevnetOptions};
 use cocoon_engine::{EngineConfig, EngineHandle};
 use cocoon_gateway::daemon::GatewayDaemon;
+use cocoon_kms::daemon::KmsDaemon;
 use cocoon_onchain::bootstrap::{dev_params, wallet_for_key};
 use cocoon_onchain::tx::{Outcome, fetch_state};
 use cocoon_onchain::{OnchainError, OnchainSettler, OnchainView};
 use cocoon_proxy::ProxyConfig;
 use cocoon_proxy::daemon::{ChainParts, ProxyDaemon, RunOptions};
-use cocoon_ton::{HttpTonClient, Network, TonClient, Wallet};
+use cocoon_ton::{HttpTonClient, Network, TonAddress, TonClient, Wallet};
 use cocoon_worker::WorkerConfig;
 use cocoon_worker::daemon::{BuildOptions, WorkerDaemon};
 use ed25519_dalek::SigningKey;
@@ -42,6 +52,8 @@ pub const DEVNET_NETWORK_ID: i32 = cocoon_devnet::GLOBAL_ID;
 pub const DEMO_MODEL: &str = "smollm2-135m-instruct";
 /// What the summary and banners say about the TEE of a local network.
 pub const TEE_NOTICE: &str = "simulated TEE — INSECURE";
+/// What the summary says about where the daemons' keys come from.
+pub const KEYS_NOTICE: &str = "INSECURE simulated key service";
 
 /// Which engine backend serves the model.
 #[derive(Debug, Clone)]
@@ -68,6 +80,8 @@ pub struct LocalNet {
     pub settler: Arc<OnchainSettler>,
     /// Engine.
     pub engine: EngineHandle,
+    /// The key service, as its binary builds it (simulated: INSECURE).
+    pub kms: KmsDaemon,
     /// Worker, as its binary builds it.
     pub worker: WorkerDaemon,
     /// Proxy, as its binary builds it.
@@ -82,6 +96,8 @@ pub struct LocalNet {
     pub setup: Vec<Outcome>,
     /// The config files the daemons were built from (TOML), for inspection and reuse.
     pub configs: daemons::Configs,
+    /// The proxy operator's wallet key (it signs the binding of each proxy TD's boot key).
+    operator_key: SigningKey,
     _dir: tempfile::TempDir,
 }
 
@@ -150,10 +166,15 @@ async fn start_devnet() -> Result<(Devnet, Arc<dyn TonClient>), LocalnetError> {
     Ok((devnet, Arc::new(client)))
 }
 
-/// Fresh keys (the TEE's for the proxy and the worker, the client's, the operator's wallet key)
-/// and the four parties' wallets, funded on the devnet.
-async fn new_parties(devnet: &Devnet, funding: &Funding) -> Result<(Keys, Parties), LocalnetError> {
+/// Fresh keys (file keys for the proxy and the worker, which a key-service network does not use;
+/// the client's; the operator's wallet key), the GPU owner's wallet key, and the four parties'
+/// wallets, funded on the devnet.
+async fn new_parties(
+    devnet: &Devnet,
+    funding: &Funding,
+) -> Result<(Keys, Parties, SigningKey), LocalnetError> {
     let mut rng = rand::rngs::OsRng;
+    let owner_key = SigningKey::generate(&mut rng);
     let keys = Keys {
         proxy: SigningKey::generate(&mut rng),
         worker: SigningKey::generate(&mut rng),
@@ -165,7 +186,7 @@ async fn new_parties(devnet: &Devnet, funding: &Funding) -> Result<(Keys, Partie
     let parties = Parties {
         governance: new_wallet(&SigningKey::generate(&mut rng))?,
         proxy_operator: new_wallet(&keys.operator)?,
-        gpu_owner: new_wallet(&SigningKey::generate(&mut rng))?,
+        gpu_owner: new_wallet(&owner_key)?,
         client: new_wallet(&SigningKey::generate(&mut rng))?,
     };
     for w in [
@@ -179,13 +200,13 @@ async fn new_parties(devnet: &Devnet, funding: &Funding) -> Result<(Keys, Partie
             .await
             .map_err(daemon("funding a wallet"))?;
     }
-    Ok((keys, parties))
+    Ok((keys, parties, owner_key))
 }
 
-/// Deploys the root, allows the simulated image and the model, and opens both stakes.
+/// Deploys the root, allows the simulated images (the daemons' and the key service's) and the
+/// model, and opens the proxy's stake (the worker's is opened with its boot key once it runs).
 async fn deploy_root(
     c: &dyn TonClient,
-    keys: &Keys,
     parties: &Parties,
     funding: &Funding,
     model: &str,
@@ -201,29 +222,24 @@ async fn deploy_root(
         let o = root.set_image(c, gov, role, sim_image, true).await;
         setup.push(o.map_err(chain("allowing the simulated image"))?);
     }
+    let kms_image = daemons::kms_tls().simulated_image_hash();
+    let o = root.set_image(c, gov, ROLE_KMS, kms_image, true).await;
+    setup.push(o.map_err(chain("allowing the key service's simulated image"))?);
     let o = root
         .set_model(c, gov, model_hash, Some(model.to_owned()))
         .await;
     setup.push(o.map_err(chain("allowing the model"))?);
-    let stakes = [
-        (
+    // A proxy vault pays by the key governance registers; the key named here is ignored.
+    let o = root
+        .open_stake(
+            c,
             &parties.proxy_operator,
             ROLE_PROXY,
-            &keys.proxy,
-            "staking the proxy",
-        ),
-        (
-            &parties.gpu_owner,
-            ROLE_WORKER,
-            &keys.worker,
-            "staking the worker",
-        ),
-    ];
-    for (owner, role, key, step) in stakes {
-        let public = key.verifying_key().to_bytes();
-        let o = root.open_stake(c, owner, role, public, funding.stake).await;
-        setup.push(o.map_err(chain(step))?);
-    }
+            [0; 32],
+            funding.stake,
+        )
+        .await;
+    setup.push(o.map_err(chain("staking the proxy"))?);
     Ok((root, setup))
 }
 
@@ -233,13 +249,14 @@ async fn register_and_open_escrow(
     c: &dyn TonClient,
     root: &RootHandle,
     keys: &Keys,
+    proxy_key: [u8; 32],
     parties: &Parties,
     funding: &Funding,
     proxy: &ProxyDaemon,
 ) -> Result<Vec<Outcome>, LocalnetError> {
     let operator = parties.proxy_operator.address();
     let info = ProxyInfo {
-        key: keys.proxy.verifying_key().to_bytes(),
+        key: proxy_key,
         endpoints: proxy.handle.client_addr.to_string(),
     };
     let o = root
@@ -260,6 +277,45 @@ async fn register_and_open_escrow(
     );
     setup.push(o.await.map_err(chain("opening the client escrow"))?);
     Ok(setup)
+}
+
+/// Waits for a daemon with `key_source = "kms"` to write its boot key (it does before asking).
+async fn wait_boot_key(tls: &TlsSection) -> Result<[u8; 32], LocalnetError> {
+    let path = boot_key_path(std::path::Path::new(&tls.kms_binding_file));
+    for _ in 0..1200 {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let mut boot = [0u8; 32];
+            if hex::decode_to_slice(text.trim(), &mut boot).is_ok() {
+                return Ok(boot);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(LocalnetError::Daemon {
+        step: "waiting for a boot key",
+        message: format!("{} never appeared", path.display()),
+    })
+}
+
+/// Plays the operator: its wallet key signs the binding of `boot` for `role` and puts it where
+/// the daemon reads it (`cocoon kms bind` does the same).
+fn write_binding(
+    tls: &TlsSection,
+    role: Role,
+    root: &TonAddress,
+    wallet: &Wallet,
+    wallet_key: &SigningKey,
+    boot: [u8; 32],
+) -> Result<(), LocalnetError> {
+    let valid_until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(daemon("the clock"))?
+        .as_secs()
+        .saturating_add(DEFAULT_BINDING_LIFETIME.as_secs());
+    let binding =
+        BootKeyBinding::sign(wallet_key, role, root, wallet.address(), &boot, valid_until);
+    let text = serde_json::to_vec_pretty(&binding).map_err(daemon("writing a binding"))?;
+    std::fs::write(&tls.kms_binding_file, text).map_err(daemon("writing a binding"))
 }
 
 /// The proxy as its binary builds it, with the chain parts a local network reads.
@@ -313,10 +369,9 @@ impl LocalNet {
         let dir = tempfile::tempdir().map_err(daemon("temporary directory"))?;
         let (devnet, chain_client) = start_devnet().await?;
         let c = chain_client.as_ref();
-        let (keys, parties) = new_parties(&devnet, &funding).await?;
+        let (keys, parties, owner_key) = new_parties(&devnet, &funding).await?;
         let (model, engine_config, model_hash) = engine_plan(&engine_choice)?;
-        let (root, mut setup) =
-            deploy_root(c, &keys, &parties, &funding, &model, model_hash).await?;
+        let (root, mut setup) = deploy_root(c, &parties, &funding, &model, model_hash).await?;
         let engine = cocoon_engine::start(engine_config)
             .await
             .map_err(daemon("starting the engine"))?;
@@ -330,12 +385,82 @@ impl LocalNet {
             &model,
             &hex::encode(model_hash),
         )?;
+        if let EngineChoice::Gguf(path) = &engine_choice {
+            // The worker hashes the weights at start and refuses other ones than the root's model.
+            configs.worker.model_path = path.display().to_string();
+        }
+        let kms = cocoon_kms::daemon::build(configs.kms.clone(), &Default::default())
+            .await
+            .map_err(daemon("starting the key service"))?;
+        let kms_addr = kms.addr.to_string();
+        configs.proxy.tls = daemons::with_kms(&configs.proxy.tls, dir.path(), "proxy", &kms_addr);
+        configs.worker.tls =
+            daemons::with_kms(&configs.worker.tls, dir.path(), "worker", &kms_addr);
         adjust(&mut configs);
-        let (proxy, parts) = start_proxy(&configs.proxy).await?;
-        setup.extend(register_and_open_escrow(c, &root, &keys, &parties, &funding, &proxy).await?);
+        // The worker's simulated RTMR3 measures its configuration: allow that image.
+        let worker_image = daemons::measured_worker_image(&configs.worker)?;
+        let o = root
+            .set_image(c, &parties.governance, ROLE_WORKER, worker_image, true)
+            .await;
+        setup.push(o.map_err(chain("allowing the worker's measured image"))?);
+        // The proxy TD asks the key service; its operator binds the boot key it shows.
+        let bind_proxy = async {
+            let boot = wait_boot_key(&configs.proxy.tls).await?;
+            let wallet = &parties.proxy_operator;
+            write_binding(
+                &configs.proxy.tls,
+                Role::Proxy,
+                &root.address,
+                wallet,
+                &keys.operator,
+                boot,
+            )
+        };
+        let (started, bound) = tokio::join!(start_proxy(&configs.proxy), bind_proxy);
+        bound?;
+        let (proxy, parts) = started?;
+        // Governance registers the key the key service releases to this operator's proxy.
+        let operator = parties.proxy_operator.address();
+        let released = kms
+            .service
+            .public_key(Role::Proxy, operator)
+            .map_err(daemon("the key service's proxy key"))?;
+        let proxy_key = proxy.tls.identity().public_key;
+        if released.public_key != hex::encode(proxy_key) {
+            return Err(LocalnetError::Daemon {
+                step: "checking the proxy's key",
+                message: "the proxy does not run with the key the key service released".into(),
+            });
+        }
+        let opened =
+            register_and_open_escrow(c, &root, &keys, proxy_key, &parties, &funding, &proxy).await;
+        setup.extend(opened?);
         let refreshed = parts.view.refresh().await;
         refreshed.map_err(chain("refreshing the chain view"))?;
-        let worker = start_worker(&configs.worker, &proxy, &parties.gpu_owner).await?;
+        // The worker TD makes a boot key; its owner opens the stake with it and binds it.
+        let stake_worker = async {
+            let boot = wait_boot_key(&configs.worker.tls).await?;
+            let owner = &parties.gpu_owner;
+            let o = root
+                .open_stake(c, owner, ROLE_WORKER, boot, funding.stake)
+                .await
+                .map_err(chain("staking the worker"))?;
+            write_binding(
+                &configs.worker.tls,
+                Role::Worker,
+                &root.address,
+                owner,
+                &owner_key,
+                boot,
+            )?;
+            Ok::<_, LocalnetError>(o)
+        };
+        let (worker, staked) = tokio::join!(
+            start_worker(&configs.worker, &proxy, &parties.gpu_owner),
+            stake_worker
+        );
+        setup.push(staked?);
+        let worker = worker?;
         let gateway = cocoon_gateway::daemon::build(configs.gateway.clone(), false)
             .await
             .map_err(daemon("starting the gateway"))?;
@@ -347,6 +472,7 @@ impl LocalNet {
             view: parts.view,
             settler: parts.settler,
             engine,
+            kms,
             worker,
             proxy,
             gateway,
@@ -354,10 +480,38 @@ impl LocalNet {
             model,
             setup,
             configs,
+            operator_key: keys.operator.clone(),
             _dir: dir,
         };
         net.wait_for_worker().await?;
         Ok(net)
+    }
+
+    /// Builds another proxy from `config` (a restart, a move to a fresh data directory) as its
+    /// binary does, playing its operator: the operator's wallet binds the new TD's boot key when
+    /// `config` takes its keys from the key service.
+    pub async fn build_proxy(&self, config: ProxyConfig) -> Result<ProxyDaemon, LocalnetError> {
+        let options = RunOptions::default();
+        let build = cocoon_proxy::daemon::build(config.clone(), &options);
+        if config.tls.key_source != cocoon_daemon::tls_config::KeySource::Kms {
+            return build.await.map_err(daemon("starting the proxy"));
+        }
+        let bind = async {
+            let boot = wait_boot_key(&config.tls).await?;
+            let wallet = &self.parties.proxy_operator;
+            write_binding(
+                &config.tls,
+                Role::Proxy,
+                &self.root.address,
+                wallet,
+                &self.operator_key,
+                boot,
+            )
+        };
+        let (built, bound) = tokio::join!(build, bind);
+        let proxy = built.map_err(daemon("starting the proxy"))?;
+        bound?;
+        Ok(proxy)
     }
 
     async fn wait_for_worker(&self) -> Result<(), LocalnetError> {
@@ -440,6 +594,7 @@ impl LocalNet {
         self.gateway.shutdown(grace).await;
         self.worker.shutdown(grace).await;
         self.proxy.shutdown(grace).await;
+        self.kms.shutdown(grace).await;
         self.engine.shutdown().await;
         self.devnet
             .stop()

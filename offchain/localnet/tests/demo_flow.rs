@@ -17,6 +17,16 @@ async fn demo_flow_settles_what_the_ledger_charged() {
         .unwrap();
 
     assert_eq!(summary.chat.receipt_status, "verified");
+    assert!(
+        summary.keys.contains("INSECURE simulated key service"),
+        "{}",
+        summary.keys
+    );
+    assert!(
+        summary
+            .to_string()
+            .contains("keys: INSECURE simulated key service")
+    );
     assert!(summary.chat.receipt_matches_bytes);
     assert!(!summary.chat.answer.is_empty());
     let b = summary.balances;

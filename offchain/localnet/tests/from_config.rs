@@ -62,7 +62,27 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         workers[0].identity.insecure,
         "simulated peers are marked insecure"
     );
-    assert_eq!(workers[0].identity.image_hash, image);
+    // The worker's simulated RTMR3 measured its configuration (issue 15): the proxy sees the
+    // measured image and the configuration hash in the worker's claims.
+    let worker_config_hash =
+        cocoon_worker::measured::config_hash(&net.configs.worker, TlsMode::Simulated).unwrap();
+    assert_eq!(
+        workers[0].identity.claims.config_hash().unwrap(),
+        Some(worker_config_hash)
+    );
+    assert_eq!(
+        workers[0].identity.image_hash,
+        net.configs
+            .worker
+            .tls
+            .simulated_image_hash_measured(&worker_config_hash)
+    );
+    assert_eq!(
+        workers[0].identity.image_hash,
+        cocoon_localnet::daemons::measured_worker_image(&net.configs.worker).unwrap()
+    );
+    assert_ne!(workers[0].identity.image_hash, image);
+    let worker_image = workers[0].identity.image_hash;
 
     let escrow = escrow_address(
         &net.root.address,
@@ -95,7 +115,7 @@ async fn daemons_built_from_config_serve_over_simulated_ra_tls_and_settle_as_pri
         assert_eq!(r.status, "verified", "{r:?}");
         assert_eq!(r.worker_insecure, Some(true));
         let receipt = &r.receipt.as_ref().unwrap().receipt;
-        assert_eq!(receipt.image_hash, image);
+        assert_eq!(receipt.image_hash, worker_image);
         let cost = params
             .cost(&receipt.usage, Coefficient(receipt.coefficient))
             .unwrap();
@@ -343,8 +363,8 @@ async fn the_ledger_marker_goes_on_chain_and_a_proxy_on_an_older_ledger_refuses_
     let dir = tempfile::tempdir().unwrap();
     let mut stale = net.configs.proxy.clone();
     stale.store_path = dir.path().join("restored.redb").display().to_string();
-    let refused =
-        cocoon_proxy::daemon::build(stale, &cocoon_proxy::daemon::RunOptions::default()).await;
+    stale.tls.kms_binding_file = dir.path().join("proxy.binding").display().to_string();
+    let refused = net.build_proxy(stale).await;
     let message = format!(
         "{:#}",
         refused.expect_err("a ledger behind the chain is refused")

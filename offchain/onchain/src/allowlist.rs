@@ -21,7 +21,7 @@ pub async fn root_state(
         .ok_or_else(|| OnchainError::NotDeployed(root.to_hex()))
 }
 
-/// The allowlist snapshot a root's storage defines: worker and proxy images, allowed when their
+/// The allowlist snapshot a root's storage defines: worker, proxy and key-service images, allowed when their
 /// `revoked_at` is 0, revoked at that time otherwise. Clients have no images (they are unattested).
 pub fn snapshot_of(root: &RootStorage) -> AllowlistSnapshot {
     let status = |revoked_at: u32| {
@@ -39,6 +39,9 @@ pub fn snapshot_of(root: &RootStorage) -> AllowlistSnapshot {
     }
     for (hash, at) in &root.registry.proxy_images {
         snap.insert((Role::Proxy, *hash), status(*at));
+    }
+    for (hash, at) in &root.kms_images {
+        snap.insert((Role::Kms, *hash), status(*at));
     }
     snap
 }

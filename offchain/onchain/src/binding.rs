@@ -1,8 +1,11 @@
 //! Guards on binding a peer's TLS key to the wallet it announced: refused keys are remembered for a
 //! while, and chain lookups are rate-limited across all peers, so that no peer (or swarm of fresh
-//! keys) can make the proxy hammer the chain API.
+//! keys) can make the proxy hammer the chain API. Each peer (IP address) also has its own smaller
+//! share of that budget, so that one peer burning fresh keys spends only its share and cannot
+//! lock out new keys of other peers.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,10 @@ pub struct BindPolicy {
     pub lookups_per_sec: u32,
     /// Lookups allowed in a burst.
     pub burst: u32,
+    /// Lookups per second one peer (IP address) may take of that budget.
+    pub per_peer_lookups_per_sec: u32,
+    /// Lookups one peer may take in a burst.
+    pub per_peer_burst: u32,
     /// Refused keys remembered at most (beyond that, unknown keys are answered `Busy`).
     pub max_remembered: usize,
     /// INSECURE, development only, for escrows without a `client_key`: admit a client key for the
@@ -47,6 +54,8 @@ impl Default for BindPolicy {
             retry_after: Duration::from_secs(30),
             lookups_per_sec: 5,
             burst: 20,
+            per_peer_lookups_per_sec: 1,
+            per_peer_burst: 4,
             max_remembered: 100_000,
             dev_trust_client_wallet: false,
         }
@@ -61,11 +70,41 @@ struct Bucket {
     at: Instant,
 }
 
+impl Bucket {
+    fn full(burst: u32) -> Bucket {
+        Bucket {
+            tokens: f64::from(burst.max(1)),
+            at: Instant::now(),
+        }
+    }
+
+    /// Refills at `rate` per second up to `burst`, as of `now`.
+    fn refill(&mut self, now: Instant, rate: u32, burst: u32) {
+        let refill = now.duration_since(self.at).as_secs_f64() * f64::from(rate);
+        self.tokens = (self.tokens + refill).min(f64::from(burst.max(1)));
+        self.at = now;
+    }
+
+    fn take(&mut self) -> bool {
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Peers whose budget share is tracked at most; beyond that, buckets that refilled are dropped
+/// (a full bucket is the same as none), and a new peer is refused while all are in use.
+const MAX_PEERS: usize = 65_536;
+
 /// The negative cache and the lookup budget.
 pub(crate) struct BindGuard {
     policy: BindPolicy,
     refused: Mutex<HashMap<Pair, (Instant, BindError)>>,
     bucket: Mutex<Bucket>,
+    peers: Mutex<HashMap<IpAddr, Bucket>>,
     /// One lookup at a time: concurrent requests of one new key share its result.
     pub(crate) lookup: tokio::sync::Mutex<()>,
 }
@@ -79,10 +118,8 @@ impl BindGuard {
         BindGuard {
             policy,
             refused: Mutex::new(HashMap::new()),
-            bucket: Mutex::new(Bucket {
-                tokens: f64::from(policy.burst.max(1)),
-                at: Instant::now(),
-            }),
+            bucket: Mutex::new(Bucket::full(policy.burst)),
+            peers: Mutex::new(HashMap::new()),
             lookup: tokio::sync::Mutex::new(()),
         }
     }
@@ -112,20 +149,34 @@ impl BindGuard {
         lock(&self.refused).remove(key);
     }
 
-    /// Takes one lookup from the budget; false when it is spent.
-    pub(crate) fn take(&self) -> bool {
-        let mut b = lock(&self.bucket);
+    /// Takes one lookup from the budget, and from `peer`'s share of it when the peer is known;
+    /// false when either is spent (a spent share leaves the common budget untouched).
+    pub(crate) fn take(&self, peer: Option<IpAddr>) -> bool {
         let now = Instant::now();
-        let refill =
-            now.duration_since(b.at).as_secs_f64() * f64::from(self.policy.lookups_per_sec);
-        b.tokens = (b.tokens + refill).min(f64::from(self.policy.burst.max(1)));
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
+        let (rate, burst) = (
+            self.policy.per_peer_lookups_per_sec,
+            self.policy.per_peer_burst,
+        );
+        if let Some(ip) = peer {
+            let mut peers = lock(&self.peers);
+            if !peers.contains_key(&ip) && peers.len() >= MAX_PEERS {
+                peers.retain(|_, b| {
+                    b.refill(now, rate, burst);
+                    b.tokens < f64::from(burst.max(1))
+                });
+                if peers.len() >= MAX_PEERS {
+                    return false;
+                }
+            }
+            let share = peers.entry(ip).or_insert_with(|| Bucket::full(burst));
+            share.refill(now, rate, burst);
+            if !share.take() {
+                return false;
+            }
         }
+        let mut b = lock(&self.bucket);
+        b.refill(now, self.policy.lookups_per_sec, self.policy.burst);
+        b.take()
     }
 }
 
@@ -141,6 +192,7 @@ mod tests {
             burst: 3,
             max_remembered: 2,
             dev_trust_client_wallet: false,
+            ..BindPolicy::default()
         });
         guard.remember(([1; 32], [0; 32]), BindError::Refused("no".into()));
         assert_eq!(
@@ -163,7 +215,28 @@ mod tests {
         guard.forget(&([3; 32], [0; 32]));
         assert_eq!(guard.refused(&([3; 32], [0; 32])), None);
         // Three lookups in a burst, then none until the bucket refills (1 per second).
-        assert!(guard.take() && guard.take() && guard.take());
-        assert!(!guard.take());
+        assert!(guard.take(None) && guard.take(None) && guard.take(None));
+        assert!(!guard.take(None));
+    }
+
+    #[test]
+    fn one_peer_spends_only_its_share_of_the_budget() {
+        let guard = BindGuard::new(BindPolicy {
+            lookups_per_sec: 1,
+            burst: 6,
+            per_peer_lookups_per_sec: 1,
+            per_peer_burst: 2,
+            ..BindPolicy::default()
+        });
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        // Peer a burns fresh keys: two lookups, then refused, however often it tries.
+        assert!(guard.take(Some(a)) && guard.take(Some(a)));
+        for _ in 0..10 {
+            assert!(!guard.take(Some(a)));
+        }
+        // The common budget still has four: peer b is served.
+        assert!(guard.take(Some(b)) && guard.take(Some(b)));
+        assert!(guard.take(None) && guard.take(None));
+        assert!(!guard.take(None), "the common budget holds too");
     }
 }

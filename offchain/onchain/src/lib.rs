@@ -9,6 +9,8 @@
 //!   It can also sign a ledger voucher itself with a key it is given (tests, tools). It commits the
 //!   ledger's state marker to the proxy's vault (`stake_commit_marker`), which the view reads back.
 //! - [`allowlist::RootAllowlist`]: the root's image allowlist as an attestation allowlist source.
+//! - [`crosscheck::CrossCheckedClient`]: contract-state reads through two providers, refused when
+//!   they disagree (`[chain] cross_check_url`).
 //!
 //! `cocoon-proxy` implements its `ChainView` and `Settler` traits over these (its `onchain` module),
 //! so this crate depends on no daemon.
@@ -26,6 +28,7 @@
 pub mod allowlist;
 mod binding;
 pub mod bootstrap;
+pub mod crosscheck;
 pub mod seal;
 mod settler;
 pub mod tx;

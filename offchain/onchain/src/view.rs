@@ -578,6 +578,17 @@ impl OnchainView {
     /// worker-role stake: it must be bound to this key and able to serve. Refusals are remembered
     /// for `binding.retry_after`, and lookups share one budget (see [`BindPolicy`]).
     pub async fn bind_worker(&self, key: [u8; 32], owner: &str) -> Result<TonAddress, BindError> {
+        self.bind_worker_from(key, owner, None).await
+    }
+
+    /// [`OnchainView::bind_worker`] for a peer at `peer`: its lookup also takes from that peer's
+    /// share of the budget (see [`BindPolicy`]).
+    pub async fn bind_worker_from(
+        &self,
+        key: [u8; 32],
+        owner: &str,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<TonAddress, BindError> {
         let owner = cocoon_ton::parse_address(owner.trim()).map_err(|e| {
             BindError::NoWallet(format!("the worker announced no usable owner wallet: {e}"))
         })?;
@@ -599,7 +610,7 @@ impl OnchainView {
         if let Some(e) = self.guard.refused(&pair) {
             return Err(e);
         }
-        if !self.guard.take() {
+        if !self.guard.take(peer) {
             return Err(BindError::Busy);
         }
         let address = stake_address(&self.config.root, &owner, ROLE_WORKER)
@@ -636,6 +647,18 @@ impl OnchainView {
     /// `binding.retry_after`, and lookups share one budget (see [`BindPolicy`]): no request reads the
     /// chain for a key already admitted or recently refused.
     pub async fn bind_client(&self, key: [u8; 32], wallet: Option<&str>) -> Result<(), BindError> {
+        self.bind_client_from(key, wallet, None).await
+    }
+
+    /// [`OnchainView::bind_client`] for a peer at `peer`: its lookup also takes from that peer's
+    /// share of the budget (see [`BindPolicy`]), so that one peer burning fresh keys cannot lock
+    /// out the new keys of others.
+    pub async fn bind_client_from(
+        &self,
+        key: [u8; 32],
+        wallet: Option<&str>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<(), BindError> {
         if self.client_admitted(&key) {
             return Ok(());
         }
@@ -665,7 +688,7 @@ impl OnchainView {
         if let Some(e) = self.guard.refused(&pair) {
             return Err(e);
         }
-        if !self.guard.take() {
+        if !self.guard.take(peer) {
             return Err(BindError::Busy);
         }
         let address = self

@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cocoon_daemon::http::{Body, full, json_response, read_limited};
-use cocoon_daemon::serve::{HttpVersion, ServeOptions, serve};
+use cocoon_daemon::serve::{BodyReadError, HttpVersion, ServeOptions, read_request_body, serve};
 use cocoon_daemon::tls::PeerIdentity;
-use cocoon_protocol::api::{Endpoint, ParsedRequest, parse_request};
+use cocoon_protocol::api::{Endpoint, ParsedRequest, normalize_request};
 use cocoon_protocol::{ApiError, Coefficient, ErrorCode, headers, wire};
 use hyper::{Method, Request, Response};
 use tokio::net::TcpListener;
@@ -15,11 +15,14 @@ use tokio::net::TcpListener;
 use crate::Proxy;
 use crate::chain::BindError;
 use crate::charge_body::{ChargeContext, charge_body};
-use crate::registry::{NoWorker, WorkerEntry};
+use crate::registry::{Lease, NoWorker};
 
 /// Serves the client port (mutual TLS, HTTP/2) until the proxy shuts down, then drains.
 pub(crate) async fn accept_clients(proxy: Arc<Proxy>, listener: TcpListener) {
-    let options = ServeOptions::tls(proxy.tls.clone(), HttpVersion::Http2);
+    let options = ServeOptions {
+        limits: proxy.config.limits.limits(),
+        ..ServeOptions::tls(proxy.tls.clone(), HttpVersion::Http2)
+    };
     let shutdown = proxy.shutdown.clone();
     serve(listener, options, shutdown, move |peer| {
         let client = peer.identity?;
@@ -27,14 +30,20 @@ pub(crate) async fn accept_clients(proxy: Arc<Proxy>, listener: TcpListener) {
             tracing::warn!(peer_addr = %peer.addr, role = ?client.role, "non-client peer on the client port");
             return None;
         }
-        let (proxy, client) = (proxy.clone(), Arc::new(client));
-        Some(hyper::service::service_fn(move |req| {
+        let (proxy, client, addr) = (proxy.clone(), Arc::new(client), peer.addr);
+        Some(hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(PeerAddr(addr));
             let (proxy, client) = (proxy.clone(), client.clone());
             async move { Ok::<_, std::convert::Infallible>(handle(proxy, &client, req).await) }
         }))
     })
     .await;
 }
+
+/// The connection's remote address, in every request's extensions: the peer whose share of the
+/// bind-lookup budget a new client key spends.
+#[derive(Debug, Clone, Copy)]
+struct PeerAddr(std::net::SocketAddr);
 
 pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
     json_response(e.status(), e.to_json())
@@ -105,6 +114,13 @@ pub(crate) struct Reservation {
     amount: u128,
 }
 
+impl Reservation {
+    /// What was reserved, nanoTON: the most the request may be charged.
+    pub(crate) fn amount(&self) -> u128 {
+        self.amount
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut r = self
@@ -128,6 +144,9 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
             "no open escrow for this client key",
         )
     })?;
+    // The ledger is read under the reservations lock: a charge is committed before its reservation
+    // is released (under this lock), so this read sees each request's cost at least once.
+    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
     let account = proxy.store.client(&escrow.escrow).map_err(|e| {
         tracing::error!(error = %e, "ledger read failed");
         ApiError::new(ErrorCode::InternalError, "ledger unavailable")
@@ -140,7 +159,6 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
         ));
     }
     let unsettled = account.charged - escrow.settled;
-    let mut reservations = proxy.reservations.lock().unwrap_or_else(|p| p.into_inner());
     let reserved = reservations.get(&client).copied().unwrap_or(0);
     let available = escrow
         .credit
@@ -152,7 +170,8 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
             format!("worst-case cost {worst} nanoTON exceeds available credit {available} nanoTON"),
         ));
     }
-    *reservations.entry(client).or_insert(0) += worst;
+    let held = reservations.entry(client).or_insert(0);
+    *held = held.saturating_add(worst);
     Ok(Reservation {
         proxy: proxy.clone(),
         client,
@@ -161,8 +180,54 @@ fn reserve(proxy: &Arc<Proxy>, client: [u8; 32], worst: u128) -> Result<Reservat
 }
 
 /// Admits the client key before anything is read or reserved: bound already (no chain read), or
-/// bound now to the wallet the gateway names, when that wallet's escrow holds this key.
+/// bound now to the wallet the gateway names, when that wallet's escrow holds this key; then the
+/// client must have some credit left (an open escrow, its credit not all charged or reserved)
+/// before its body is read: a client without credit cannot make the proxy buffer bodies.
 async fn admit(
+    proxy: &Proxy,
+    client: &PeerIdentity,
+    req: &Request<hyper::body::Incoming>,
+) -> Result<(), ApiError> {
+    bind(proxy, client, req).await?;
+    any_credit(proxy, client.public_key)
+}
+
+/// Refuses a client whose credit is all charged or reserved, without reading anything more.
+/// (The exact worst case is checked once the body is read, by `reserve`.)
+fn any_credit(proxy: &Proxy, client: [u8; 32]) -> Result<(), ApiError> {
+    let escrow = proxy.chain.escrow(&client).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownClient,
+            "no open escrow for this client key",
+        )
+    })?;
+    let account = proxy.store.client(&client).map_err(|e| {
+        tracing::error!(error = %e, "ledger read failed");
+        ApiError::new(ErrorCode::InternalError, "ledger unavailable")
+    })?;
+    let unsettled = account.charged.saturating_sub(escrow.settled);
+    let reserved = proxy
+        .reservations
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&client)
+        .copied()
+        .unwrap_or(0);
+    let available = escrow
+        .credit
+        .saturating_sub(unsettled)
+        .saturating_sub(reserved);
+    if available == 0 {
+        return Err(ApiError::new(
+            ErrorCode::InsufficientCredit,
+            "no credit left: every nanoTON of the escrow is charged or reserved",
+        ));
+    }
+    Ok(())
+}
+
+/// Binds the client's key (see [`admit`]).
+async fn bind(
     proxy: &Proxy,
     client: &PeerIdentity,
     req: &Request<hyper::body::Incoming>,
@@ -171,9 +236,15 @@ async fn admit(
         .headers()
         .get(headers::CLIENT_WALLET)
         .and_then(|v| v.to_str().ok());
+    let peer = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| {
+            a.0.ip()
+        });
     proxy
         .chain
-        .bind_client(client.public_key, wallet)
+        .bind_client(client.public_key, wallet, peer)
         .await
         .map_err(|e| {
             let code = match &e {
@@ -204,8 +275,12 @@ fn header_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Result<Option
 struct Terms {
     /// Highest worker coefficient, thousandths.
     cap: u32,
-    /// When the whole request must be done.
+    /// When the client stops waiting (`x-cocoon-timeout-ms`, at most the proxy's): for the worker's
+    /// answer headers, and for the client's side of the body.
     deadline: tokio::time::Instant,
+    /// The proxy's own deadline (`request_timeout_ms`): a worker still answering then is cut (its
+    /// capacity freed) and nobody pays.
+    proxy_deadline: tokio::time::Instant,
 }
 
 fn terms(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> Result<Terms, ApiError> {
@@ -229,11 +304,26 @@ fn terms(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> Result<Terms, A
             ));
         }
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-    Ok(Terms { cap, deadline })
+    let now = tokio::time::Instant::now();
+    Ok(Terms {
+        cap,
+        deadline: now + Duration::from_millis(timeout_ms),
+        proxy_deadline: now + Duration::from_millis(proxy.config.request_timeout_ms),
+    })
 }
 
-/// Reads and checks the body, and reserves its worst-case cost from the client's credit.
+/// Whether the request runs to the proxy's own deadline (`request_timeout_ms`): only then is a
+/// worker that misses it at fault. A shorter `x-cocoon-timeout-ms` is the client's choice.
+fn deadline_is_proxys(proxy: &Proxy, req: &Request<hyper::body::Incoming>) -> bool {
+    match header_u64(req, headers::TIMEOUT_MS) {
+        Ok(Some(t)) => t >= proxy.config.request_timeout_ms,
+        _ => true,
+    }
+}
+
+/// Reads and checks the body, puts it in the form every hop forwards (usage on streams, one explicit
+/// generation limit: [`normalize_request`]) and reserves its worst-case cost from the client's
+/// credit. Returns the body to forward.
 async fn read_and_reserve(
     proxy: &Arc<Proxy>,
     client: &PeerIdentity,
@@ -242,11 +332,15 @@ async fn read_and_reserve(
     req: Request<hyper::body::Incoming>,
 ) -> Result<(bytes::Bytes, ParsedRequest, Reservation), ApiError> {
     let limits = proxy.config.limits();
-    let body = read_limited(req.into_body(), limits.max_body_bytes)
+    let body = read_request_body(req, limits.max_body_bytes)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))?
+        .map_err(|e| match e {
+            BodyReadError::Timeout => ApiError::new(ErrorCode::Timeout, e.to_string()),
+            BodyReadError::Body(_) => ApiError::new(ErrorCode::InvalidJson, e.to_string()),
+        })?
         .ok_or_else(|| ApiError::body_too_large(limits.max_body_bytes))?;
-    let (parsed, _) = parse_request(endpoint, &body, &limits)?;
+    let (parsed, normalized) = normalize_request(endpoint, &body, &limits)?;
+    let body = normalized.map_or(body, bytes::Bytes::from);
     // Every token of the prompt covers at least one byte of the body, so the body length bounds it.
     let prompt_bound = u64::try_from(body.len()).unwrap_or(u64::MAX);
     let worst = proxy
@@ -271,14 +365,15 @@ enum Attempt {
     Retry(ApiError),
 }
 
-/// Sends the request to `worker` and waits for its response headers.
+/// Sends the request to the leased worker and waits for its response headers.
 async fn send_to_worker(
     proxy: &Proxy,
-    worker: &WorkerEntry,
+    lease: &Lease,
     endpoint: Endpoint,
     terms: &Terms,
     body: &bytes::Bytes,
 ) -> Result<Attempt, ApiError> {
+    let worker = &lease.0;
     let request_id = proxy.next_id.fetch_add(1, Ordering::Relaxed);
     let upstream = Request::builder()
         .method(Method::POST)
@@ -297,7 +392,7 @@ async fn send_to_worker(
     .await;
     let resp = match sent {
         Err(_) => {
-            worker.failed.fetch_add(1, Ordering::Relaxed);
+            lease.deadline_passed();
             return Err(ApiError::new(
                 ErrorCode::Timeout,
                 "no response before the deadline",
@@ -333,11 +428,12 @@ async fn send_to_worker(
 }
 
 /// Forwards the worker's response with the worker's identity headers; a success is charged on its
-/// receipt trailer ([`charge_body`]), a client error is forwarded and never charged.
+/// receipt trailer ([`charge_body`], read to its end whatever the client does), a client error is
+/// forwarded and never charged.
 fn forward(
     resp: Response<hyper::body::Incoming>,
     ctx: ChargeContext,
-    deadline: tokio::time::Instant,
+    terms: &Terms,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, incoming) = resp.into_parts();
     let worker = ctx.lease.0.clone();
@@ -354,7 +450,7 @@ fn forward(
         )
         .header(headers::WORKER_INSECURE, insecure);
     let body = if parts.status.is_success() {
-        charge_body(incoming, ctx, deadline)
+        charge_body(incoming, ctx, terms.deadline, terms.proxy_deadline)
     } else {
         worker.ok.fetch_add(1, Ordering::Relaxed);
         http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
@@ -383,6 +479,7 @@ async fn infer(
     let in_flight = proxy.shutdown.track();
     admit(proxy, client, &req).await?;
     let terms = terms(proxy, &req)?;
+    let own_deadline = deadline_is_proxys(proxy, &req);
     let (body, parsed, reservation) =
         read_and_reserve(proxy, client, endpoint, terms.cap, req).await?;
     let mut tried = Vec::new();
@@ -391,7 +488,7 @@ async fn infer(
         "no worker available under the price cap",
     );
     for attempt in 0..proxy.config.max_attempts {
-        let lease = match proxy.workers.pick(&parsed.model, terms.cap, &tried) {
+        let mut lease = match proxy.workers.pick(&parsed.model, terms.cap, &tried) {
             Ok(l) => l,
             Err(NoWorker::UnknownModel) if attempt == 0 => {
                 return Err(ApiError::new(
@@ -402,7 +499,8 @@ async fn infer(
             Err(_) => break,
         };
         tried.push(lease.0.id);
-        let resp = match send_to_worker(proxy, &lease.0, endpoint, &terms, &body).await? {
+        lease.deadline_is_proxys(own_deadline);
+        let resp = match send_to_worker(proxy, &lease, endpoint, &terms, &body).await? {
             Attempt::Answered(resp) => resp,
             Attempt::Retry(e) => {
                 last_error = e;
@@ -416,10 +514,10 @@ async fn infer(
             cap: terms.cap,
             model: parsed.model.clone(),
             streaming: parsed.stream,
-            _reservation: reservation,
+            reservation,
             _in_flight: in_flight,
         };
-        return forward(resp, ctx, terms.deadline);
+        return forward(resp, ctx, &terms);
     }
     Err(last_error)
 }

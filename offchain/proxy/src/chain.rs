@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
 
@@ -83,21 +84,25 @@ pub trait ChainView: Send + Sync + 'static {
     }
 
     /// Binds a worker's key to the owner wallet it announced, once the chain shows that owner's
-    /// worker stake bound to this key (a chain without wallets: nothing to bind).
+    /// worker stake bound to this key (a chain without wallets: nothing to bind). `peer` is the
+    /// connection's IP address: each peer has its own share of the lookup budget.
     fn bind_worker<'a>(
         &'a self,
         _worker_key: [u8; 32],
         _owner: &'a str,
+        _peer: IpAddr,
     ) -> BoxFuture<'a, Result<(), BindError>> {
         Box::pin(async { Ok(()) })
     }
 
     /// Admits a client key: bound already, or bound now to the wallet it announced once that
-    /// wallet's escrow holds this key (a chain without wallets: nothing to bind).
+    /// wallet's escrow holds this key (a chain without wallets: nothing to bind). `peer` is the
+    /// connection's IP address: each peer has its own share of the lookup budget.
     fn bind_client<'a>(
         &'a self,
         _client_key: [u8; 32],
         _wallet: Option<&'a str>,
+        _peer: IpAddr,
     ) -> BoxFuture<'a, Result<(), BindError>> {
         Box::pin(async { Ok(()) })
     }

@@ -53,6 +53,9 @@ pub struct ChainSection {
     pub bind_retry_ms: u64,
     /// Chain lookups for new (unbound) client and worker keys per second, across all peers.
     pub bind_lookups_per_sec: u32,
+    /// ...of which one peer (IP address) may take at most this many per second (bursts of four
+    /// times this), so that a peer burning fresh keys cannot lock out the others.
+    pub bind_lookups_per_peer_per_sec: u32,
     /// Accept workers without attestation (zero image hash) if their stake is good. INSECURE:
     /// development TLS only.
     pub allow_unattested: bool,
@@ -81,6 +84,7 @@ impl Default for ChainSection {
             marker_max_age_ms: 6 * 3600 * 1000,
             bind_retry_ms: 30_000,
             bind_lookups_per_sec: 5,
+            bind_lookups_per_peer_per_sec: 1,
             allow_unattested: false,
             dev_trust_client_wallet: false,
         }
@@ -142,6 +146,8 @@ impl ChainSection {
             retry_after: Duration::from_millis(self.bind_retry_ms),
             lookups_per_sec: self.bind_lookups_per_sec,
             burst: self.bind_lookups_per_sec.saturating_mul(4).max(1),
+            per_peer_lookups_per_sec: self.bind_lookups_per_peer_per_sec,
+            per_peer_burst: self.bind_lookups_per_peer_per_sec.saturating_mul(4).max(1),
             dev_trust_client_wallet: self.dev_trust_client_wallet,
             ..cocoon_onchain::BindPolicy::default()
         }
@@ -196,10 +202,12 @@ impl ChainSection {
             || self.settle_wait_ms == 0
             || self.settle_attempts == 0
             || self.bind_lookups_per_sec == 0
+            || self.bind_lookups_per_peer_per_sec == 0
+            || self.bind_lookups_per_peer_per_sec > self.bind_lookups_per_sec
         {
             return Err(invalid(
                 "chain.refresh_ms",
-                "intervals, attempts and bind_lookups_per_sec must be positive, allowlist_max_stale_ms at least allowlist_refresh_ms",
+                "intervals, attempts and bind_lookups_per_sec must be positive, bind_lookups_per_peer_per_sec between 1 and bind_lookups_per_sec, allowlist_max_stale_ms at least allowlist_refresh_ms",
             ));
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Proxy configuration.
 
 use cocoon_daemon::config::{ConfigError, Validate, invalid};
+use cocoon_daemon::serve::LimitsSection;
 use cocoon_daemon::tls_config::TlsSection;
 use cocoon_protocol::RequestLimits;
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,8 @@ pub struct ProxyConfig {
     pub max_n: u64,
     /// Coefficient cap when the client sends none, thousandths.
     pub default_max_coefficient: u32,
-    /// Whole-request timeout, ms (a client header may ask for less).
+    /// Whole-request timeout, ms: a worker still answering then is cut and nobody pays (a client
+    /// header may ask for less, which ends only the client's side; see docs/protocol.md "Charging rule").
     pub request_timeout_ms: u64,
     /// Workers tried before giving up on a request (failures before the first byte).
     pub max_attempts: u32,
@@ -51,8 +53,20 @@ pub struct ProxyConfig {
     pub settle_idle_ms: u64,
     /// How often workers' announcements (coefficient, capacity) are refreshed, ms.
     pub announce_poll_ms: u64,
-    /// Minimum success rate of a worker with 5+ responses, thousandths.
+    /// Longest wait for a worker's announcement (at connect and at each poll), ms; a worker that
+    /// does not answer in time is disconnected.
+    pub announce_timeout_ms: u64,
+    /// Minimum success rate of a worker with 5+ recent responses, thousandths (only the worker's
+    /// own faults count; see `registry`).
     pub min_success_milli: u64,
+    /// Half-life of a worker's success and fault counts, ms: old results fade.
+    pub health_half_life_ms: u64,
+    /// How often a worker skipped for its success rate is given one request again, ms.
+    pub probe_interval_ms: u64,
+    /// Largest announced capacity the proxy believes (and ranks workers by).
+    pub max_worker_capacity: u32,
+    /// Limits of the client and worker listeners (`cocoon_daemon::serve::LimitsSection`).
+    pub limits: LimitsSection,
     /// Hex Ed25519 seed of the proxy key (development; same as `tls.dev_key`, which wins).
     pub dev_key: String,
     /// TLS and attestation (`cocoon_daemon::tls_config`).
@@ -82,7 +96,12 @@ impl Default for ProxyConfig {
             settle_interval_ms: 30_000,
             settle_idle_ms: 3_600_000,
             announce_poll_ms: 2000,
+            announce_timeout_ms: 10_000,
             min_success_milli: 500,
+            health_half_life_ms: 60_000,
+            probe_interval_ms: 5_000,
+            max_worker_capacity: 1024,
+            limits: LimitsSection::default(),
             dev_key: String::new(),
             tls: TlsSection::default(),
             chain: ChainSection::default(),
@@ -155,6 +174,19 @@ impl ProxyConfig {
                 "timeouts and intervals must be positive",
             ));
         }
+        if self.announce_timeout_ms == 0
+            || self.health_half_life_ms == 0
+            || self.probe_interval_ms == 0
+        {
+            return Err(invalid(
+                "announce_timeout_ms",
+                "announce_timeout_ms, health_half_life_ms and probe_interval_ms must be positive",
+            ));
+        }
+        if self.max_worker_capacity == 0 {
+            return Err(invalid("max_worker_capacity", "at least 1"));
+        }
+        self.limits.validate()?;
         if self.min_success_milli > 1000 {
             return Err(invalid("min_success_milli", "at most 1000"));
         }

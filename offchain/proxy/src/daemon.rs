@@ -2,7 +2,8 @@
 //! `cocoon proxy run` and in-process networks (`cocoon-localnet`, tests) run it, and [`run`] is the
 //! binary's whole life.
 //!
-//! TLS from `[tls]` (`cocoon_daemon::tls_config`), peers' images checked against the root contract's
+//! Keys from `cocoon_daemon::keys::key_material` (a key service's `P` and `S` with
+//! `tls.key_source = "kms"`, required in `tdx` mode), TLS from `[tls]` (`cocoon_daemon::tls_config`), peers' images checked against the root contract's
 //! allowlist, the chain view and settler from `[chain]`, the admin endpoint; everything is validated
 //! and the chain read before any port is bound. Without a chain only an explicit development mode
 //! runs (`--dev-client-credit`, which admits any client: INSECURE).
@@ -15,11 +16,12 @@ use anyhow::Context;
 use cocoon_attestation as att;
 use cocoon_daemon::admin::AdminEndpoint;
 use cocoon_daemon::config::{Sources, load};
+use cocoon_daemon::keys::{KmsContext, key_material};
 use cocoon_daemon::launch::{Daemon, DaemonArgs, effective_tls, identity_banner};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::os_signal;
 use cocoon_daemon::tls::{HopTls, Role};
-use cocoon_daemon::tls_config::{TlsMode, TlsSection, build_hop_tls};
+use cocoon_daemon::tls_config::{TlsMode, TlsSection, build_hop_tls, build_hop_tls_keyed};
 use cocoon_onchain::allowlist::{RootAllowlist, registered_proxies};
 use cocoon_onchain::{OnchainConfig, OnchainSettler, OnchainView};
 use cocoon_protocol::PriceParams;
@@ -213,7 +215,18 @@ async fn build_on_chain(
     allowlist.refresh().await.context(
         "reading the root's image allowlist (is chain.root right and the API reachable?)",
     )?;
-    let tls = build_hop_tls(Role::Proxy, tls_section, allowlist.clone())
+    // The one key seam: a key service's P and S in a TD (key_source = "kms"), a local key in
+    // development. `keys.storage` is the key the ledger's sealing derives from.
+    let kms = KmsContext {
+        root: root.clone(),
+        wallet: operator.clone(),
+        allowlist: allowlist.clone(),
+        config_hash: None,
+    };
+    let keys = key_material(Role::Proxy, tls_section, Some(&kms))
+        .await
+        .context("getting the proxy's keys")?;
+    let tls = build_hop_tls_keyed(Role::Proxy, tls_section, allowlist.clone(), &keys, None)
         .context("building the proxy's TLS")?;
     check_dev_switches(chain, tls_section)?;
     let view = OnchainView::load(
@@ -299,6 +312,14 @@ pub async fn build(config: ProxyConfig, options: &RunOptions) -> anyhow::Result<
     let tls_section = tls_section(&config, options);
     tls_section.validate().context("[tls]")?;
     config.chain.validate().context("[chain]")?;
+    if tls_section.mode == TlsMode::Tdx && config.chain.enabled() {
+        // Issue 15: what the TD reads from the chain decides admission; https at least.
+        config
+            .chain
+            .endpoint
+            .require_https()
+            .context("[chain] in tdx mode")?;
+    }
     config.validate_serving().context("proxy configuration")?;
     let registry = Registry::new();
     let (handle, tls, chain, tasks) = if config.chain.enabled() {

@@ -189,7 +189,12 @@ pub async fn start(
         }
     };
     let proxy = Arc::new(Proxy {
-        workers: Registry::new(config.min_success_milli),
+        workers: Registry::new(registry::HealthPolicy {
+            min_success_milli: config.min_success_milli,
+            half_life: Duration::from_millis(config.health_half_life_ms),
+            probe_interval: Duration::from_millis(config.probe_interval_ms),
+            max_capacity: config.max_worker_capacity,
+        }),
         config,
         tls,
         chain,

@@ -70,9 +70,10 @@ impl ChainView for OnchainView {
         &'a self,
         worker_key: [u8; 32],
         owner: &'a str,
+        peer: std::net::IpAddr,
     ) -> BoxFuture<'a, Result<(), BindError>> {
         Box::pin(async move {
-            OnchainView::bind_worker(self, worker_key, owner)
+            OnchainView::bind_worker_from(self, worker_key, owner, Some(peer))
                 .await
                 .map(|_| ())
         })
@@ -82,8 +83,14 @@ impl ChainView for OnchainView {
         &'a self,
         client_key: [u8; 32],
         wallet: Option<&'a str>,
+        peer: std::net::IpAddr,
     ) -> BoxFuture<'a, Result<(), BindError>> {
-        Box::pin(OnchainView::bind_client(self, client_key, wallet))
+        Box::pin(OnchainView::bind_client_from(
+            self,
+            client_key,
+            wallet,
+            Some(peer),
+        ))
     }
 }
 

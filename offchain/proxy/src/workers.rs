@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cocoon_daemon::http::{Body, empty, read_limited};
-use cocoon_daemon::serve::{Limits, accept_loop, accept_tls};
-use cocoon_daemon::tls::Role;
+use cocoon_daemon::serve::{accept_loop, accept_tls};
+use cocoon_daemon::tls::{Role, next_recheck};
 use cocoon_protocol::wire::{ANNOUNCE_PATH, Announcement, WORKER_AUTHORITY};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -20,12 +20,12 @@ pub(crate) async fn accept_workers(proxy: Arc<Proxy>, listener: TcpListener) {
     let shutdown = proxy.shutdown.clone();
     accept_loop(
         listener,
-        Limits::default(),
+        proxy.config.limits.limits(),
         shutdown,
         move |tcp, peer_addr| {
             let proxy = proxy.clone();
             async move {
-                if let Err(e) = serve_worker(proxy, tcp).await {
+                if let Err(e) = serve_worker(proxy, tcp, peer_addr).await {
                     tracing::warn!(%peer_addr, error = %e, "worker connection ended");
                 }
             }
@@ -34,7 +34,17 @@ pub(crate) async fn accept_workers(proxy: Arc<Proxy>, listener: TcpListener) {
     .await;
 }
 
+/// The worker's announcement, or an error when it does not come within `timeout`.
 async fn announcement(
+    sender: &mut SendRequest<Body>,
+    timeout: Duration,
+) -> Result<Announcement, Box<dyn std::error::Error + Send + Sync>> {
+    tokio::time::timeout(timeout, announcement_now(sender))
+        .await
+        .map_err(|_| format!("no announcement within {timeout:?}"))?
+}
+
+async fn announcement_now(
     sender: &mut SendRequest<Body>,
 ) -> Result<Announcement, Box<dyn std::error::Error + Send + Sync>> {
     sender.ready().await?;
@@ -53,8 +63,9 @@ async fn announcement(
 async fn serve_worker(
     proxy: Arc<Proxy>,
     tcp: tokio::net::TcpStream,
+    peer_addr: std::net::SocketAddr,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let stream = accept_tls(proxy.tls.as_ref(), tcp, &Limits::default()).await?;
+    let stream = accept_tls(proxy.tls.as_ref(), tcp, &proxy.config.limits.limits()).await?;
     let identity = proxy
         .tls
         .peer_identity(stream.get_ref().1)
@@ -83,9 +94,13 @@ async fn serve_worker(
         }
         conn_closed.notify_one();
     }));
-    let a = announcement(&mut sender).await?;
+    let announce_timeout = Duration::from_millis(proxy.config.announce_timeout_ms);
+    let a = announcement(&mut sender, announce_timeout).await?;
     // The worker names the wallet that owns its stake; the chain must bind that stake to this key.
-    let bound = proxy.chain.bind_worker(identity.public_key, &a.owner).await;
+    let bound = proxy
+        .chain
+        .bind_worker(identity.public_key, &a.owner, peer_addr.ip())
+        .await;
     if let Err(e) = &bound {
         tracing::warn!(worker = %hex::encode(identity.public_key), owner = %a.owner, error = %e, "worker refused: its announced owner does not stake for this key");
     }
@@ -117,6 +132,7 @@ async fn serve_worker(
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         closed: AtomicBool::new(false),
+        health: Default::default(),
         sender: sender.clone(),
     });
     proxy.workers.add(entry.clone());
@@ -127,8 +143,9 @@ async fn serve_worker(
     tracing::info!(worker = %hex::encode(entry.identity.public_key), model = %a.model, coefficient = a.coefficient, "worker connected");
     let poll = Duration::from_millis(proxy.config.announce_poll_ms);
     loop {
+        let wait = next_recheck(&entry.identity, poll);
         tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = closed.notified() => break,
             _ = proxy.shutdown.triggered() => {
                 // Draining: no new requests go to this worker, but the connection stays until every
@@ -142,12 +159,27 @@ async fn serve_worker(
                 break;
             }
         }
-        match announcement(&mut sender).await {
+        if let Err((kind, reason)) = reverify(&proxy, &entry) {
+            tracing::warn!(worker = %hex::encode(entry.identity.public_key), %reason, "worker dropped: it no longer passes the checks it was admitted on");
+            proxy
+                .metrics
+                .counter(
+                    "cocoon_proxy_workers_dropped_total",
+                    "Connected workers dropped at a refresh: attestation (expired, stale, image revoked) or chain (stake, image).",
+                    &[("reason", kind)],
+                )
+                .inc();
+            break;
+        }
+        match announcement(&mut sender, announce_timeout).await {
             Ok(a) => {
                 entry.coefficient.store(a.coefficient, Ordering::Relaxed);
                 entry.capacity.store(a.capacity, Ordering::Relaxed);
             }
-            Err(_) => break,
+            Err(e) => {
+                tracing::warn!(worker = %hex::encode(entry.identity.public_key), error = %e, "announcement poll failed; disconnecting the worker");
+                break;
+            }
         }
     }
     entry.closed.store(true, Ordering::Release);
@@ -157,6 +189,23 @@ async fn serve_worker(
         .gauge("cocoon_proxy_workers", "Connected workers.", &[])
         .add(-1);
     drop(driver);
+    Ok(())
+}
+
+/// Re-verifies a connected worker as at admission, against the current view: its certificate
+/// (lifetime, age, image allowlist) and the chain (image allowed, stake at least the minimum).
+fn reverify(proxy: &Proxy, entry: &WorkerEntry) -> Result<(), (&'static str, String)> {
+    let identity = proxy
+        .tls
+        .recheck_peer(&entry.certificate)
+        .map_err(|e| ("attestation", e.to_string()))?;
+    if !proxy.chain.worker_allowed(&identity) {
+        return Err((
+            "chain",
+            "the chain no longer allows it to serve (image not allowed, or stake below the minimum)"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

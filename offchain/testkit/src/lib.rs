@@ -9,7 +9,9 @@
 //!   workers see too) and [`WorkerMemoryChain`] (the worker's chain).
 //! - [`FakeEngine`]: `cocoon-engine`'s fixed echo backend with hold, health and counters.
 //! - [`devnet::start_devnet`]: a local devnet and its client, for the devnet-backed tests.
+//! - [`RogueProxy`]: a compromised proxy that names and signs with a worker key of its own.
 //! - [`wait`]: bounded waiting for what must happen; [`load`]: closed-loop chat clients.
+//! - [`rogue_client`]: an adversarial HTTP/2 client of the proxy's client port (windows, resets, cuts).
 
 pub mod devnet;
 pub mod engine;
@@ -17,6 +19,8 @@ pub mod http;
 pub mod load;
 pub mod network;
 mod proxy_chain;
+pub mod rogue_client;
+pub mod rogue_proxy;
 pub mod tls;
 mod vault_chain;
 pub mod wait;
@@ -38,6 +42,7 @@ pub use network::{
     gateway_config, proxy_config, start_chain_worker, worker_config,
 };
 pub use proxy_chain::{MemoryChain, MemoryChainState};
+pub use rogue_proxy::{RogueCertificate, RogueOptions, RogueProxy};
 pub use tls::TlsKit;
 pub use vault_chain::VaultMemoryChain;
 pub use worker_chain::WorkerMemoryChain;

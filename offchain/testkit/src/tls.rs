@@ -23,6 +23,8 @@ pub struct TlsKit {
     pub gateway: Arc<dyn HopTls>,
     /// One per worker.
     pub worker: WorkerTlsFactory,
+    /// The image allowlist every role's policy reads (simulated kits): tests revoke images in it.
+    pub allowlist: Option<Arc<att::InMemoryAllowlist>>,
 }
 
 impl std::fmt::Debug for TlsKit {
@@ -46,6 +48,7 @@ impl TlsKit {
             proxy: dev(Role::Proxy)?,
             gateway: dev(Role::Client)?,
             worker: Arc::new(|| dev(Role::Worker)),
+            allowlist: None,
         })
     }
 
@@ -60,7 +63,7 @@ impl TlsKit {
             att::Role::Worker,
             SimulatedProvider::new(worker_label).image_hash(),
         );
-        let list: Arc<dyn att::ImageAllowlist> = allow;
+        let list: Arc<dyn att::ImageAllowlist> = allow.clone();
         let proxy_policy =
             att::Policy::strict(&[att::Role::Client, att::Role::Worker], list.clone())
                 .insecure_dev()
@@ -86,6 +89,7 @@ impl TlsKit {
             proxy: Arc::new(proxy),
             gateway: Arc::new(gateway),
             worker,
+            allowlist: Some(allow),
         })
     }
 }

@@ -20,6 +20,8 @@ pub struct RootView {
     pub worker_images: BTreeMap<[u8; 32], u32>,
     /// Proxy image hash → revoked_at (0 = allowed).
     pub proxy_images: BTreeMap<[u8; 32], u32>,
+    /// Key-service image hash → revoked_at (0 = allowed): who may release this worker's keys.
+    pub kms_images: BTreeMap<[u8; 32], u32>,
     /// Allowed model hash → readable name.
     pub models: BTreeMap<[u8; 32], String>,
 }

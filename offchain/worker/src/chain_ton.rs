@@ -125,6 +125,7 @@ impl WorkerChain for TonChain {
             params: price_params(st.params_version, &st.params)?,
             worker_images: st.registry.worker_images,
             proxy_images: st.registry.proxy_images,
+            kms_images: st.kms_images,
             models: st.registry.models,
         })
     }

@@ -1,6 +1,7 @@
 //! Worker configuration.
 
 use cocoon_daemon::config::{ConfigError, Validate};
+use cocoon_daemon::serve::LimitsSection;
 use cocoon_daemon::tls_config::TlsSection;
 use serde::{Deserialize, Serialize};
 
@@ -18,12 +19,21 @@ pub struct WorkerConfig {
     pub model: String,
     /// SHA-256 of the model weights, hex (as allowed in the root contract).
     pub model_hash: String,
+    /// The weights file the engine serves (e.g. the GGUF). When set it is hashed at start and must
+    /// equal `model_hash`; required in `tls.mode = "tdx"`.
+    pub model_path: String,
     /// Price coefficient, thousandths (1000 = base price).
     pub coefficient: u32,
     /// Concurrent requests accepted.
     pub capacity: u32,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Largest non-streamed engine response, bytes: the worker holds it whole to read its usage;
+    /// a larger one is cut with an error, without a receipt (nothing is charged).
+    pub max_response_bytes: usize,
+    /// Limits of the connections the worker serves proxies on (`cocoon_daemon::serve::LimitsSection`:
+    /// TLS handshake and body-read timeouts, HTTP/2 streams per connection).
+    pub limits: LimitsSection,
     /// Delay before redialing a proxy, ms.
     pub reconnect_ms: u64,
     /// Admin endpoint (`/metrics`, `/healthz`, `/status`), `host:port`.
@@ -51,9 +61,12 @@ impl Default for WorkerConfig {
             engine_url: "http://127.0.0.1:8000".into(),
             model: "smollm2-135m-instruct".into(),
             model_hash: "00".repeat(32),
+            model_path: String::new(),
             coefficient: 1000,
             capacity: 16,
             max_body_bytes: 1 << 20,
+            max_response_bytes: 64 << 20,
+            limits: LimitsSection::default(),
             reconnect_ms: 1000,
             admin_listen: "127.0.0.1:9102".into(),
             dev_key: String::new(),
@@ -100,6 +113,13 @@ impl Validate for WorkerConfig {
             });
         }
         self.model_hash_bytes()?;
+        self.limits.validate()?;
+        if self.max_response_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "max_response_bytes",
+                message: "at least 1024".into(),
+            });
+        }
         if self.coefficient == 0 {
             return Err(ConfigError::Invalid {
                 field: "coefficient",

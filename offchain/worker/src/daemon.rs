@@ -14,11 +14,12 @@ use crate::{RootHook, WorkerConfig, WorkerHandle, WorkerOptions};
 use anyhow::Context;
 use cocoon_attestation as att;
 use cocoon_daemon::admin::{AdminEndpoint, StatusFn};
+use cocoon_daemon::keys::{KmsContext, key_material};
 use cocoon_daemon::launch::{Daemon, DaemonArgs, effective_tls, identity_banner};
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::os_signal;
 use cocoon_daemon::tls::{HopTls, Role};
-use cocoon_daemon::tls_config::{TlsMode, build_hop_tls};
+use cocoon_daemon::tls_config::{KeySource, TlsMode, build_hop_tls_keyed};
 use cocoon_protocol::PriceParams;
 
 /// What the command line (or an embedding network) adds to the config.
@@ -63,19 +64,25 @@ impl Daemon for WorkerDaemon {
     }
 }
 
-/// Proxy images from the root, as the attestation policy's allowlist.
+/// Proxy images (and the key-service images a `key_source = "kms"` worker accepts) from the root,
+/// as the attestation policy's allowlist.
 fn proxy_snapshot(root: &crate::chain::RootView) -> att::policy::AllowlistSnapshot {
-    root.proxy_images
+    let status = |at: u32| {
+        if at == 0 {
+            att::policy::ImageStatus::Allowed
+        } else {
+            att::policy::ImageStatus::Revoked { at: u64::from(at) }
+        }
+    };
+    let proxies = root
+        .proxy_images
         .iter()
-        .map(|(hash, &at)| {
-            let status = if at == 0 {
-                att::policy::ImageStatus::Allowed
-            } else {
-                att::policy::ImageStatus::Revoked { at: u64::from(at) }
-            };
-            ((att::Role::Proxy, *hash), status)
-        })
-        .collect()
+        .map(|(hash, &at)| ((att::Role::Proxy, *hash), status(at)));
+    let services = root
+        .kms_images
+        .iter()
+        .map(|(hash, &at)| ((att::Role::Kms, *hash), status(at)));
+    proxies.chain(services).collect()
 }
 
 /// Reads the root through `[chain]` and wires the proxy allowlist to follow it; returns the
@@ -138,16 +145,12 @@ pub async fn build(config: WorkerConfig, options: &BuildOptions) -> anyhow::Resu
     config.validate().context("worker configuration")?;
     let tls_section = effective_tls(&config.tls, &config.dev_key, options.insecure_dev_tls);
     tls_section.validate().context("[tls]")?;
+    // Before anything is built: the real-TEE endpoint rules and the weights file's hash.
+    crate::measured::check_start(&config, tls_section.mode)
+        .context("measured configuration (refusing to serve)")?;
+    let config_hash = crate::measured::config_hash(&config, tls_section.mode)
+        .context("measuring the configuration")?;
     let allowlist = att::InMemoryAllowlist::new();
-    let tls = build_hop_tls(Role::Worker, &tls_section, Arc::new(allowlist.clone()))
-        .context("building the worker's TLS")?;
-    let identity = tls.identity();
-    tracing::info!(
-        key = %hex::encode(identity.public_key),
-        image_hash = %hex::encode(identity.image_hash),
-        tee = %identity.tee,
-        "worker identity (bind the stake to it: `cocoon worker stake --amount <TON> --key <key>`)"
-    );
     let (worker_options, params) = if config.chain.enabled() {
         chain_options(&config, options.owner_wallet.clone(), &allowlist).await?
     } else {
@@ -157,6 +160,37 @@ pub async fn build(config: WorkerConfig, options: &BuildOptions) -> anyhow::Resu
         );
         (WorkerOptions::default(), PriceParams::default())
     };
+    // The one key seam: a boot key made here (with key_source = "kms" also proven to the key
+    // service, which releases the worker's storage key), or a local key in development.
+    let kms = if tls_section.key_source == KeySource::Kms {
+        Some(KmsContext {
+            root: config.chain.root_address()?,
+            wallet: config.chain.owner_address()?,
+            allowlist: Arc::new(allowlist.clone()),
+            config_hash: Some(config_hash),
+        })
+    } else {
+        None
+    };
+    let keys = key_material(Role::Worker, &tls_section, kms.as_ref())
+        .await
+        .context("getting the worker's keys")?;
+    let tls = build_hop_tls_keyed(
+        Role::Worker,
+        &tls_section,
+        Arc::new(allowlist.clone()),
+        &keys,
+        Some(&config_hash),
+    )
+    .context("building the worker's TLS")?;
+    let identity = tls.identity();
+    tracing::info!(
+        key = %hex::encode(identity.public_key),
+        image_hash = %hex::encode(identity.image_hash),
+        config_hash = %hex::encode(config_hash),
+        tee = %identity.tee,
+        "worker identity (bind the stake to it: `cocoon worker stake --amount <TON> --key <key>`)"
+    );
     let registry = Registry::new();
     let admin_listen = config.admin_listen.clone();
     let handle = crate::start_with(

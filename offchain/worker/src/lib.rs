@@ -15,6 +15,7 @@ pub mod chain_ton;
 pub mod config;
 pub mod daemon;
 mod health;
+pub mod measured;
 pub mod payouts;
 mod receipt_body;
 mod service;
@@ -26,9 +27,9 @@ use std::time::Duration;
 
 use cocoon_daemon::metrics::Registry;
 use cocoon_daemon::shutdown::Shutdown;
-use cocoon_daemon::tls::HopTls;
+use cocoon_daemon::tls::{HopTls, next_recheck, peer_certificate};
 use cocoon_protocol::PriceParams;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::task::JoinSet;
 
 pub use config::WorkerConfig;
@@ -366,15 +367,45 @@ async fn connect_once(
     tcp.set_nodelay(true)?;
     let connector = tokio_rustls::TlsConnector::from(tls.client_config());
     let name = rustls::pki_types::ServerName::try_from("proxy.cocoon.invalid")?;
-    let stream = connector.connect(name, tcp).await?;
+    let mut limits = service.state.config.limits.limits();
+    // The proxy may open as many streams as the worker announces capacity (more are refused
+    // with 503 by the worker itself).
+    limits.max_concurrent_streams = limits
+        .max_concurrent_streams
+        .map(|n| n.max(service.state.config.capacity));
+    let handshake = connector.connect(name, tcp);
+    let stream = match limits.tls_handshake_timeout {
+        Some(t) => tokio::time::timeout(t, handshake)
+            .await
+            .map_err(|_| "TLS handshake with the proxy timed out")??,
+        None => handshake.await?,
+    };
     let peer = tls
         .peer_identity(stream.get_ref().1)
         .ok_or("proxy presented no identity")?;
     if peer.insecure {
         tracing::warn!(proxy_key = %hex::encode(peer.public_key), "connected to an INSECURE (unattested) proxy");
     }
-    let svc = hyper::service::service_fn(move |req| service.clone().handle(req));
-    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+    let certificate =
+        peer_certificate(stream.get_ref().1).ok_or("proxy presented no certificate")?;
+    // The proxy is judged again on every refresh of the chain view (image allowlist, lifetime,
+    // age): TLS 1.3 never re-authenticates it, and a connection may last for days.
+    let every = Duration::from_millis(service.state.config.chain.check_interval_ms.max(1));
+    let recheck = async {
+        loop {
+            tokio::time::sleep(next_recheck(&peer, every)).await;
+            if let Err(e) = tls.recheck_peer(&certificate) {
+                return e;
+            }
+        }
+    };
+    tokio::pin!(recheck);
+    let svc = hyper::service::service_fn(move |mut req| {
+        limits.stamp(&mut req);
+        service.clone().handle(req)
+    });
+    let conn = limits
+        .http2_server()
         .serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     tokio::select! {
@@ -382,6 +413,11 @@ async fn connect_once(
         _ = shutdown.triggered() => {
             conn.as_mut().graceful_shutdown();
             conn.await?;
+        }
+        reason = &mut recheck => {
+            // Closed at once (the connection is dropped): a proxy that no longer passes gets
+            // neither new requests nor the rest of the ones in flight.
+            tracing::warn!(%proxy, proxy_key = %hex::encode(peer.public_key), %reason, "disconnecting: the proxy no longer passes attestation");
         }
         _ = wait_status(&mut status, |s| !s.may_connect()) => {
             // Refused by the chain: GOAWAY, let responses in flight finish, then close.

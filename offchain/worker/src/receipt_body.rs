@@ -25,6 +25,8 @@ pub(crate) struct ReceiptContext {
     /// The price parameters when the request arrived.
     pub(crate) params: cocoon_protocol::PriceParams,
     pub(crate) streaming: bool,
+    /// Largest non-streamed response held whole to read its usage (`max_response_bytes`).
+    pub(crate) max_whole: usize,
     pub(crate) _in_flight: InFlight,
     pub(crate) _slot: Slot,
 }
@@ -45,6 +47,9 @@ pub(crate) struct ReceiptObserver {
     hasher: Sha256,
     scanner: UsageScanner,
     whole: Vec<u8>,
+    /// Set once a non-streamed response passed `max_whole`: nothing more is forwarded and the
+    /// body ends with an error, without a receipt.
+    too_large: bool,
     ctx: Option<ReceiptContext>,
 }
 
@@ -54,6 +59,7 @@ pub(crate) fn receipt_body(inner: hyper::body::Incoming, ctx: ReceiptContext) ->
         hasher: Sha256::new(),
         scanner: UsageScanner::new(),
         whole: Vec::new(),
+        too_large: false,
         ctx: Some(ctx),
     };
     ObservingBody::new(inner, observer).boxed()
@@ -128,12 +134,23 @@ impl ReceiptObserver {
 
 impl Observer for ReceiptObserver {
     fn data(&mut self, data: Bytes) -> Option<Bytes> {
-        self.hasher.update(&data);
-        if self.ctx.as_ref().is_some_and(|c| c.streaming) {
-            self.scanner.feed(&data);
-        } else {
-            self.whole.extend_from_slice(&data);
+        if self.too_large {
+            return None;
         }
+        match self.ctx.as_ref() {
+            Some(c) if c.streaming => self.scanner.feed(&data),
+            Some(c) => {
+                if self.whole.len().saturating_add(data.len()) > c.max_whole {
+                    // Beyond the bound: no usage can be read, so no receipt; stop here.
+                    self.too_large = true;
+                    self.whole = Vec::new();
+                    return None;
+                }
+                self.whole.extend_from_slice(&data);
+            }
+            None => {}
+        }
+        self.hasher.update(&data);
         Some(data)
     }
 
@@ -143,6 +160,27 @@ impl Observer for ReceiptObserver {
     }
 
     fn end(&mut self) -> Ending {
+        if self.too_large
+            && let Some(ctx) = self.ctx.take()
+        {
+            let max = ctx.max_whole;
+            tracing::warn!(
+                max,
+                "non-streamed engine response over max_response_bytes: cut, no receipt"
+            );
+            ctx.state
+                .registry
+                .counter(
+                    "cocoon_worker_oversized_total",
+                    "Non-streamed responses cut at max_response_bytes.",
+                    &[],
+                )
+                .inc();
+            return Ending::Error(
+                format!("non-streamed response larger than max_response_bytes ({max} bytes)")
+                    .into(),
+            );
+        }
         match self.finish() {
             Some(trailers) => Ending::Frame(Frame::trailers(trailers)),
             None => Ending::Done,

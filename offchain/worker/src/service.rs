@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use cocoon_daemon::http::{Body, full, json_response, read_limited};
+use cocoon_daemon::serve::{BodyReadError, read_request_body};
 use cocoon_daemon::shutdown::Shutdown;
 use cocoon_daemon::tls::HopTls;
 use cocoon_protocol::api::{Endpoint, parse_request};
@@ -147,7 +148,7 @@ impl WorkerService {
         if previous >= self.state.config.capacity {
             return error(ErrorCode::NoWorkerAvailable, "worker is at capacity");
         }
-        let body = match read_limited(req.into_body(), self.state.config.max_body_bytes).await {
+        let body = match read_request_body(req, self.state.config.max_body_bytes).await {
             Ok(Some(b)) => b,
             Ok(None) => {
                 return json_response(
@@ -155,7 +156,8 @@ impl WorkerService {
                     ApiError::body_too_large(self.state.config.max_body_bytes).to_json(),
                 );
             }
-            Err(e) => return error(ErrorCode::InvalidJson, format!("request body: {e}")),
+            Err(e @ BodyReadError::Timeout) => return error(ErrorCode::Timeout, e.to_string()),
+            Err(e) => return error(ErrorCode::InvalidJson, e.to_string()),
         };
         let limits = RequestLimits {
             max_body_bytes: self.state.config.max_body_bytes,
@@ -205,6 +207,7 @@ impl WorkerService {
             coefficient,
             params: self.state.params(),
             streaming: parsed.stream,
+            max_whole: self.state.config.max_response_bytes,
             _in_flight: self.shutdown.track(),
             _slot: slot,
         };

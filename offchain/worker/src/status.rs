@@ -68,6 +68,18 @@ pub enum Refusal {
         /// Model hash, hex.
         model_hash: String,
     },
+    /// The root registers the model hash under another name than the one this worker serves.
+    #[error(
+        "the root registers model {model_hash} as {registered:?}, not as the configured model {configured:?}"
+    )]
+    ModelNameMismatch {
+        /// Model hash, hex.
+        model_hash: String,
+        /// The root's name for it.
+        registered: String,
+        /// The configured `model`.
+        configured: String,
+    },
 }
 
 /// The chain's verdict.
@@ -126,6 +138,7 @@ pub fn evaluate(
     stake: Option<&StakeView>,
     identity: &PeerIdentity,
     model_hash: &[u8; 32],
+    model: &str,
     allow_unattested: bool,
 ) -> Result<(), Refusal> {
     let stake = stake.ok_or(Refusal::NoStake)?;
@@ -152,10 +165,20 @@ pub fn evaluate(
             None => return Err(Refusal::ImageNotAllowed { image }),
         }
     }
-    if !root.models.contains_key(model_hash) {
-        return Err(Refusal::ModelNotAllowed {
-            model_hash: hex::encode(model_hash),
-        });
+    match root.models.get(model_hash) {
+        None => {
+            return Err(Refusal::ModelNotAllowed {
+                model_hash: hex::encode(model_hash),
+            });
+        }
+        Some(registered) if registered != model => {
+            return Err(Refusal::ModelNameMismatch {
+                model_hash: hex::encode(model_hash),
+                registered: registered.clone(),
+                configured: model.to_owned(),
+            });
+        }
+        Some(_) => {}
     }
     Ok(())
 }
@@ -200,6 +223,7 @@ impl ChainMonitor {
                         stake.as_ref(),
                         &identity,
                         &state.model_hash,
+                        &state.config.model,
                         self.allow_unattested,
                     ) {
                         Ok(()) => Some(Eligibility::Eligible),

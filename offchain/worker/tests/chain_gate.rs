@@ -107,6 +107,17 @@ async fn refuses_until_stake_image_and_model_are_allowed_then_serves_and_leaves_
             model_hash: hex::encode(MODEL_HASH)
         })
     );
+    // The root registers the model's hash under another name than the one served: refused.
+    chain.set_model(MODEL_HASH, Some("renamed-by-the-operator"));
+    let v = verdict(&worker).await;
+    assert_eq!(
+        v,
+        Eligibility::Refused(Refusal::ModelNameMismatch {
+            model_hash: hex::encode(MODEL_HASH),
+            registered: "renamed-by-the-operator".into(),
+            configured: MODEL.into(),
+        })
+    );
     // Never allowed so far: the worker never dialed.
     assert_eq!(proxy.accepted(), 0);
     assert!(!worker.state.status().may_connect());

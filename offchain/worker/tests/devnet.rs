@@ -145,7 +145,7 @@ async fn chain_reader_gates_serving_and_the_worker_claims_its_payout_on_the_devn
         check().await,
         Eligibility::Refused(Refusal::ModelNotAllowed { .. })
     ));
-    root.set_model(c, &gov, MODEL_HASH, Some("SmolLM2-135M-Instruct".into()))
+    root.set_model(c, &gov, MODEL_HASH, Some("smollm2".into()))
         .await
         .expect("allow model");
     assert_eq!(check().await, Eligibility::Eligible);
@@ -271,4 +271,99 @@ async fn chain_reader_gates_serving_and_the_worker_claims_its_payout_on_the_devn
     within("the worker to disconnect", conn.closed()).await;
     worker.shutdown(Duration::from_secs(5)).await;
     devnet.stop().await.expect("devnet stop");
+}
+
+/// Issue 15: with `[chain] cross_check_url`, the reads that decide the worker's allowlists go to two
+/// providers; when the primary (an operator's own "toncenter") shows an allowlist the second one
+/// does not, the read is refused with a logged reason and the worker does not serve.
+#[tokio::test]
+async fn reads_cross_checked_against_a_second_provider_are_refused_when_they_disagree() {
+    let (honest, honest_client) = cocoon_testkit::devnet::start_devnet(1).await;
+    let (forged, forged_client) = cocoon_testkit::devnet::start_devnet(1).await;
+    let (gov, gpu) = (wallet(31), wallet(32));
+    for devnet in [&honest, &forged] {
+        for w in [&gov, &gpu] {
+            devnet
+                .fund(w.address_friendly(), 100 * TON)
+                .await
+                .expect("fund");
+        }
+    }
+    // The same root (same governance, same parameters) on both chains.
+    let (root, _) = RootHandle::deploy(
+        honest_client.as_ref(),
+        &gov,
+        NETWORK_ID_MAINNET,
+        params(),
+        TON,
+    )
+    .await
+    .expect("deploy root");
+    let (forged_root, _) = RootHandle::deploy(
+        forged_client.as_ref(),
+        &gov,
+        NETWORK_ID_MAINNET,
+        params(),
+        TON,
+    )
+    .await
+    .expect("deploy root");
+    assert_eq!(root.address, forged_root.address);
+
+    let endpoint = cocoon_daemon::chain_endpoint::ChainEndpoint {
+        cross_check_url: honest.url().to_owned(),
+        ..cocoon_daemon::chain_endpoint::ChainEndpoint::new(forged.url(), Network::Mainnet)
+    };
+    endpoint.validate().expect("two providers");
+    let checked = endpoint.client().expect("cross-checked client");
+    let chain = TonChain::new(checked, root.address.clone(), gpu.address().clone(), None);
+    let agreed = chain.root().await.expect("the providers agree");
+    assert!(agreed.worker_images.is_empty());
+
+    // The primary's operator allows an image (and a model) the real chain does not.
+    forged_root
+        .set_image(
+            forged_client.as_ref(),
+            &gov,
+            ROLE_WORKER,
+            simulated_image(),
+            true,
+        )
+        .await
+        .expect("forged image");
+    let started = std::time::Instant::now();
+    let err = chain.root().await.expect_err("the providers disagree");
+    let text = err.to_string();
+    assert!(text.contains("disagree"), "{text}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "retried once");
+
+    // A worker reading through it refuses to serve rather than trusting either side.
+    let engine = FakeEngine::start().await.expect("engine");
+    let proxy = FakeProxy::start(simulated_tls(Role::Proxy)).await;
+    let config = chain_worker_config(
+        &proxy.addr.to_string(),
+        &engine.url(),
+        "smollm2",
+        &MODEL_HASH,
+    );
+    let worker = cocoon_worker::start_with(
+        config,
+        simulated_tls(Role::Worker),
+        price_params(1, &params()).expect("params"),
+        Registry::new(),
+        WorkerOptions {
+            chain: Some(Arc::new(chain)),
+            on_root: None,
+        },
+    )
+    .expect("worker starts");
+    let verdict = within("a chain check", worker.check_chain())
+        .await
+        .expect("chain");
+    assert!(
+        matches!(&verdict, Eligibility::Refused(Refusal::ChainUnavailable { detail }) if detail.contains("disagree")),
+        "{verdict:?}"
+    );
+    assert_eq!(proxy.accepted(), 0);
+    worker.shutdown(Duration::ZERO).await;
 }

@@ -26,7 +26,8 @@ pub const OID_ARC: &[u64] = &[1, 3, 6, 1, 4, 1, 59765, 1];
 pub const OID_EVIDENCE: &[u64] = &[1, 3, 6, 1, 4, 1, 59765, 1, 1];
 /// Claims extension: the canonical claims encoding.
 pub const OID_CLAIMS: &[u64] = &[1, 3, 6, 1, 4, 1, 59765, 1, 2];
-/// Default certificate lifetime: one day.
+/// Default certificate lifetime, from issue to notAfter: one day, the default maximum age of
+/// peers' claims ([`crate::Policy::max_cert_age`]), so a certificate is never stale before it expires.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Backdating of notBefore, for peers whose clocks run a little behind.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
@@ -237,10 +238,22 @@ impl Credential {
         let build = |m: String| AttestError::Build(m);
         let public_key = key.verifying_key().to_bytes();
         let issued_at = u64::try_from(now).map_err(|_| build("clock before 1970".into()))?;
+        let lifetime_secs =
+            i64::try_from(lifetime.as_secs()).map_err(|_| build("lifetime too long".into()))?;
+        let not_after = now
+            .checked_add(lifetime_secs)
+            .ok_or_else(|| build("lifetime too long".into()))?;
+        let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0);
+        let not_before = now.saturating_sub(skew).max(0);
+        // The quote vouches for the certificate's dates too (issue 15: one quote, one validity).
         let claims = Claims {
             role,
             public_key,
             issued_at,
+            validity: Some(crate::claims::Validity {
+                not_before: u64::try_from(not_before).unwrap_or(0),
+                not_after: u64::try_from(not_after).unwrap_or(0),
+            }),
             extra,
         };
         let claims_bytes = claims.encode()?;
@@ -262,13 +275,7 @@ impl Credential {
         let at = |t: i64| {
             time::OffsetDateTime::from_unix_timestamp(t).map_err(|e| build(format!("time: {e}")))
         };
-        let lifetime_secs =
-            i64::try_from(lifetime.as_secs()).map_err(|_| build("lifetime too long".into()))?;
-        let not_after = now
-            .checked_add(lifetime_secs)
-            .ok_or_else(|| build("lifetime too long".into()))?;
-        let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0);
-        params.not_before = at(now.saturating_sub(skew))?;
+        params.not_before = at(not_before)?;
         params.not_after = at(not_after)?;
         let serial: [u8; 16] = rand::random();
         params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
@@ -417,7 +424,19 @@ impl CredentialManager {
         clock: Arc<dyn Clock>,
         lifetime: Duration,
     ) -> Result<Self> {
-        let extra = BTreeMap::new();
+        Self::with_extra(role, key, provider, clock, lifetime, BTreeMap::new())
+    }
+
+    /// As [`CredentialManager::new`], every certificate's claims carrying `extra` (e.g. the
+    /// measured configuration hash, [`crate::claims::CONFIG_HASH_KEY`]).
+    pub fn with_extra(
+        role: Role,
+        key: SigningKey,
+        provider: Option<Arc<dyn QuoteProvider>>,
+        clock: Arc<dyn Clock>,
+        lifetime: Duration,
+        extra: BTreeMap<String, String>,
+    ) -> Result<Self> {
         let first = Credential::issue(
             role,
             &key,
@@ -539,6 +558,14 @@ mod tests {
         assert_eq!(parsed.public_key, key.verifying_key().to_bytes());
         assert_eq!(parsed.claims, *cred.claims());
         assert_eq!(parsed.not_after - parsed.not_before, 24 * 3600 + 300);
+        let validity = parsed.claims.validity.expect("validity in the claims");
+        assert_eq!(
+            (validity.not_before, validity.not_after),
+            (
+                u64::try_from(parsed.not_before).expect("positive"),
+                u64::try_from(parsed.not_after).expect("positive")
+            )
+        );
         let (kind, quote) = parsed.evidence.clone().expect("evidence");
         assert_eq!(kind, EvidenceKind::Simulated);
         let q = crate::provider::simulated::SimulatedQuote::parse(&quote).expect("quote");

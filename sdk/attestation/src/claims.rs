@@ -1,16 +1,28 @@
 //! What an RA-TLS certificate asserts about its holder, and its deterministic encoding.
 //!
-//! Encoding (version 1), all integers big-endian:
+//! Encoding, all integers big-endian:
 //! ```text
-//! version: u8 = 1
+//! version: u8 = 2 (1: without the validity fields)
 //! then fields, each `tag: u8, len: u16, value[len]`, in this order:
-//!   1 role        len 1   (1 client, 2 proxy, 3 worker)
+//!   1 role        len 1   (1 client, 2 proxy, 3 worker, 4 kms)
 //!   2 public_key  len 32  (Ed25519, the certificate's key)
 //!   3 issued_at   len 8   (unix seconds)
+//!   5 not_before  len 8   (unix seconds; version 2 only: the certificate's notBefore)
+//!   6 not_after   len 8   (unix seconds; version 2 only: the certificate's notAfter)
 //!   4 extra       any     (key_len: u8, key, value), zero or more, keys strictly ascending
 //! ```
 //! Decoding accepts exactly this form (no unknown tags, no duplicates, no trailing bytes), so one
 //! set of claims has one encoding and `report_data = SHA-512(encoding)` is well defined.
+//!
+//! The validity fields put the certificate's dates under the quote: a verifier compares them with
+//! the X.509 validity, so one quote cannot vouch for certificates with other dates (issue 15).
+//! Version 1 (no validity) still decodes, for old proof bundles; peer verification refuses it.
+//! A further fixed field takes the next free tag (7, ...) after `not_after` and before the extras,
+//! and an `Option` in [`Claims`] if it is not always present.
+//! Well-known extras (no new tag, so the encoding and its version are unchanged):
+//! - [`CONFIG_HASH_KEY`] (`config_hash`): 64 lower-case hex digits, the SHA-256 of the canonical
+//!   form of the configuration that decides what the TD does (see `cocoon_daemon::measured`); the
+//!   same hash is extended into RTMR3 ([`crate::provider::simulated::config_event_digest`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +42,8 @@ pub enum Role {
     Proxy,
     /// A worker: serves inference next to an engine.
     Worker,
+    /// A key service: holds the network's master key and releases derived keys to attested TDs.
+    Kms,
 }
 
 impl Role {
@@ -39,6 +53,7 @@ impl Role {
             Role::Client => 1,
             Role::Proxy => 2,
             Role::Worker => 3,
+            Role::Kms => 4,
         }
     }
 
@@ -48,16 +63,18 @@ impl Role {
             1 => Some(Role::Client),
             2 => Some(Role::Proxy),
             3 => Some(Role::Worker),
+            4 => Some(Role::Kms),
             _ => None,
         }
     }
 
-    /// Lower-case name (`client`, `proxy`, `worker`).
+    /// Lower-case name (`client`, `proxy`, `worker`, `kms`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Client => "client",
             Role::Proxy => "proxy",
             Role::Worker => "worker",
+            Role::Kms => "kms",
         }
     }
 }
@@ -75,6 +92,7 @@ impl std::str::FromStr for Role {
             "client" => Ok(Role::Client),
             "proxy" => Ok(Role::Proxy),
             "worker" => Ok(Role::Worker),
+            "kms" => Ok(Role::Kms),
             other => Err(AttestError::MalformedClaims(format!(
                 "unknown role {other:?}"
             ))),
@@ -92,15 +110,33 @@ pub struct Claims {
     pub public_key: [u8; 32],
     /// When the claims were made, unix seconds.
     pub issued_at: u64,
+    /// The certificate validity the quote vouches for (`None`: version-1 claims, which carry none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<Validity>,
     /// Further claims (e.g. a model hash or endpoint), UTF-8 keys of at most 255 bytes.
     pub extra: BTreeMap<String, String>,
 }
 
-const VERSION: u8 = 1;
+/// The certificate validity carried in the claims, unix seconds (equal to the X.509 dates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validity {
+    /// The certificate's notBefore.
+    pub not_before: u64,
+    /// The certificate's notAfter.
+    pub not_after: u64,
+}
+
+const VERSION_1: u8 = 1;
+const VERSION: u8 = 2;
+
+/// The extra that carries the measured configuration hash (hex SHA-256).
+pub const CONFIG_HASH_KEY: &str = "config_hash";
 const TAG_ROLE: u8 = 1;
 const TAG_KEY: u8 = 2;
 const TAG_ISSUED: u8 = 3;
 const TAG_EXTRA: u8 = 4;
+const TAG_NOT_BEFORE: u8 = 5;
+const TAG_NOT_AFTER: u8 = 6;
 
 fn push_field(out: &mut Vec<u8>, tag: u8, value: &[u8]) -> Result<()> {
     let len = u16::try_from(value.len()).map_err(|_| {
@@ -113,23 +149,66 @@ fn push_field(out: &mut Vec<u8>, tag: u8, value: &[u8]) -> Result<()> {
 }
 
 impl Claims {
-    /// Claims for `role` and `public_key` made at `issued_at` with no extras.
+    /// Claims for `role` and `public_key` made at `issued_at` with no extras and no validity
+    /// (add it with [`Claims::with_validity`]; peers refuse certificates without it).
     pub fn new(role: Role, public_key: [u8; 32], issued_at: u64) -> Self {
         Claims {
             role,
             public_key,
             issued_at,
+            validity: None,
             extra: BTreeMap::new(),
         }
     }
 
-    /// The canonical encoding (see the module documentation).
+    /// These claims vouching for a certificate valid from `not_before` to `not_after`.
+    pub fn with_validity(mut self, not_before: u64, not_after: u64) -> Self {
+        self.validity = Some(Validity {
+            not_before,
+            not_after,
+        });
+        self
+    }
+
+    /// These claims with the measured configuration hash [`CONFIG_HASH_KEY`] set.
+    pub fn with_config_hash(mut self, config_hash: &[u8; 32]) -> Self {
+        self.extra
+            .insert(CONFIG_HASH_KEY.to_owned(), hex::encode(config_hash));
+        self
+    }
+
+    /// The measured configuration hash, `None` when the claims carry none; a value that is not 64
+    /// lower-case hex digits is malformed.
+    pub fn config_hash(&self) -> Result<Option<[u8; 32]>> {
+        let Some(text) = self.extra.get(CONFIG_HASH_KEY) else {
+            return Ok(None);
+        };
+        let mut out = [0u8; 32];
+        let canonical = text.len() == 64 && !text.bytes().any(|b| b.is_ascii_uppercase());
+        if !canonical || hex::decode_to_slice(text, &mut out).is_err() {
+            return Err(AttestError::MalformedClaims(format!(
+                "{CONFIG_HASH_KEY} must be 64 lower-case hex digits, not {text:?}"
+            )));
+        }
+        Ok(Some(out))
+    }
+
+    /// The canonical encoding (see the module documentation): version 2 when the claims carry a
+    /// validity, else version 1.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(64);
-        out.push(VERSION);
+        let mut out = Vec::with_capacity(96);
+        out.push(if self.validity.is_some() {
+            VERSION
+        } else {
+            VERSION_1
+        });
         push_field(&mut out, TAG_ROLE, &[self.role.code()])?;
         push_field(&mut out, TAG_KEY, &self.public_key)?;
         push_field(&mut out, TAG_ISSUED, &self.issued_at.to_be_bytes())?;
+        if let Some(v) = &self.validity {
+            push_field(&mut out, TAG_NOT_BEFORE, &v.not_before.to_be_bytes())?;
+            push_field(&mut out, TAG_NOT_AFTER, &v.not_after.to_be_bytes())?;
+        }
         for (key, value) in &self.extra {
             let key_len = u8::try_from(key.len())
                 .map_err(|_| AttestError::MalformedClaims(format!("extra key {key:?} too long")))?;
@@ -146,7 +225,7 @@ impl Claims {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let bad = |m: &str| AttestError::MalformedClaims(m.to_owned());
         let (&version, mut rest) = bytes.split_first().ok_or_else(|| bad("empty"))?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(bad(&format!("unsupported claims version {version}")));
         }
         let mut fields: Vec<(u8, &[u8])> = Vec::new();
@@ -179,6 +258,22 @@ impl Claims {
         let issued: [u8; 8] = expect(TAG_ISSUED, 8)?
             .try_into()
             .map_err(|_| bad("issued_at length"))?;
+        let validity = if version == VERSION {
+            let mut time = |tag: u8| -> Result<u64> {
+                let v: [u8; 8] = expect(tag, 8)?
+                    .try_into()
+                    .map_err(|_| bad("validity length"))?;
+                Ok(u64::from_be_bytes(v))
+            };
+            let not_before = time(TAG_NOT_BEFORE)?;
+            let not_after = time(TAG_NOT_AFTER)?;
+            Some(Validity {
+                not_before,
+                not_after,
+            })
+        } else {
+            None
+        };
         let mut extra = BTreeMap::new();
         let mut last_key: Option<String> = None;
         for (tag, value) in iter {
@@ -203,6 +298,7 @@ impl Claims {
             role,
             public_key,
             issued_at: u64::from_be_bytes(issued),
+            validity,
             extra,
         })
     }
@@ -238,7 +334,8 @@ mod tests {
     use super::*;
 
     fn sample() -> Claims {
-        let mut c = Claims::new(Role::Worker, [7; 32], 1_700_000_000);
+        let mut c = Claims::new(Role::Worker, [7; 32], 1_700_000_000)
+            .with_validity(1_699_999_700, 1_700_086_400);
         c.extra.insert("model".into(), "smollm2".into());
         c.extra.insert("endpoint".into(), "127.0.0.1:1".into());
         c
@@ -266,10 +363,17 @@ mod tests {
         trailing.push(0);
         assert!(Claims::decode(&trailing).is_err());
         let mut bad_version = bytes.clone();
-        bad_version[0] = 2;
+        bad_version[0] = 3;
         assert!(Claims::decode(&bad_version).is_err());
+        let mut v1_with_validity = bytes.clone();
+        v1_with_validity[0] = 1;
+        assert!(
+            Claims::decode(&v1_with_validity).is_err(),
+            "version 1 has no validity fields"
+        );
         // Swap the two extras: keys no longer ascending.
         let base = Claims::new(Role::Worker, [7; 32], 1_700_000_000)
+            .with_validity(1_699_999_700, 1_700_086_400)
             .encode()
             .expect("encode");
         let extras = &bytes[base.len()..];
@@ -279,5 +383,42 @@ mod tests {
         swapped.extend_from_slice(&extras[..first_len]);
         assert!(Claims::decode(&swapped).is_err());
         assert!(Claims::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn version_1_claims_still_decode_without_validity() {
+        let v1 = Claims::new(Role::Proxy, [8; 32], 1_700_000_000);
+        let bytes = v1.encode().expect("encode");
+        assert_eq!(bytes[0], 1);
+        let back = Claims::decode(&bytes).expect("decode");
+        assert_eq!(back, v1);
+        assert_eq!(back.validity, None);
+        let v2 = v1.with_validity(1, 2).encode().expect("encode");
+        assert_eq!(v2[0], 2);
+        assert_eq!(v2.len(), bytes.len() + 2 * (3 + 8));
+    }
+
+    #[test]
+    fn the_config_hash_rides_in_the_extras_and_changes_report_data() {
+        let plain = sample();
+        assert_eq!(plain.config_hash().expect("none"), None);
+        let measured = sample().with_config_hash(&[0xab; 32]);
+        assert_eq!(measured.config_hash().expect("hash"), Some([0xab; 32]));
+        let bytes = measured.encode().expect("encode");
+        assert_eq!(Claims::decode(&bytes).expect("decode"), measured);
+        assert_ne!(
+            measured.report_data().expect("rd"),
+            plain.report_data().expect("rd")
+        );
+        let other = sample().with_config_hash(&[0xac; 32]);
+        assert_ne!(
+            other.report_data().expect("rd"),
+            measured.report_data().expect("rd")
+        );
+        for bad in ["ab", &"AB".repeat(32), &"zz".repeat(32)] {
+            let mut c = sample();
+            c.extra.insert(CONFIG_HASH_KEY.into(), bad.to_owned());
+            assert!(c.config_hash().is_err(), "{bad}");
+        }
     }
 }

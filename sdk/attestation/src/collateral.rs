@@ -138,6 +138,23 @@ impl CollateralStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.insert(key, Arc::new(collateral));
     }
+
+    /// The collateral held for a platform (the fallback not consulted).
+    pub fn get(&self, key: &PlatformKey) -> Option<Arc<QuoteCollateralV3>> {
+        self.by_platform
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Forgets the collateral of a platform.
+    pub fn remove(&self, key: &PlatformKey) {
+        self.by_platform
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(key);
+    }
 }
 
 impl CollateralSource for CollateralStore {

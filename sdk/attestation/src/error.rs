@@ -81,6 +81,36 @@ pub enum AttestError {
         /// End of validity, unix seconds.
         not_after: i64,
     },
+    /// The certificate's claims were made longer ago than the policy's maximum age: its quote is
+    /// stale, whatever the certificate's own dates say.
+    #[error(
+        "certificate is stale: issued at {issued_at}, {age_secs}s before {at}, more than the maximum age {max_age_secs}s"
+    )]
+    CertificateStale {
+        /// `issued_at` of the claims, unix seconds.
+        issued_at: u64,
+        /// Verification time, unix seconds.
+        at: i64,
+        /// How old the claims are, seconds.
+        age_secs: i64,
+        /// The policy's maximum age, seconds.
+        max_age_secs: u64,
+    },
+    /// The quoted claims do not vouch for the certificate's dates (they carry none, or others, or
+    /// an issue time outside them): the quote was made for another certificate.
+    #[error(
+        "quoted claims vouch for validity {claimed:?}, not the certificate's {not_before}..{not_after} (issued at {issued_at})"
+    )]
+    ClaimsValidityMismatch {
+        /// What the claims carry, `(not_before, not_after)` (none for version-1 claims).
+        claimed: Option<(u64, u64)>,
+        /// The certificate's notBefore, unix seconds.
+        not_before: i64,
+        /// The certificate's notAfter, unix seconds.
+        not_after: i64,
+        /// The claims' issue time.
+        issued_at: u64,
+    },
     /// The certificate lives longer than policy allows for RA-TLS certificates.
     #[error("certificate lifetime {lifetime_secs}s exceeds the policy maximum {max_secs}s")]
     CertificateLifetimeTooLong {
@@ -125,6 +155,15 @@ pub enum AttestError {
         image_hash: String,
         /// When governance revoked it.
         revoked_at: u64,
+    },
+    /// The policy requires an allowed measured configuration and the peer's claims carry another
+    /// (or none).
+    #[error("configuration hash {config_hash} is not allowed for role {role}")]
+    ConfigNotAllowed {
+        /// The role the peer claimed.
+        role: String,
+        /// The peer's `config_hash` claim, hex (`none` when absent).
+        config_hash: String,
     },
     /// The allowlist could not answer (never loaded, or too stale).
     #[error("image allowlist unavailable: {0}")]

@@ -25,12 +25,12 @@ pub mod tls;
 pub mod verify;
 
 pub use cert::{Credential, CredentialManager};
-pub use claims::{Claims, Role};
+pub use claims::{Claims, Role, Validity};
 pub use dcap::{QuoteReport, TeeKind};
 pub use error::AttestError;
 pub use policy::{
-    Clock, FixedClock, ImageAllowlist, InMemoryAllowlist, InsecureMode, Policy, SystemClock,
-    TcbPolicy,
+    Clock, FixedClock, ImageAllowlist, InMemoryAllowlist, InsecureMode, PeerKeys, Policy,
+    SystemClock, TcbPolicy,
 };
 pub use provider::{ProviderConfig, QuoteProvider};
 pub use tls::{client_config, peer_identity, server_config};

@@ -1,18 +1,24 @@
 //! Collateral from the operator's PCCS for the synchronous TLS verifiers, kept fresh in the background.
 //!
-//! A TLS verifier cannot await, so fetching happens on one dedicated thread (`cocoon-pccs`, with its
-//! own small runtime: it does not depend on the caller's runtime). What was fetched is kept in memory
-//! and in the disk cache of [`PccsClient`], which is read back at start so a restart does not need the
-//! PCCS. A quote from a platform seen for the first time waits up to
-//! [`PccsOptions::first_fetch_wait`] for its collateral (a handshake blocks that long once per new
-//! platform); collateral is refetched before its TCB info's `nextUpdate`. Failures back off
-//! ([`PccsOptions::retry_after`]) and the number of platforms is capped, so peers presenting quotes
-//! of made-up platforms cannot make the daemon hammer the PCCS.
+//! A TLS verifier cannot await and must not block a runtime thread, so it only ever reads what is
+//! in memory: fetching happens on one dedicated thread (`cocoon-pccs`, with its own small runtime:
+//! it does not depend on the caller's runtime). A quote of a platform seen for the first time is
+//! refused at once with [`AttestError::CollateralUnavailable`] and its collateral is fetched in the
+//! background ("reject and prefetch"): the peer's next attempt (workers redial) finds it. What was
+//! fetched is kept in memory and in the disk cache of [`PccsClient`], which is read back at start
+//! so a restart does not need the PCCS; collateral is refetched before its TCB info's `nextUpdate`.
+//!
+//! The platform table is bounded ([`PccsOptions::max_platforms`]): when it is full, an entry
+//! without collateral (its fetch failed) or with stale collateral (past `nextUpdate`) is evicted,
+//! least recently used first, so quotes of made-up platforms cannot lock genuine ones out. A
+//! fetch in flight is never evicted, failures back off ([`PccsOptions::retry_after`]), and a
+//! queued fetch whose entry was evicted meanwhile is skipped, so such quotes cannot make the daemon
+//! hammer the PCCS either.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use dcap_qvl::QuoteCollateralV3;
@@ -27,8 +33,6 @@ use crate::{AttestError, Result};
 /// Timings and limits of [`PccsCollateral`].
 #[derive(Debug, Clone)]
 pub struct PccsOptions {
-    /// How long a handshake with a quote of a new platform waits for its collateral.
-    pub first_fetch_wait: Duration,
     /// After a failed fetch, how long before the same platform is asked for again.
     pub retry_after: Duration,
     /// Refetch this long before the TCB info's `nextUpdate`.
@@ -42,7 +46,6 @@ pub struct PccsOptions {
 impl Default for PccsOptions {
     fn default() -> Self {
         PccsOptions {
-            first_fetch_wait: Duration::from_secs(5),
             retry_after: Duration::from_secs(60),
             refresh_margin: Duration::from_secs(3600),
             check_every: Duration::from_secs(300),
@@ -59,6 +62,15 @@ struct Entry {
     /// No new attempt before this (unix seconds).
     retry_at: i64,
     last_error: Option<String>,
+    /// When a quote of this platform was last looked up (unix seconds): eviction order.
+    last_used: i64,
+}
+
+impl Entry {
+    /// Evictable when nothing is in flight and there is no collateral, or only stale collateral.
+    fn evictable(&self, now: i64) -> bool {
+        !self.in_flight && self.next_update.is_none_or(|n| n <= now)
+    }
 }
 
 #[derive(Debug)]
@@ -66,7 +78,6 @@ struct Shared {
     platforms: CollateralStore,
     fallback: Option<Arc<QuoteCollateralV3>>,
     entries: Mutex<HashMap<PlatformKey, Entry>>,
-    settled: Condvar,
     clock: Arc<dyn Clock>,
     options: PccsOptions,
 }
@@ -80,13 +91,26 @@ impl Shared {
         i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
     }
 
-    /// Marks `key` in flight if an attempt is due; true when the caller must send the job.
+    /// Marks `key` in flight if an attempt is due; true when the caller must send the job. A new
+    /// platform in a full table takes the place of an evictable entry, if there is one.
     fn claim(&self, entries: &mut HashMap<PlatformKey, Entry>, key: &PlatformKey) -> bool {
         let now = self.clock.now_unix();
         if !entries.contains_key(key) && entries.len() >= self.options.max_platforms {
-            return false;
+            // Failed entries first, then stale ones; least recently used first within each.
+            let victim = entries
+                .iter()
+                .filter(|(_, e)| e.evictable(now))
+                .min_by_key(|(_, e)| (e.next_update.is_some(), e.last_used))
+                .map(|(k, _)| k.clone());
+            let Some(victim) = victim else {
+                return false;
+            };
+            entries.remove(&victim);
+            self.platforms.remove(&victim);
+            tracing::debug!(fmspc = %victim.fmspc, "platform evicted from the collateral table");
         }
         let e = entries.entry(key.clone()).or_default();
+        e.last_used = now;
         if e.in_flight || now < e.retry_at {
             return false;
         }
@@ -115,7 +139,6 @@ impl PccsCollateral {
             platforms: CollateralStore::new(),
             fallback: fallback.map(Arc::new),
             entries: Mutex::new(HashMap::new()),
-            settled: Condvar::new(),
             clock,
             options,
         });
@@ -174,47 +197,66 @@ impl PccsCollateral {
     }
 }
 
-impl CollateralSource for PccsCollateral {
-    fn collateral_for(&self, quote: &[u8]) -> Result<Arc<QuoteCollateralV3>> {
-        let key = match PlatformKey::of_quote(quote) {
-            Ok(key) => key,
-            Err(e) => return self.shared.fallback.clone().ok_or(e),
-        };
+impl PccsCollateral {
+    /// Collateral for a platform from memory, never waiting: on a miss the fetch is queued in the
+    /// background (if due) and the answer is the fallback or
+    /// [`AttestError::CollateralUnavailable`]; held collateral near its `nextUpdate` is answered and
+    /// refetched in the background.
+    pub fn lookup(&self, key: &PlatformKey) -> Result<Arc<QuoteCollateralV3>> {
         let shared = &self.shared;
-        if let Ok(held) = shared.platforms.collateral_for(quote) {
+        let now = shared.clock.now_unix();
+        if let Some(held) = shared.platforms.get(key) {
             let due = {
                 let mut entries = shared.entries();
                 let margin = Shared::secs(shared.options.refresh_margin);
-                let stale = entries
-                    .get(&key)
-                    .and_then(|e| e.next_update)
-                    .is_some_and(|n| shared.clock.now_unix() >= n.saturating_sub(margin));
-                stale && shared.claim(&mut entries, &key)
+                let entry = entries.get_mut(key);
+                let stale = entry.is_some_and(|e| {
+                    e.last_used = now;
+                    e.next_update
+                        .is_some_and(|n| now >= n.saturating_sub(margin))
+                });
+                stale && shared.claim(&mut entries, key)
             };
             if due {
-                self.send(key);
+                self.send(key.clone());
             }
             return Ok(held);
         }
-        let claimed = shared.claim(&mut shared.entries(), &key);
+        let claimed = {
+            let mut entries = shared.entries();
+            if let Some(e) = entries.get_mut(key) {
+                e.last_used = now;
+            }
+            shared.claim(&mut entries, key)
+        };
         if claimed {
             self.send(key.clone());
-        }
-        let entries = shared.entries();
-        let (entries, _) = shared
-            .settled
-            .wait_timeout_while(entries, shared.options.first_fetch_wait, |m| {
-                m.get(&key).is_some_and(|e| e.in_flight)
-            })
-            .unwrap_or_else(|p| p.into_inner());
-        drop(entries);
-        if let Ok(got) = shared.platforms.collateral_for(quote) {
-            return Ok(got);
         }
         shared
             .fallback
             .clone()
-            .ok_or(AttestError::CollateralUnavailable { fmspc: key.fmspc })
+            .ok_or_else(|| AttestError::CollateralUnavailable {
+                fmspc: key.fmspc.clone(),
+            })
+    }
+
+    /// Platforms in the table (with collateral or not), at most [`PccsOptions::max_platforms`].
+    pub fn table_len(&self) -> usize {
+        self.shared.entries().len()
+    }
+
+    /// Whether a fetch for `key` is queued or running.
+    pub fn in_flight(&self, key: &PlatformKey) -> bool {
+        self.shared.entries().get(key).is_some_and(|e| e.in_flight)
+    }
+}
+
+impl CollateralSource for PccsCollateral {
+    fn collateral_for(&self, quote: &[u8]) -> Result<Arc<QuoteCollateralV3>> {
+        match PlatformKey::of_quote(quote) {
+            Ok(key) => self.lookup(&key),
+            Err(e) => self.shared.fallback.clone().ok_or(e),
+        }
     }
 }
 
@@ -288,10 +330,16 @@ fn fetch_one(
     key: &PlatformKey,
 ) {
     let now = shared.clock.now_unix();
+    if !shared.entries().get(key).is_some_and(|e| e.in_flight) {
+        // Evicted while queued: nobody is waiting for it any more.
+        return;
+    }
     // The disk cache was read at start; what is asked for here is new or due, so ask the PCCS.
     let got = runtime.block_on(client.refresh_platform(key));
     let mut entries = shared.entries();
-    let entry = entries.entry(key.clone()).or_default();
+    let Some(entry) = entries.get_mut(key) else {
+        return;
+    };
     entry.in_flight = false;
     match got {
         Ok(c) => {
@@ -313,6 +361,4 @@ fn fetch_one(
             tracing::warn!(fmspc = %key.fmspc, error = %e, "PCCS fetch failed; peers of this platform cannot be verified until it succeeds");
         }
     }
-    drop(entries);
-    shared.settled.notify_all();
 }

@@ -1,6 +1,6 @@
 //! What a peer must prove: roles, TCB status, image allowlist, insecure mode, and the clock.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -281,6 +281,9 @@ pub enum InsecureMode {
     Unverified,
 }
 
+/// Default longest lifetime and oldest issue time of a peer's certificate: one day.
+pub const DEFAULT_MAX_CERT_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// What this endpoint requires of its peers.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -299,10 +302,45 @@ pub struct Policy {
     pub collateral: Arc<dyn CollateralSource>,
     /// Verification time.
     pub clock: Arc<dyn Clock>,
-    /// Longest certificate lifetime accepted (RA-TLS certificates are short-lived; default 7 days).
+    /// Longest certificate lifetime accepted, notBefore to notAfter (default 24 h plus
+    /// [`crate::cert::CLOCK_SKEW`], the backdating of notBefore: [`DEFAULT_MAX_CERT_AGE`] from issue).
     pub max_cert_lifetime: Duration,
-    /// If set, the peer's key must be one of these (e.g. the proxy keys registered in the root contract).
-    pub peer_keys: Option<Vec<[u8; 32]>>,
+    /// Oldest claims accepted: a peer whose certificate's `issued_at` is further in the past is
+    /// refused as stale ([`crate::AttestError::CertificateStale`]), at the handshake and at every
+    /// re-verification of a live connection (default [`DEFAULT_MAX_CERT_AGE`]).
+    pub max_cert_age: Duration,
+    /// If set, the peer's key must be one of these (e.g. the proxy keys registered in the root
+    /// contract); the set may change while connections are open (see [`PeerKeys`]).
+    pub peer_keys: Option<PeerKeys>,
+    /// Per role, the measured configuration hashes (the `config_hash` claim) a peer of that role
+    /// must carry; a role without an entry is not restricted. See [`Policy::require_configs`].
+    pub allowed_configs: BTreeMap<Role, BTreeSet<[u8; 32]>>,
+}
+
+/// A set of accepted peer keys that whoever holds a clone may replace (a refresher following the
+/// root's registrations); established connections are judged against the current set when they
+/// are re-verified ([`crate::verify::PeerVerifier::recheck`]).
+#[derive(Debug, Clone, Default)]
+pub struct PeerKeys(Arc<RwLock<Vec<[u8; 32]>>>);
+
+impl PeerKeys {
+    /// A set holding `keys`.
+    pub fn new(keys: Vec<[u8; 32]>) -> Self {
+        PeerKeys(Arc::new(RwLock::new(keys)))
+    }
+
+    /// Replaces every key.
+    pub fn replace(&self, keys: Vec<[u8; 32]>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    /// Whether `key` is in the set.
+    pub fn contains(&self, key: &[u8; 32]) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
+    }
 }
 
 impl Policy {
@@ -317,8 +355,10 @@ impl Policy {
             allowlist,
             collateral: Arc::new(CollateralStore::new()),
             clock: Arc::new(SystemClock),
-            max_cert_lifetime: Duration::from_secs(7 * 24 * 3600),
+            max_cert_lifetime: DEFAULT_MAX_CERT_AGE + crate::cert::CLOCK_SKEW,
+            max_cert_age: DEFAULT_MAX_CERT_AGE,
             peer_keys: None,
+            allowed_configs: BTreeMap::new(),
         }
     }
 
@@ -333,7 +373,7 @@ impl Policy {
     /// [`InsecureMode::Unverified`]). Pin keys with [`Policy::expect_peer_keys`] if needed.
     pub fn dev_insecure() -> Self {
         let mut policy = Policy::strict(
-            &[Role::Client, Role::Proxy, Role::Worker],
+            &[Role::Client, Role::Proxy, Role::Worker, Role::Kms],
             Arc::new(InMemoryAllowlist::new()),
         );
         policy.insecure = InsecureMode::Unverified;
@@ -362,8 +402,52 @@ impl Policy {
 
     /// Accepts only peers holding one of `keys`.
     pub fn expect_peer_keys(mut self, keys: Vec<[u8; 32]>) -> Self {
+        self.peer_keys = Some(PeerKeys::new(keys));
+        self
+    }
+
+    /// Accepts only peers holding a key of `keys`, a set the caller keeps replacing.
+    pub fn expect_peer_key_set(mut self, keys: PeerKeys) -> Self {
         self.peer_keys = Some(keys);
         self
+    }
+
+    /// Refuses certificates issued longer than `age` ago or living longer than `age` (plus the
+    /// [`crate::cert::CLOCK_SKEW`] backdating of notBefore).
+    pub fn with_max_cert_age(mut self, age: Duration) -> Self {
+        self.max_cert_age = age;
+        self.max_cert_lifetime = age.saturating_add(crate::cert::CLOCK_SKEW);
+        self
+    }
+
+    /// Accepts peers of `role` only when their claims carry one of `config_hashes` as
+    /// `config_hash` (the optional configuration allowlist; an empty set refuses every peer of
+    /// `role`). Checked at every handshake, cached certificates included.
+    pub fn require_configs(
+        mut self,
+        role: Role,
+        config_hashes: impl IntoIterator<Item = [u8; 32]>,
+    ) -> Self {
+        self.allowed_configs
+            .entry(role)
+            .or_default()
+            .extend(config_hashes);
+        self
+    }
+
+    /// Checks `claims` against the configuration allowlist of its role.
+    pub fn check_config(&self, claims: &crate::Claims) -> Result<()> {
+        let Some(allowed) = self.allowed_configs.get(&claims.role) else {
+            return Ok(());
+        };
+        let hash = claims.config_hash()?;
+        match hash {
+            Some(h) if allowed.contains(&h) => Ok(()),
+            _ => Err(AttestError::ConfigNotAllowed {
+                role: claims.role.to_string(),
+                config_hash: hash.map_or_else(|| "none".to_owned(), hex::encode),
+            }),
+        }
     }
 
     /// Uses `tcb` for TCB statuses.

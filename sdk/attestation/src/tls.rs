@@ -211,11 +211,16 @@ pub fn server_config_with(
     cred: impl Into<CredentialManager>,
     peers: Arc<PeerVerifier>,
 ) -> Result<rustls::ServerConfig> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| AttestError::Build(format!("TLS versions: {e}")))?
         .with_client_cert_verifier(Arc::new(AttestedVerifier::new(peers)))
         .with_cert_resolver(Arc::new(CredentialResolver(cred.into())));
+    // No resumption: a resumed session skips the certificate verifier, so it would outlive the
+    // peer's certificate, its image's revocation and its stake (issue 16). Every connection is a
+    // full handshake judged by the policy as it stands.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
@@ -233,12 +238,14 @@ pub fn client_config_with(
     cred: impl Into<CredentialManager>,
     peers: Arc<PeerVerifier>,
 ) -> Result<rustls::ClientConfig> {
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| AttestError::Build(format!("TLS versions: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AttestedVerifier::new(peers)))
         .with_client_cert_resolver(Arc::new(CredentialResolver(cred.into())));
+    // No resumption (see `server_config_with`): tickets are neither stored nor offered.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
 

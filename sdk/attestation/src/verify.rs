@@ -1,10 +1,19 @@
 //! Peer-certificate verification: the checks every RA-TLS handshake runs, once per certificate.
 //!
-//! Order: certificate parse and self-signature, lifetime, claims-to-key binding, role, quote
+//! Order: certificate parse and self-signature, lifetime, claims-to-key binding, role, the
+//! configuration allowlist (when the policy has one for the role), quote
 //! report_data binding, the quote itself (DCAP with the pinned Intel root, or simulated under
 //! insecure policy), TCB status, then the image hash against the allowlist for the role.
 //! A verified certificate is cached by the SHA-256 of its DER; later handshakes with the same
-//! certificate only re-check its lifetime and the allowlist (so revocations still bite).
+//! certificate only re-check its lifetime, age, expected keys and the allowlist (so revocations
+//! still bite), and so does [`PeerVerifier::recheck`], which daemons call on every refresh of a
+//! long-lived connection.
+//!
+//! Freshness: the quoted claims carry the certificate's notBefore/notAfter, which must equal the
+//! X.509 validity, and `issued_at`, which must lie inside it and be at most
+//! [`Policy::max_cert_age`] old. Evidence of a role the policy admits unattested
+//! ([`Policy::unattested_roles`], clients) is ignored, never verified: such a peer is identified by
+//! its key alone and cannot make the verifier look up collateral.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -150,13 +159,36 @@ impl PeerVerifier {
         Ok(self.verify_entry(der)?.key)
     }
 
+    /// Re-verifies the certificate of an established connection against the policy as it stands
+    /// now: lifetime, age, expected keys, and the allowlist for its image. A certificate no
+    /// longer cached is verified in full (collateral from cache only, as in a handshake). Daemons
+    /// call this on every refresh of a long-lived connection and close the connection on `Err`.
+    pub fn recheck(&self, der: &[u8]) -> Result<Arc<PeerIdentity>> {
+        match self.cached_entry(der).1 {
+            Some(v) => {
+                self.recheck_cached(&v)?;
+                Ok(Arc::clone(&v.identity))
+            }
+            None => self.verify(der),
+        }
+    }
+
+    /// The checks whose answer changes with time or with the chain: run on every cache hit.
+    fn recheck_cached(&self, v: &Verified) -> Result<()> {
+        self.check_lifetime(v.not_before, v.identity.not_after)?;
+        self.check_age(v.identity.claims.issued_at)?;
+        self.check_peer_key(&v.identity.public_key)?;
+        if v.identity.tee != TeeKind::None && !self.unverified() {
+            self.check_allowlist(v.identity.role, &v.identity.image_hash)?;
+        }
+        Ok(())
+    }
+
     fn verify_entry(&self, der: &[u8]) -> Result<Arc<Verified>> {
         let (hash, hit) = self.cached_entry(der);
         if let Some(v) = hit {
-            self.check_lifetime(v.not_before, v.identity.not_after)?;
-            if v.identity.tee != TeeKind::None && !self.unverified() {
-                self.check_allowlist(v.identity.role, &v.identity.image_hash)?;
-            }
+            self.recheck_cached(&v)?;
+            self.policy.check_config(&v.identity.claims)?;
             self.warn_if_insecure(&v.identity);
             return Ok(v);
         }
@@ -193,6 +225,53 @@ impl PeerVerifier {
         Ok(())
     }
 
+    /// `issued_at` at most `max_cert_age` before now.
+    fn check_age(&self, issued_at: u64) -> Result<()> {
+        let at = self.policy.clock.now_unix();
+        let age = at.saturating_sub(i64::try_from(issued_at).unwrap_or(i64::MAX));
+        let max_age_secs = self.policy.max_cert_age.as_secs();
+        if u64::try_from(age).is_ok_and(|age| age > max_age_secs) {
+            return Err(AttestError::CertificateStale {
+                issued_at,
+                at,
+                age_secs: age,
+                max_age_secs,
+            });
+        }
+        Ok(())
+    }
+
+    /// The quoted claims vouch for exactly the certificate's dates, and were made inside them.
+    fn check_claimed_validity(parsed: &ParsedCert) -> Result<()> {
+        let claims = &parsed.claims;
+        let claimed = claims.validity.map(|v| (v.not_before, v.not_after));
+        let as_cert = (
+            u64::try_from(parsed.not_before).ok(),
+            u64::try_from(parsed.not_after).ok(),
+        );
+        let matches = claimed.is_some_and(|(nb, na)| {
+            as_cert == (Some(nb), Some(na)) && (nb..=na).contains(&claims.issued_at)
+        });
+        if !matches {
+            return Err(AttestError::ClaimsValidityMismatch {
+                claimed,
+                not_before: parsed.not_before,
+                not_after: parsed.not_after,
+                issued_at: claims.issued_at,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_peer_key(&self, key: &[u8; 32]) -> Result<()> {
+        if let Some(keys) = &self.policy.peer_keys
+            && !keys.contains(key)
+        {
+            return Err(AttestError::UnexpectedPeerKey(hex::encode(key)));
+        }
+        Ok(())
+    }
+
     fn check_allowlist(&self, role: Role, image_hash: &[u8; 32]) -> Result<()> {
         match self.policy.allowlist.status(role, image_hash)? {
             ImageStatus::Allowed => Ok(()),
@@ -212,6 +291,7 @@ impl PeerVerifier {
     pub fn verify_parsed(&self, parsed: &ParsedCert) -> Result<PeerIdentity> {
         let policy = &self.policy;
         self.check_lifetime(parsed.not_before, parsed.not_after)?;
+        self.check_age(parsed.claims.issued_at)?;
         let lifetime = parsed.not_after.saturating_sub(parsed.not_before);
         if u64::try_from(lifetime).unwrap_or(u64::MAX) > policy.max_cert_lifetime.as_secs() {
             return Err(AttestError::CertificateLifetimeTooLong {
@@ -222,17 +302,13 @@ impl PeerVerifier {
         if parsed.claims.public_key != parsed.public_key {
             return Err(AttestError::ClaimsKeyMismatch);
         }
-        if let Some(keys) = &policy.peer_keys
-            && !keys.contains(&parsed.public_key)
-        {
-            return Err(AttestError::UnexpectedPeerKey(hex::encode(
-                parsed.public_key,
-            )));
-        }
+        Self::check_claimed_validity(parsed)?;
+        self.check_peer_key(&parsed.public_key)?;
         let role = parsed.claims.role;
         if !policy.allowed_roles.contains(&role) {
             return Err(AttestError::RoleNotAllowed(role.to_string()));
         }
+        policy.check_config(&parsed.claims)?;
         if self.unverified() {
             let identity = PeerIdentity {
                 insecure: true,
@@ -241,11 +317,13 @@ impl PeerVerifier {
             self.warn_if_insecure(&identity);
             return Ok(identity);
         }
+        if policy.unattested_roles.contains(&role) {
+            // A role that needs no evidence: whatever evidence it carries is ignored, never
+            // verified (so it cannot make us fetch collateral or fill the platform table).
+            return Ok(identity(parsed, TeeKind::None, [0u8; 32]));
+        }
         let expected = parsed.expected_report_data();
         let (tee, image_hash) = match &parsed.evidence {
-            None if policy.unattested_roles.contains(&role) => {
-                return identity_of(parsed);
-            }
             None => return Err(AttestError::MissingEvidence(role.to_string())),
             Some((EvidenceKind::Simulated, quote)) => {
                 let q = SimulatedQuote::parse(quote)?;

@@ -176,7 +176,6 @@ mod refreshing_source {
 
     fn options() -> PccsOptions {
         PccsOptions {
-            first_fetch_wait: Duration::from_secs(10),
             retry_after: Duration::from_secs(60),
             refresh_margin: Duration::from_secs(3600),
             check_every: Duration::from_secs(3600),
@@ -193,8 +192,8 @@ mod refreshing_source {
         format!("http://{addr}")
     }
 
-    // The source blocks the calling thread (a TLS verifier is synchronous), so it is called from a
-    // blocking task here, as a multi-threaded daemon runtime would.
+    // The source never blocks (a TLS verifier runs on a runtime thread); it is called from a
+    // blocking task all the same, which would hang the test if it waited for the PCCS.
     async fn ask(
         source: &Arc<PccsCollateral>,
         quote: &[u8],
@@ -204,6 +203,71 @@ mod refreshing_source {
         tokio::task::spawn_blocking(move || source.collateral_for(&quote))
             .await
             .expect("join")
+    }
+
+    /// Waits until no fetch for `key` is queued or running.
+    async fn settle(source: &PccsCollateral, key: &cocoon_attestation::collateral::PlatformKey) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while source.in_flight(key) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!source.in_flight(key), "fetch for {key:?} did not settle");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn quotes_of_made_up_platforms_do_not_lock_out_a_genuine_one() {
+        use cocoon_attestation::collateral::PlatformKey;
+        let (collateral, quote) = fixture();
+        let hits = Arc::new(AtomicUsize::new(0));
+        // The stand-in PCCS knows only the genuine FMSPC: made-up ones get 404 for their TCB info.
+        let addr = super::serve(collateral.clone(), hits.clone()).await;
+        let cache = tempfile::tempdir().expect("tempdir");
+        let at = time::macros::datetime!(2026-03-01 00:00 UTC).unix_timestamp();
+        let options = PccsOptions::default();
+        let max = options.max_platforms;
+        let source = Arc::new(
+            PccsCollateral::start(
+                PccsClient::new(&format!("http://{addr}"), cache.path().to_path_buf())
+                    .expect("client"),
+                None,
+                Arc::new(FixedClock::new(at)),
+                options,
+            )
+            .expect("start"),
+        );
+        // Quotes of 80 made-up platforms (more than the table holds), each refused at once.
+        let fakes: Vec<PlatformKey> = (0..80u64)
+            .map(|i| PlatformKey {
+                tee: "tdx",
+                fmspc: format!("{:012x}", 0xf0_0000_0000u64 + i),
+                ca: "platform",
+            })
+            .collect();
+        for fake in &fakes {
+            let started = Instant::now();
+            assert!(source.lookup(fake).is_err(), "no collateral for {fake:?}");
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "never waits"
+            );
+            settle(&source, fake).await;
+            assert!(source.table_len() <= max, "the table is bounded");
+        }
+        assert!(source.platforms().is_empty(), "no fake got collateral");
+        // A genuine platform is still served: first contact prefetches, the next finds it.
+        let genuine = PlatformKey::of_quote(&quote).expect("key");
+        let started = Instant::now();
+        assert!(source.lookup(&genuine).is_err(), "first contact");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "never waits"
+        );
+        settle(&source, &genuine).await;
+        let got = source
+            .lookup(&genuine)
+            .expect("the genuine platform is not locked out");
+        assert_eq!(*got, collateral);
+        assert!(source.table_len() <= max);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,9 +283,24 @@ mod refreshing_source {
         let source =
             Arc::new(PccsCollateral::start(client, None, clock.clone(), options()).expect("start"));
 
+        // First contact: refused at once (nothing in memory), fetched in the background.
+        let started = Instant::now();
+        let err = ask(&source, &quote).await.expect_err("not fetched yet");
+        assert!(
+            matches!(err, AttestError::CollateralUnavailable { .. }),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "did not wait for the PCCS"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while source.platforms().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let got = ask(&source, &quote)
             .await
-            .expect("fetched on first contact");
+            .expect("fetched after first contact");
         assert_eq!(hits.load(Ordering::SeqCst), 4, "four PCCS routes");
         verify_quote(&quote, &got, u64::try_from(at).expect("positive")).expect("verifies");
         assert_eq!(source.platforms().len(), 1);
@@ -274,6 +353,13 @@ mod refreshing_source {
             )
             .expect("start"),
         );
+        ask(&first, &quote)
+            .await
+            .expect_err("first contact prefetches");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while first.platforms().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         ask(&first, &quote).await.expect("fetched");
         drop(first);
 
@@ -316,6 +402,7 @@ mod refreshing_source {
             "{err}"
         );
         let key = cocoon_attestation::collateral::PlatformKey::of_quote(&quote).expect("key");
+        settle(&bare, &key).await;
         let reason = bare.last_error(&key).expect("recorded");
         assert!(
             reason.contains(url.trim_start_matches("http://")),

@@ -372,3 +372,67 @@ fn only_expected_keys_are_accepted_when_keys_are_pinned() {
         .verify(cert.cert_der())
         .expect("pinned key");
 }
+
+/// A simulated worker certificate whose claims carry `config` as `config_hash` and whose RTMR3 was
+/// extended with it (as a measured TD's would be).
+fn measured_cert(config: [u8; 32]) -> (Credential, [u8; 32]) {
+    let provider = SimulatedProvider::with_config("measured", &config);
+    let extra = BTreeMap::from([(
+        cocoon_attestation::claims::CONFIG_HASH_KEY.to_owned(),
+        hex::encode(config),
+    )]);
+    let cert =
+        Credential::issue(Role::Worker, &key(4), Some(&provider), T0, DAY, extra).expect("issue");
+    (cert, provider.image_hash())
+}
+
+#[test]
+fn the_configuration_allowlist_refuses_other_and_missing_config_hashes() {
+    let clock = Arc::new(FixedClock::new(T0 + 60));
+    let (good, good_image) = measured_cert([0x51; 32]);
+    let (other, other_image) = measured_cert([0x52; 32]);
+    assert_ne!(good_image, other_image, "RTMR3 covers the configuration");
+    let allow = InMemoryAllowlist::new();
+    allow.allow(Role::Worker, good_image);
+    allow.allow(Role::Worker, other_image);
+    allow.allow(Role::Worker, SimulatedProvider::default().image_hash());
+
+    // Without a configuration allowlist both are accepted and show their config hash.
+    let open = PeerVerifier::new(dev_policy(&[Role::Worker], &allow, &clock));
+    let id = open.verify(good.cert_der()).expect("no config allowlist");
+    assert_eq!(id.claims.config_hash().expect("claim"), Some([0x51; 32]));
+    open.verify(other.cert_der()).expect("no config allowlist");
+
+    let pinned = PeerVerifier::new(
+        dev_policy(&[Role::Worker], &allow, &clock).require_configs(Role::Worker, [[0x51; 32]]),
+    );
+    pinned
+        .verify(good.cert_der())
+        .expect("allowed configuration");
+    pinned
+        .verify(good.cert_der())
+        .expect("cached, still allowed");
+    let err = pinned.verify(other.cert_der()).expect_err("other config");
+    match err {
+        AttestError::ConfigNotAllowed { role, config_hash } => {
+            assert_eq!(role, "worker");
+            assert_eq!(config_hash, hex::encode([0x52; 32]));
+        }
+        other => panic!("expected ConfigNotAllowed, got {other}"),
+    }
+    let err = pinned
+        .verify(sim_cert(Role::Worker).cert_der())
+        .expect_err("no config claim");
+    assert!(
+        matches!(&err, AttestError::ConfigNotAllowed { config_hash, .. } if config_hash == "none"),
+        "{err}"
+    );
+    // The allowlist is per role: a proxy policy pinning worker configs leaves proxies alone.
+    let proxies = PeerVerifier::new(
+        dev_policy(&[Role::Proxy], &allowlist_with_sim(Role::Proxy), &clock)
+            .require_configs(Role::Worker, [[0x51; 32]]),
+    );
+    proxies
+        .verify(sim_cert(Role::Proxy).cert_der())
+        .expect("proxies are not restricted");
+}

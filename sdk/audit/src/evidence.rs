@@ -60,6 +60,7 @@ pub(crate) fn evidence_checks(
         }
     };
     certificate_check(checks, &parsed);
+    certificate_time_check(checks, &parsed, rc, opts);
     if parsed.public_key == rc.worker_key {
         checks.pass(
             "signer_attested",
@@ -151,6 +152,47 @@ fn certificate_check(checks: &mut Checks, parsed: &ParsedCert) {
     }
 }
 
+/// Receipt clock skew tolerated past the verification time, seconds.
+const FUTURE_SKEW_SECS: u64 = 300;
+
+/// The receipt must be dated inside the certificate's validity (a receipt back-dated to before the
+/// key was certified, or after its certificate expired, is not the attested worker's), and not
+/// after the verification time.
+fn certificate_time_check(
+    checks: &mut Checks,
+    parsed: &ParsedCert,
+    rc: &Receipt,
+    opts: &VerifyOptions,
+) {
+    let t = i64::try_from(rc.timestamp).unwrap_or(i64::MAX);
+    let now = opts.now();
+    if t < parsed.not_before || t > parsed.not_after {
+        checks.fail(
+            "certificate_time",
+            format!(
+                "the receipt is dated {}, outside the certificate's validity {}..{}",
+                rc.timestamp, parsed.not_before, parsed.not_after
+            ),
+        );
+    } else if rc.timestamp > now.saturating_add(FUTURE_SKEW_SECS) {
+        checks.fail(
+            "certificate_time",
+            format!(
+                "the receipt is dated {}, after the verification time {now}",
+                rc.timestamp
+            ),
+        );
+    } else {
+        checks.pass(
+            "certificate_time",
+            format!(
+                "the receipt's time {} is inside the certificate's validity {}..{}",
+                rc.timestamp, parsed.not_before, parsed.not_after
+            ),
+        );
+    }
+}
+
 fn dcap_checks(
     checks: &mut Checks,
     ev: &WorkerEvidence,
@@ -158,28 +200,48 @@ fn dcap_checks(
     rc: &Receipt,
     opts: &VerifyOptions,
 ) -> (String, Option<[u8; 32]>) {
-    let collateral = match &ev.collateral {
-        Some(v) => serde_json::to_vec(v)
-            .map_err(|e| e.to_string())
-            .and_then(|b| parse_collateral_json(&b).map_err(|e| e.to_string()))
-            .map(Some),
-        None => Ok(opts.collateral.clone()),
+    let collateral = if opts.trust_bundle_collateral {
+        match &ev.collateral {
+            Some(v) => serde_json::to_vec(v)
+                .map_err(|e| e.to_string())
+                .and_then(|b| parse_collateral_json(&b).map_err(|e| e.to_string()))
+                .map(Some),
+            None => Ok(opts.collateral.clone()),
+        }
+    } else {
+        Ok(opts
+            .worker_collateral
+            .get(&ev.worker_key)
+            .or(opts.collateral.as_ref())
+            .cloned())
     };
     let collateral = match collateral {
         Err(e) => {
             checks.fail("quote", format!("bundled collateral: {e}"));
             return ("dcap".to_owned(), None);
         }
-        Ok(None) => {
+        Ok(None) if opts.trust_bundle_collateral => {
             checks.fail(
                 "quote",
                 "DCAP quote without collateral: export with collateral or pass it to the verifier",
             );
             return ("dcap".to_owned(), None);
         }
+        Ok(None) => {
+            checks.fail(
+                "quote",
+                "DCAP quote without collateral of your own: pass --collateral or --pccs (the \
+                 collateral a bundle carries is not trusted)",
+            );
+            return ("dcap".to_owned(), None);
+        }
         Ok(Some(c)) => c,
     };
-    let at = opts.at.unwrap_or(rc.timestamp);
+    let at = if opts.trust_bundle_collateral {
+        opts.at.unwrap_or(rc.timestamp)
+    } else {
+        opts.now()
+    };
     match verify_quote(quote, &collateral, at) {
         Err(e) => {
             checks.fail("quote", format!("DCAP verification at {at}: {e}"));

@@ -6,18 +6,46 @@ use cocoon_attestation::dcap::QuoteCollateralV3;
 use serde::Serialize;
 
 /// What the auditor requires beyond the bundle itself.
+///
+/// Nothing the bundle's maker chose is trusted by default: quotes are verified at the current time
+/// (`at`, default the system clock) with collateral the auditor supplies (`collateral`,
+/// `worker_collateral`), never the bundle's; the image must be in `allowed_images` (the root
+/// contract's allowlist, or the auditor's), and a bundle verified without one is refused. The old
+/// behaviour (the bundle's collateral at each receipt's own timestamp, no allowlist) is
+/// `trust_bundle_collateral`, and the report then lists what it did not check.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
-    /// Verify quotes against their collateral at this unix time instead of each receipt's timestamp.
+    /// The verification time, unix seconds (default: now). Quotes and collateral must be valid
+    /// then; receipts may not be dated after it.
     pub at: Option<u64>,
-    /// Image hashes the worker must run (e.g. the root contract's allowlist); empty: not checked.
+    /// Image hashes the worker must run (the root contract's allowlist, or the auditor's own).
+    /// Empty: the bundle is refused, unless `trust_bundle_collateral`.
     pub allowed_images: Vec<[u8; 32]>,
     /// Model hashes the receipt may name; empty: not checked.
     pub allowed_models: Vec<[u8; 32]>,
     /// Accepted TCB statuses (default: `UpToDate` only).
     pub tcb: TcbPolicy,
-    /// Collateral for DCAP quotes whose worker entry carries none.
+    /// The auditor's collateral for DCAP quotes (used for every worker without an entry in
+    /// `worker_collateral`).
     pub collateral: Option<QuoteCollateralV3>,
+    /// The auditor's collateral per worker key (hex), e.g. fetched from a PCCS for each quote.
+    pub worker_collateral: std::collections::BTreeMap<String, QuoteCollateralV3>,
+    /// INSECURE old behaviour: DCAP quotes are checked with the collateral the bundle carries, at
+    /// each receipt's own timestamp (chosen by the signer), and a bundle without an image
+    /// allowlist is not refused. What this leaves unchecked is listed in
+    /// [`BundleReport::not_checked`].
+    pub trust_bundle_collateral: bool,
+}
+
+impl VerifyOptions {
+    /// The verification time: `at`, or the system clock.
+    pub fn now(&self) -> u64 {
+        self.at.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })
+    }
 }
 
 /// The outcome of a bundle, a response or a check.
@@ -97,6 +125,9 @@ pub struct BundleReport {
     pub responses_checked: usize,
     /// Every failed check as `response N: name: detail` (empty unless failed).
     pub failures: Vec<String>,
+    /// What the verification did not check because the auditor asked for the old behaviour
+    /// (`trust_bundle_collateral`); empty otherwise.
+    pub not_checked: Vec<String>,
     /// Per response.
     pub responses: Vec<ResponseReport>,
 }

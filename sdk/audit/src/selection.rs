@@ -15,7 +15,7 @@ pub fn is_sane_request_id(id: &str) -> bool {
 }
 
 /// Which records go into a bundle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selection {
     /// Lowest record id (inclusive).
     pub from: Option<u64>,
@@ -25,20 +25,9 @@ pub struct Selection {
     pub last: Option<usize>,
     /// Only the record of this `x-request-id`.
     pub request_id: Option<String>,
-    /// Carry the request and response bytes (otherwise hashes only).
+    /// Carry the request and response bytes (otherwise hashes only). Off unless asked for
+    /// (`bodies=1`): the bytes are every prompt and answer.
     pub include_bodies: bool,
-}
-
-impl Default for Selection {
-    fn default() -> Self {
-        Selection {
-            from: None,
-            to: None,
-            last: None,
-            request_id: None,
-            include_bodies: true,
-        }
-    }
 }
 
 /// Why a bundle query was refused (the message is shown to the caller as is).
@@ -62,8 +51,14 @@ impl Selection {
         }
     }
 
-    /// Parses `id=N`, `from=N`, `to=N`, `last=N`, `request_id=ID` and `bodies=0|1`
-    /// (`application/x-www-form-urlencoded`).
+    /// This selection with the request and response bytes (`bodies=1`).
+    pub fn with_bodies(mut self) -> Self {
+        self.include_bodies = true;
+        self
+    }
+
+    /// Parses `id=N`, `from=N`, `to=N`, `last=N`, `request_id=ID` and `bodies=0|1` (default 0:
+    /// hashes only) (`application/x-www-form-urlencoded`).
     pub fn from_query(query: &str) -> Result<Selection, SelectionError> {
         let mut s = Selection::default();
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
@@ -130,8 +125,8 @@ impl Selection {
         if let Some(r) = &self.request_id {
             q.append_pair("request_id", r);
         }
-        if !self.include_bodies {
-            q.append_pair("bodies", "0");
+        if self.include_bodies {
+            q.append_pair("bodies", "1");
         }
         q.finish()
     }
@@ -163,6 +158,11 @@ mod tests {
         assert_eq!(Selection::from_query("id=7").unwrap(), Selection::one(7));
         assert_eq!(Selection::from_query("last=3").unwrap().last, Some(3));
         assert_eq!(Selection::from_query("").unwrap(), Selection::default());
+        assert!(
+            !Selection::default().include_bodies,
+            "bodies only when asked"
+        );
+        assert!(Selection::from_query("bodies=1").unwrap().include_bodies);
         assert!(Selection::from_query("from=x").is_err());
         assert!(Selection::from_query("bodies=maybe").is_err());
         assert!(Selection::from_query("color=red").is_err());
@@ -178,7 +178,7 @@ mod tests {
                 to: None,
                 last: Some(3),
                 request_id: Some("app-7f3c.trace:1".into()),
-                include_bodies: false,
+                include_bodies: true,
             },
         ];
         for s in cases {

@@ -13,7 +13,34 @@ use crate::report::{BundleReport, CheckResult, Checks, ResponseReport, Verdict, 
 pub fn verify_bundle(bundle: &ProofBundle, opts: &VerifyOptions) -> BundleReport {
     let mut failures = Vec::new();
     let mut responses = Vec::new();
-    if bundle.format != BUNDLE_FORMAT || bundle.version != BUNDLE_VERSION {
+    let mut not_checked = Vec::new();
+    if opts.trust_bundle_collateral {
+        not_checked.push(
+            "DCAP quotes were checked with the collateral the bundle carries, not collateral you \
+             supplied or fetched: old collateral can show a now-outdated platform as UpToDate"
+                .to_owned(),
+        );
+        if opts.at.is_none() {
+            not_checked.push(
+                "quotes were checked at each receipt's own timestamp, which the signer chose, not \
+                 at the current time"
+                    .to_owned(),
+            );
+        }
+        if opts.allowed_images.is_empty() {
+            not_checked.push(
+                "no image allowlist: a quote from any TEE image passes (give --root or --image)"
+                    .to_owned(),
+            );
+        }
+    }
+    if opts.allowed_images.is_empty() && !opts.trust_bundle_collateral {
+        failures.push(
+            "bundle: no image allowlist: take it from the root contract (--root) or give --image; \
+             without one a quote from any TEE image would pass"
+                .to_owned(),
+        );
+    } else if bundle.format != BUNDLE_FORMAT || bundle.version != BUNDLE_VERSION {
         failures.push(format!(
             "bundle: format {:?} version {} is not {BUNDLE_FORMAT:?} version {BUNDLE_VERSION}",
             bundle.format, bundle.version
@@ -48,6 +75,7 @@ pub fn verify_bundle(bundle: &ProofBundle, opts: &VerifyOptions) -> BundleReport
         verdict,
         responses_checked: responses.len(),
         failures,
+        not_checked,
         responses,
     }
 }

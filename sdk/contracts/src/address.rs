@@ -84,6 +84,7 @@ pub fn root_initial_storage(
             models: Default::default(),
             proxies: Default::default(),
         },
+        kms_images: Default::default(),
     })
 }
 

@@ -22,6 +22,8 @@ pub const ESCROW_CLOSED: u8 = 3;
 pub const ROLE_WORKER: u8 = 0;
 /// `Role` of a proxy.
 pub const ROLE_PROXY: u8 = 1;
+/// `Role` of a key service (image allowlist only: no stake).
+pub const ROLE_KMS: u8 = 2;
 
 tlb_struct! {
     /// `root_registry`: allow-lists and the proxy registry. Dict keys are 256-bit hashes or, for
@@ -57,6 +59,8 @@ tlb_struct! {
         codes: ChildCodes => child,
         /// Registry.
         registry: RootRegistry => child,
+        /// Key-service image hash -> revoked_at (0 = allowed), outside the registry cell.
+        kms_images: BTreeMap<Bits256, u32> => dict_u32,
     }
 }
 

@@ -293,3 +293,27 @@ fn the_command_line_is_hashed_as_utf16_with_its_nul() {
         <[u8; 48]>::from(Sha384::digest(b"r\0o\0\0\0"))
     );
 }
+
+/// Issue 15: the configuration event a measured daemon's (simulated) RTMR3 carries is a dstack
+/// runtime event, so the replay helpers reproduce the register from the base RTMR3 and the
+/// `config_hash` claim alone.
+#[test]
+fn the_measured_configuration_event_replays_into_the_simulated_rtmr3() {
+    use cocoon_attestation::provider::simulated::{
+        CONFIG_EVENT_NAME, RUNTIME_EVENT_TYPE, SimulatedProvider, config_event_digest,
+    };
+    let config_hash = [0x5a; 32];
+    let digest = dstack::runtime_event_digest(RUNTIME_EVENT_TYPE, CONFIG_EVENT_NAME, &config_hash);
+    assert_eq!(digest, config_event_digest(&config_hash));
+    let base = SimulatedProvider::new("replay");
+    let measured = SimulatedProvider::with_config("replay", &config_hash);
+    let mut rtmr3 = base.measurements().rtmr[3];
+    cocoon_measure::replay::extend(&mut rtmr3, &digest);
+    assert_eq!(measured.measurements().rtmr[3], rtmr3);
+    let mut other = base.measurements().rtmr[3];
+    cocoon_measure::replay::extend(
+        &mut other,
+        &dstack::runtime_event_digest(RUNTIME_EVENT_TYPE, CONFIG_EVENT_NAME, &[0x5b; 32]),
+    );
+    assert_ne!(measured.measurements().rtmr[3], other);
+}

@@ -1,6 +1,10 @@
 //! The OpenAI-compatible surface: which endpoints and fields are accepted, with which limits, and the
-//! error shape. The gateway and the proxy both check requests with [`parse_request`]; neither re-serialises
-//! a body it forwards (the receipt hashes the exact bytes).
+//! error shape. The gateway and the proxy both check requests with [`parse_request`] and put them in
+//! the one form every hop forwards with [`normalize_request`]: a stream always asks for usage
+//! (`stream_options.include_usage`, so that the worker can sign a receipt), and the generation limit
+//! is explicit and single (see [`ParsedRequest::max_tokens`]). A body already in that form is
+//! forwarded byte for byte (the receipt hashes the exact bytes): the gateway normalises before it
+//! hashes, so the proxy's normalisation leaves an honest gateway's body unchanged.
 
 use serde_json::{Map, Value};
 
@@ -105,7 +109,12 @@ pub struct ParsedRequest {
     pub stream: bool,
     /// `stream_options.include_usage: true`.
     pub include_usage: bool,
-    /// Generation bound used for the reservation (explicit or the default), times `n`.
+    /// The one effective generation limit per choice: `max_tokens` or `max_completion_tokens`
+    /// (refused when both are given and differ), or the default when neither is.
+    pub max_tokens: u64,
+    /// Whether the body states the limit itself (`false`: [`ParsedRequest::max_tokens`] is the default).
+    pub explicit_limit: bool,
+    /// Generation bound used for the reservation: [`ParsedRequest::max_tokens`] times `n`.
     pub max_generated_tokens: u64,
 }
 
@@ -184,9 +193,17 @@ pub fn parse_request(
         match obj.get(field) {
             None | Some(Value::Null) => {}
             Some(v) => match v.as_u64() {
-                Some(n) if n >= 1 && n <= limits.max_tokens => {
-                    max_tokens = Some(max_tokens.map_or(n, |m: u64| m.min(n)))
-                }
+                Some(n) if n >= 1 && n <= limits.max_tokens => match max_tokens {
+                    // Engines honour `max_completion_tokens` over `max_tokens`: two different
+                    // limits would reserve for one and run to the other.
+                    Some(m) if m != n => {
+                        return Err(invalid(
+                            "max_completion_tokens",
+                            "`max_tokens` and `max_completion_tokens` differ: send one limit",
+                        ));
+                    }
+                    _ => max_tokens = Some(n),
+                },
                 _ => {
                     return Err(invalid(
                         field,
@@ -211,15 +228,71 @@ pub fn parse_request(
             }
         },
     };
-    let per_choice = max_tokens.unwrap_or(limits.default_max_tokens);
+    let per_choice = max_tokens.unwrap_or(limits.default_max_tokens.min(limits.max_tokens));
     let parsed = ParsedRequest {
         endpoint,
         model,
         stream,
         include_usage,
+        max_tokens: per_choice,
+        explicit_limit: max_tokens.is_some(),
         max_generated_tokens: per_choice.saturating_mul(n),
     };
     Ok((parsed, obj))
+}
+
+/// Checks a body ([`parse_request`]) and puts it in the form every hop forwards: a stream asks for
+/// usage (`stream_options.include_usage: true`), and the generation limit is explicit: a body that
+/// states none gets the default as `max_tokens` (which vLLM, SGLang and the built-in engine all
+/// read); a body that states one, or both equal, keeps it ([`parse_request`] refuses two different
+/// ones, since engines honour `max_completion_tokens` first). Returns the new body, or `None` when
+/// `body` is already in that form and must be forwarded unchanged (the receipt then covers the
+/// client's exact bytes). Normalising a normalised body changes nothing.
+pub fn normalize_request(
+    endpoint: Endpoint,
+    body: &[u8],
+    limits: &RequestLimits,
+) -> Result<(ParsedRequest, Option<Vec<u8>>), ApiError> {
+    let (parsed, mut obj) = parse_request(endpoint, body, limits)?;
+    let mut changed = false;
+    if parsed.stream
+        && !matches!(
+            obj.get("stream_options")
+                .and_then(|o| o.get("include_usage")),
+            Some(Value::Bool(true))
+        )
+    {
+        let opts = obj
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !opts.is_object() {
+            // `null`: parse_request accepted it as "no options".
+            *opts = Value::Object(Map::new());
+        }
+        if let Some(o) = opts.as_object_mut() {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+        changed = true;
+    }
+    if !parsed.explicit_limit {
+        // `null` limits count as none; the default replaces them.
+        obj.remove("max_completion_tokens");
+        obj.insert("max_tokens".into(), Value::from(parsed.max_tokens));
+        changed = true;
+    }
+    if !changed {
+        return Ok((parsed, None));
+    }
+    let body = serde_json::to_vec(&obj).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InternalError,
+            format!("cannot write the request: {e}"),
+        )
+    })?;
+    if body.len() > limits.max_body_bytes {
+        return Err(ApiError::body_too_large(limits.max_body_bytes));
+    }
+    Ok((parsed, Some(body)))
 }
 
 fn invalid(param: &str, message: &str) -> ApiError {
@@ -473,6 +546,83 @@ mod tests {
         };
         let err = parse_request(chat, br#"{"model":"m"}"#, &limits).unwrap_err();
         assert_eq!(err.code, ErrorCode::BodyTooLarge);
+    }
+
+    #[test]
+    fn one_effective_limit_and_conflicting_limits_are_refused() {
+        let chat = Endpoint::ChatCompletions;
+        let p = parse(
+            chat,
+            r#"{"model":"m","messages":[{}],"max_completion_tokens":7}"#,
+        )
+        .unwrap();
+        assert_eq!((p.max_tokens, p.explicit_limit), (7, true));
+        let p = parse(
+            chat,
+            r#"{"model":"m","messages":[{}],"max_tokens":7,"max_completion_tokens":7}"#,
+        )
+        .unwrap();
+        assert_eq!(p.max_generated_tokens, 7);
+        let err = parse_request(
+            chat,
+            br#"{"model":"m","messages":[{}],"max_tokens":1,"max_completion_tokens":32768}"#,
+            &RequestLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidField);
+        assert_eq!(err.param.as_deref(), Some("max_completion_tokens"));
+        let p = parse(chat, r#"{"model":"m","messages":[{}],"n":2}"#).unwrap();
+        assert_eq!(
+            (p.max_tokens, p.explicit_limit, p.max_generated_tokens),
+            (4096, false, 8192)
+        );
+    }
+
+    #[test]
+    fn normalisation_forces_usage_and_an_explicit_limit_and_is_idempotent() {
+        let limits = RequestLimits {
+            default_max_tokens: 64,
+            ..Default::default()
+        };
+        let chat = Endpoint::ChatCompletions;
+        let raw = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#;
+        let (p, body) = normalize_request(chat, raw, &limits).unwrap();
+        let body = body.expect("a stream without usage is rewritten");
+        assert!(!p.include_usage, "parsed describes the body as received");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["max_tokens"], 64);
+        assert!(v.get("max_completion_tokens").is_none());
+        let (again, unchanged) = normalize_request(chat, &body, &limits).unwrap();
+        assert!(unchanged.is_none(), "a normalised body is forwarded as is");
+        assert!(again.include_usage && again.explicit_limit && again.max_tokens == 64);
+        // `include_usage: false` and `stream_options: null` are overridden too.
+        for raw in [
+            &br#"{"model":"m","messages":[{}],"stream":true,"stream_options":{"include_usage":false},"max_tokens":3,"max_completion_tokens":3}"#[..],
+            &br#"{"model":"m","messages":[{}],"stream":true,"stream_options":null,"max_tokens":3,"max_completion_tokens":3}"#[..],
+        ] {
+            let (_, body) = normalize_request(chat, raw, &limits).unwrap();
+            let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+            assert_eq!(v["stream_options"]["include_usage"], true);
+        }
+        // A non-stream gets no stream options; completions carry `max_tokens` only.
+        let raw = br#"{"model":"m","prompt":"x","max_tokens":5}"#;
+        assert!(
+            normalize_request(Endpoint::Completions, raw, &limits)
+                .unwrap()
+                .1
+                .is_none()
+        );
+        let raw = br#"{"model":"m","prompt":"x"}"#;
+        let v: Value = serde_json::from_slice(
+            &normalize_request(Endpoint::Completions, raw, &limits)
+                .unwrap()
+                .1
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["max_tokens"], 64);
+        assert!(v.get("stream_options").is_none() && v.get("max_completion_tokens").is_none());
     }
 
     #[test]

@@ -162,6 +162,13 @@ impl PriceParams {
             .checked_mul(u128::from(self.price_per_token))
             .ok_or(PricingError::Overflow)?
             / (MILLI * MILLI);
+        self.split(client)
+    }
+
+    /// Splits what a client pays between worker and proxy (the module rule's last step); also how a
+    /// charge capped at its reservation is split.
+    pub fn split(&self, client: u128) -> Result<Cost, PricingError> {
+        self.validate()?;
         let worker = client
             .checked_mul(u128::from(self.worker_share_bps))
             .ok_or(PricingError::Overflow)?

@@ -113,8 +113,10 @@ impl Spec {
     }
 }
 
+/// Claims vouching for the default validity of [`Spec::new`] (`ISSUED - 300 .. ISSUED + DAY`).
 fn claims_for(role: Role, key: &SigningKey) -> Claims {
     Claims::new(role, key.verifying_key().to_bytes(), ISSUED as u64)
+        .with_validity((ISSUED - 300) as u64, (ISSUED + DAY) as u64)
 }
 
 fn simulated(label: &str, claims: &Claims) -> Vec<u8> {
@@ -242,16 +244,27 @@ pub(crate) fn generate(g: &mut Gen) {
         "malformed_claims",
         "claims that stop after the role header",
     );
-    let mut v2 = wc.encode().expect("claims");
-    v2[0] = 2;
-    let mut v2_spec = Spec::new(&wc);
-    v2_spec.claims_ext = Some(octet_string(&v2));
+    let mut v3 = wc.encode().expect("claims");
+    v3[0] = 3;
+    let mut v3_spec = Spec::new(&wc);
+    v3_spec.claims_ext = Some(octet_string(&v3));
     g.add(
-        "certs/claims_version_2.der",
-        &v2_spec.der(Some(&worker)),
+        "certs/claims_version_3.der",
+        &v3_spec.der(Some(&worker)),
         c,
         "malformed_claims",
-        "claims version 2",
+        "claims version 3 (unknown)",
+    );
+    let mut v1_with_validity = wc.encode().expect("claims");
+    v1_with_validity[0] = 1;
+    let mut v1_spec = Spec::new(&wc);
+    v1_spec.claims_ext = Some(octet_string(&v1_with_validity));
+    g.add(
+        "certs/claims_version_1_with_validity.der",
+        &v1_spec.der(Some(&worker)),
+        c,
+        "malformed_claims",
+        "version-1 claims carrying the version-2 validity fields",
     );
     g.add(
         "certs/evidence_kind_9.der",
@@ -330,7 +343,30 @@ pub(crate) fn generate(g: &mut Gen) {
         &long.der(Some(&worker)),
         p,
         "lifetime_too_long",
-        "30-day lifetime (policy: 7 days)",
+        "30-day lifetime (policy: 24 h)",
+    );
+    let mut shorter = Spec::new(&wc).evidence(2, &simulated(DRILL_IMAGE, &wc));
+    shorter.not_after = ISSUED + DAY / 2;
+    g.add(
+        "certs/quoted_validity_differs.der",
+        &shorter.der(Some(&worker)),
+        p,
+        "claims_validity_mismatch",
+        "the quoted claims vouch for other dates than the certificate's",
+    );
+    let v1 = Claims::new(
+        Role::Worker,
+        worker.verifying_key().to_bytes(),
+        ISSUED as u64,
+    );
+    g.add(
+        "certs/validity_not_quoted.der",
+        &Spec::new(&v1)
+            .evidence(2, &simulated(DRILL_IMAGE, &v1))
+            .der(Some(&worker)),
+        p,
+        "claims_validity_mismatch",
+        "version-1 claims: the quote vouches for no dates at all",
     );
     g.add(
         "certs/no_evidence_worker.der",

@@ -10,6 +10,11 @@
 //! ```
 //! Anyone can write such bytes; a verifier accepts them only under a policy that allows insecure
 //! development mode, and says so each time.
+//!
+//! A provider made [`SimulatedProvider::with_config`] extends its RTMR3 with the measured
+//! configuration hash as a real TD's boot would (`RTMR3 = SHA-384(RTMR3 || digest)`, the digest of a
+//! dstack-style runtime event, [`config_event_digest`]), so the image hash of such a TD covers its
+//! configuration and `cocoon-measure`'s replay reproduces the register.
 
 use sha2::{Digest, Sha384};
 
@@ -25,6 +30,32 @@ pub const VERSION: u16 = 1;
 pub const LEN: usize = 32 + 2 + 5 * 48 + 64;
 /// The label used when none is configured.
 pub const DEFAULT_IMAGE_LABEL: &str = "cocoon-dev";
+
+/// The runtime event type dstack uses for events extended into RTMR3.
+pub const RUNTIME_EVENT_TYPE: u32 = 0x0800_0001;
+/// The name of the event that measures a daemon's configuration into RTMR3.
+pub const CONFIG_EVENT_NAME: &str = "cocoon-config";
+
+/// The digest a TD extends into RTMR3 for configuration hash `config_hash`:
+/// `SHA-384(le32(RUNTIME_EVENT_TYPE) || ":" || "cocoon-config" || ":" || config_hash)`, dstack's
+/// runtime-event form (`cocoon_measure::dstack::runtime_event_digest`).
+pub fn config_event_digest(config_hash: &[u8; 32]) -> [u8; 48] {
+    let mut h = Sha384::new();
+    h.update(RUNTIME_EVENT_TYPE.to_le_bytes());
+    h.update(b":");
+    h.update(CONFIG_EVENT_NAME.as_bytes());
+    h.update(b":");
+    h.update(config_hash);
+    h.finalize().into()
+}
+
+/// `register = SHA-384(register || digest)`, the TDX RTMR extend operation.
+pub fn extend_rtmr(register: &mut [u8; 48], digest: &[u8; 48]) {
+    let mut h = Sha384::new();
+    h.update(*register);
+    h.update(digest);
+    *register = h.finalize().into();
+}
 
 /// A parsed simulated quote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +136,17 @@ impl SimulatedProvider {
         SimulatedProvider { measurements }
     }
 
+    /// A provider for `image_label` whose RTMR3 was extended at "boot" with the configuration event
+    /// of `config_hash` ([`config_event_digest`]), as a real TD measuring its configuration would.
+    pub fn with_config(image_label: &str, config_hash: &[u8; 32]) -> Self {
+        let mut p = SimulatedProvider::new(image_label);
+        extend_rtmr(
+            &mut p.measurements.rtmr[3],
+            &config_event_digest(config_hash),
+        );
+        p
+    }
+
     /// The fake measurements this provider reports.
     pub fn measurements(&self) -> &TdMeasurements {
         &self.measurements
@@ -150,5 +192,20 @@ mod tests {
         assert_eq!(&parsed.measurements, p.measurements());
         assert_ne!(SimulatedProvider::new("y").image_hash(), p.image_hash());
         assert!(SimulatedQuote::parse(&q[1..]).is_err());
+    }
+
+    #[test]
+    fn a_measured_configuration_moves_rtmr3_and_the_image_hash_only() {
+        let base = SimulatedProvider::new("x");
+        let a = SimulatedProvider::with_config("x", &[1; 32]);
+        let b = SimulatedProvider::with_config("x", &[2; 32]);
+        assert_eq!(a.measurements().mrtd, base.measurements().mrtd);
+        assert_eq!(a.measurements().rtmr[..3], base.measurements().rtmr[..3]);
+        assert_ne!(a.measurements().rtmr[3], base.measurements().rtmr[3]);
+        assert_ne!(a.image_hash(), base.image_hash());
+        assert_ne!(a.image_hash(), b.image_hash());
+        let mut expected = base.measurements().rtmr[3];
+        extend_rtmr(&mut expected, &config_event_digest(&[1; 32]));
+        assert_eq!(a.measurements().rtmr[3], expected);
     }
 }

@@ -71,6 +71,15 @@ pub enum ClientError {
         /// what was wrong
         detail: String,
     },
+    /// Two providers read for the same state disagreed (or the second one failed), so neither
+    /// answer is trusted (`cocoon_onchain::crosscheck`).
+    #[error("{method}: chain providers disagree: {detail}")]
+    Disagreement {
+        /// API method
+        method: String,
+        /// both answers
+        detail: String,
+    },
 }
 
 impl ClientError {
@@ -82,7 +91,8 @@ impl ClientError {
             | ClientError::Network { method, .. }
             | ClientError::Decode { method, .. }
             | ClientError::Timeout { method, .. }
-            | ClientError::InvalidArgument { method, .. } => method,
+            | ClientError::InvalidArgument { method, .. }
+            | ClientError::Disagreement { method, .. } => method,
         }
     }
 
