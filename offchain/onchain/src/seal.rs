@@ -8,8 +8,8 @@
 //! header carries an HMAC-SHA-256 over (kind, store id, generation). Rollback to an older authentic
 //! copy is not detectable here: the on-chain marker catches it.
 //!
-//! The key comes from one place ([`StorageKey::derive`] from a secret the TEE holds, today the proxy's
-//! signing key; the key service will hand it out later).
+//! The key comes from one place: `cocoon_daemon::keys::KeyMaterial::storage` (the key service's `S`
+//! in a TD, HKDF of the signing key for a local key), handed to the store and the bindings file.
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -60,8 +60,9 @@ impl StorageKey {
         StorageKey(bytes)
     }
 
-    /// HKDF-SHA-256 (RFC 5869, one output block) of `secret` for `purpose`: the seam through which the
-    /// daemons get their storage key (today from their signing key, purpose `storage`).
+    /// HKDF-SHA-256 (RFC 5869, one output block) of `secret` for `purpose` (tests and tools; the
+    /// daemons take theirs from `cocoon_daemon::keys::KeyMaterial::storage`, the key service's `S` or
+    /// HKDF of a local signing key).
     pub fn derive(secret: &[u8], purpose: &str) -> Self {
         let mut extract = mac_with(b"cocoon sealed state v1");
         extract.update(secret);

@@ -201,7 +201,7 @@ fn any_credit(proxy: &Proxy, client: [u8; 32]) -> Result<(), ApiError> {
             "no open escrow for this client key",
         )
     })?;
-    let account = proxy.store.client(&client).map_err(|e| {
+    let account = proxy.store.client(&escrow.escrow).map_err(|e| {
         tracing::error!(error = %e, "ledger read failed");
         ApiError::new(ErrorCode::InternalError, "ledger unavailable")
     })?;

@@ -229,6 +229,7 @@ async fn build_on_chain(
     let tls = build_hop_tls_keyed(Role::Proxy, tls_section, allowlist.clone(), &keys, None)
         .context("building the proxy's TLS")?;
     check_dev_switches(chain, tls_section)?;
+    let storage = crate::store::StorageKey::from_bytes(keys.storage);
     let view = OnchainView::load(
         client.clone(),
         OnchainConfig {
@@ -239,7 +240,7 @@ async fn build_on_chain(
             binding: chain.bind_policy(),
             bindings: Some(cocoon_onchain::BindingsFile {
                 path: format!("{}.bindings", config.store_path).into(),
-                key: crate::store::storage_key(tls.signing_key()),
+                key: storage.clone(),
             }),
         },
     )
@@ -253,12 +254,13 @@ async fn build_on_chain(
         chain.settle_options(),
     ));
     let tasks = vec![view.spawn_refresh(), allowlist.spawn_refresher()];
-    let handle = crate::start(
+    let handle = crate::start_sealed(
         config.clone(),
         tls.clone(),
         view.clone(),
         settler.clone(),
         registry,
+        storage,
     )
     .await?;
     let parts = ChainParts {

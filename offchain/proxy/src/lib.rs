@@ -140,7 +140,8 @@ impl ProxyHandle {
     }
 }
 
-/// Validates the config, opens the ledger, checks it against the chain, then binds and serves.
+/// Validates the config, opens the ledger, checks it against the chain, then binds and serves. The
+/// ledger is sealed under the storage key of a local signing key ([`store::storage_key`]).
 pub async fn start(
     config: ProxyConfig,
     tls: Arc<dyn HopTls>,
@@ -148,8 +149,20 @@ pub async fn start(
     settler: Arc<dyn Settler>,
     metrics: Arc<metrics::Registry>,
 ) -> Result<ProxyHandle, ProxyError> {
-    config.validate_serving()?;
     let storage_key = store::storage_key(tls.signing_key());
+    start_sealed(config, tls, chain, settler, metrics, storage_key).await
+}
+
+/// [`start`] with the ledger sealed under `storage_key` (the key service's `S`).
+pub async fn start_sealed(
+    config: ProxyConfig,
+    tls: Arc<dyn HopTls>,
+    chain: Arc<dyn ChainView>,
+    settler: Arc<dyn Settler>,
+    metrics: Arc<metrics::Registry>,
+    storage_key: store::StorageKey,
+) -> Result<ProxyHandle, ProxyError> {
+    config.validate_serving()?;
     let store = {
         let client = |key: &[u8; 32]| chain.client_account(key);
         let worker = |key: &[u8; 32]| Some(chain.payee(key));

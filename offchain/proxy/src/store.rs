@@ -98,11 +98,12 @@ impl std::fmt::Debug for Migration<'_> {
     }
 }
 
-/// The storage key of a daemon whose only secret in the TEE is its signing key (HKDF, purpose
-/// `storage`). The one seam through which the key reaches the store: the key service will supply it
-/// instead.
+/// The storage key of a proxy whose signing key is local (no key service):
+/// `cocoon_daemon::keys::local_storage_key`, HKDF of the signing key. A proxy whose keys come from
+/// the key service seals under the `S` it released instead (`KeyMaterial::storage`, passed to
+/// [`crate::start_sealed`]); this is what [`crate::start`] uses.
 pub fn storage_key(signing: &ed25519_dalek::SigningKey) -> StorageKey {
-    StorageKey::derive(&signing.to_bytes(), "storage")
+    StorageKey::from_bytes(cocoon_daemon::keys::local_storage_key(signing))
 }
 
 /// Keys every format-1 account to itself.
