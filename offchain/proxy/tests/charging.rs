@@ -84,8 +84,7 @@ impl Bench {
             .net
             .proxy()
             .proxy
-            .store
-            .client(&self.net.client_key)
+            .client_ledger(&self.net.client_key)
             .unwrap();
         (a.charged, a.seqno)
     }
