@@ -8,8 +8,8 @@
 //! header carries an HMAC-SHA-256 over (kind, store id, generation). Rollback to an older authentic
 //! copy is not detectable here: the on-chain marker catches it.
 //!
-//! The key comes from one place ([`StorageKey::derive`] from a secret the TEE holds, today the proxy's
-//! signing key; the key service will hand it out later).
+//! The key comes from one place: `cocoon_daemon::keys::KeyMaterial::storage` (the key service's `S`
+//! in a TD, HKDF of the signing key for a local key), handed to the store and the bindings file.
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -60,8 +60,9 @@ impl StorageKey {
         StorageKey(bytes)
     }
 
-    /// HKDF-SHA-256 (RFC 5869, one output block) of `secret` for `purpose`: the seam through which the
-    /// daemons get their storage key (today from their signing key, purpose `storage`).
+    /// HKDF-SHA-256 (RFC 5869, one output block) of `secret` for `purpose` (tests and tools; the
+    /// daemons take theirs from `cocoon_daemon::keys::KeyMaterial::storage`, the key service's `S` or
+    /// HKDF of a local signing key).
     pub fn derive(secret: &[u8], purpose: &str) -> Self {
         let mut extract = mac_with(b"cocoon sealed state v1");
         extract.update(secret);
@@ -216,6 +217,17 @@ impl Sealer {
         self.aead
             .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
             .map_err(|_| refused())
+    }
+
+    /// A keyed tag of one record's content (`parts`), for a digest over a whole file's records (the
+    /// XOR of their tags, kept sealed): a file spliced from records of different copies does not
+    /// match its digest, and without the key nobody can compute a tag.
+    pub fn tag(&self, parts: &[&[u8]]) -> [u8; MAC_BYTES] {
+        let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 2);
+        all.push(b"entry");
+        all.push(&self.store_id);
+        all.extend_from_slice(parts);
+        hmac(&self.mac_key, &all)
     }
 
     /// The header MAC of this file at `generation`.

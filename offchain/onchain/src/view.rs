@@ -223,25 +223,36 @@ impl OnchainView {
     }
 
     /// Reads the bindings file back (a missing file is a first start). A sealed file whose header or
-    /// any complete record fails authentication is refused; a format-1 file (plain lines, as written
-    /// before sealing) is read once and rewritten sealed; either way the chain is checked at every
-    /// refresh before a binding is used.
+    /// any complete record fails authentication is refused; a torn last line is cut; a format-1 file
+    /// (plain lines, as written before sealing) is read once, its bindings unconfirmed until a refresh
+    /// confirms each (then sealed into a new file); either way the chain is checked at every refresh
+    /// before a binding is used.
     fn load_bindings(&self) -> Result<(), OnchainError> {
         let Some(cfg) = &self.config.bindings else {
             return Ok(());
         };
         let path = &cfg.path;
         let shown = path.display().to_string();
-        let text = match std::fs::read(path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(OnchainError::Invalid(format!("{shown}: {e}"))),
         };
-        let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
-        // A last line without its newline is a torn append: never acknowledged, dropped.
-        if lines.last().is_some_and(|l| !l.ends_with('\n')) {
-            lines.pop();
+        // A last line without its newline is a torn append: never acknowledged, dropped, and cut from
+        // the file so that the next append starts on a line of its own.
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole < bytes.len() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| {
+                    f.set_len(whole as u64)?;
+                    f.sync_data()
+                })
+                .map_err(|e| OnchainError::Invalid(format!("{shown}: {e}")))?;
         }
+        let text = String::from_utf8_lossy(&bytes[..whole]).into_owned();
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
         let header = lines.first().map(|l| l.trim_end().to_string());
         let sealed = header
             .as_deref()

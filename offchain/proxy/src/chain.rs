@@ -40,6 +40,8 @@ pub struct EscrowStatus {
     pub phase: EscrowPhase,
     /// The cumulative charge the escrow has accepted, nanoTON.
     pub settled: u128,
+    /// The client key the escrow admits now (a change is a rotation).
+    pub client_key: Option<[u8; 32]>,
 }
 
 /// Why a peer's key could not be bound to the wallet it announced.

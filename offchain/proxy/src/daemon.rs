@@ -228,14 +228,8 @@ async fn build_on_chain(
         .context("getting the proxy's keys")?;
     let tls = build_hop_tls_keyed(Role::Proxy, tls_section, allowlist.clone(), &keys, None)
         .context("building the proxy's TLS")?;
-    // A key service's S seals the ledger, WAL and bindings; a local key has only itself.
-    let storage_key = match keys.origin {
-        cocoon_daemon::keys::KeyOrigin::Kms => {
-            crate::store::StorageKey::derive(&keys.storage, "storage")
-        }
-        _ => crate::store::storage_key(tls.signing_key()),
-    };
     check_dev_switches(chain, tls_section)?;
+    let storage = crate::store::StorageKey::from_bytes(keys.storage);
     let view = OnchainView::load(
         client.clone(),
         OnchainConfig {
@@ -246,7 +240,7 @@ async fn build_on_chain(
             binding: chain.bind_policy(),
             bindings: Some(cocoon_onchain::BindingsFile {
                 path: format!("{}.bindings", config.store_path).into(),
-                key: storage_key.clone(),
+                key: storage.clone(),
             }),
         },
     )
@@ -266,7 +260,7 @@ async fn build_on_chain(
         view.clone(),
         settler.clone(),
         registry,
-        storage_key,
+        storage,
     )
     .await?;
     let parts = ChainParts {

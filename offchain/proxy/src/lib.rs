@@ -146,7 +146,8 @@ impl ProxyHandle {
     }
 }
 
-/// Validates the config, opens the ledger, checks it against the chain, then binds and serves.
+/// Validates the config, opens the ledger, checks it against the chain, then binds and serves. The
+/// ledger is sealed under the storage key of a local signing key ([`store::storage_key`]).
 pub async fn start(
     config: ProxyConfig,
     tls: Arc<dyn HopTls>,

@@ -62,6 +62,7 @@ impl ChainView for OnchainView {
         OnchainView::escrow_status(self, escrow).map(|s| EscrowStatus {
             phase: s.phase,
             settled: s.settled,
+            client_key: s.client_key,
         })
     }
 

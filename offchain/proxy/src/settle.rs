@@ -78,10 +78,11 @@ pub(crate) fn pay_workers_due(proxy: &Arc<Proxy>) -> usize {
     started
 }
 
-/// When each escrow's unsettled amount was last seen to change.
+/// When each escrow's unsettled amount was last seen to change, and the client key it admitted.
 #[derive(Debug, Default)]
 pub(crate) struct IdleWatch {
     seen: HashMap<[u8; 32], (u128, Instant)>,
+    keys: HashMap<[u8; 32], Option<[u8; 32]>>,
 }
 
 /// Why the periodic look settles an escrow now.
@@ -89,12 +90,14 @@ pub(crate) struct IdleWatch {
 pub(crate) enum Why {
     /// The escrow is closing: settled before the close delay ends.
     Closing,
+    /// The escrow's client key changed since the last look: what the old key spent is settled now.
+    Rotated,
     /// Unsettled charges unchanged past `settle_idle_ms`.
     Idle,
 }
 
-/// Starts the settlement of every escrow with unsettled charges that is closing or idle past the
-/// bound. Returns the escrows started, with why.
+/// Starts the settlement of every escrow with unsettled charges that is closing, whose client key
+/// rotated, or idle past the bound. Returns the escrows started, with why.
 pub(crate) fn settle_escrows_due(proxy: &Arc<Proxy>, idle: &mut IdleWatch) -> Vec<([u8; 32], Why)> {
     let Ok(accounts) = proxy.store.clients() else {
         return Vec::new();
@@ -105,6 +108,14 @@ pub(crate) fn settle_escrows_due(proxy: &Arc<Proxy>, idle: &mut IdleWatch) -> Ve
     let mut seen = HashMap::new();
     for (escrow, account) in accounts {
         let status = proxy.chain.escrow_status(&escrow);
+        let key = status.map(|s| s.client_key);
+        let rotated = match (idle.keys.get(&escrow), key) {
+            (Some(before), Some(now)) => *before != now,
+            _ => false,
+        };
+        if let Some(now) = key {
+            idle.keys.insert(escrow, now);
+        }
         let chain_settled = status.map_or(0, |s| s.settled);
         let unsettled = account
             .charged
@@ -120,6 +131,7 @@ pub(crate) fn settle_escrows_due(proxy: &Arc<Proxy>, idle: &mut IdleWatch) -> Ve
         let why = match status.map(|s| s.phase) {
             Some(EscrowPhase::Closed) => continue,
             Some(EscrowPhase::Closing { .. }) => Why::Closing,
+            _ if rotated => Why::Rotated,
             _ if now.duration_since(since) >= bound => Why::Idle,
             _ => continue,
         };

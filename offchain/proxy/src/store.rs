@@ -98,11 +98,12 @@ impl std::fmt::Debug for Migration<'_> {
     }
 }
 
-/// The storage key of a daemon whose only secret in the TEE is its signing key (HKDF, purpose
-/// `storage`). The one seam through which the key reaches the store: the key service will supply it
-/// instead.
+/// The storage key of a proxy whose signing key is local (no key service):
+/// `cocoon_daemon::keys::local_storage_key`, HKDF of the signing key. A proxy whose keys come from
+/// the key service seals under the `S` it released instead (`KeyMaterial::storage`, passed to
+/// [`crate::start_sealed`]); this is what [`crate::start`] uses.
 pub fn storage_key(signing: &ed25519_dalek::SigningKey) -> StorageKey {
-    StorageKey::derive(&signing.to_bytes(), "storage")
+    StorageKey::from_bytes(cocoon_daemon::keys::local_storage_key(signing))
 }
 
 /// Keys every format-1 account to itself.
@@ -205,23 +206,78 @@ impl Seal {
         Ok(decode(&plain))
     }
 
-    fn marker(&self, marker: u64) -> Vec<u8> {
-        self.sealer.seal(MARKER.as_bytes(), &marker.to_be_bytes())
+    fn head(&self, head: &Head) -> Vec<u8> {
+        let mut plain = [0u8; 40];
+        plain[..8].copy_from_slice(&head.marker.to_be_bytes());
+        plain[8..].copy_from_slice(&head.digest);
+        self.sealer.seal(MARKER.as_bytes(), &plain)
     }
 
-    fn open_marker(&self, sealed: &[u8]) -> Result<u64, StoreError> {
-        let plain = self
-            .sealer
-            .open(MARKER.as_bytes(), sealed, || "meta marker".into())
-            .map_err(sealed_err)?;
-        let bytes: [u8; 8] = plain.as_slice().try_into().map_err(|_| {
+    fn open_head(&self, sealed: &[u8]) -> Result<Head, StoreError> {
+        let refused = || {
             sealed_err(SealError::Record {
                 file: self.sealer.file().into(),
                 record: "meta marker".into(),
             })
-        })?;
-        Ok(u64::from_be_bytes(bytes))
+        };
+        let plain = self
+            .sealer
+            .open(MARKER.as_bytes(), sealed, || "meta marker".into())
+            .map_err(sealed_err)?;
+        if plain.len() != 40 {
+            return Err(refused());
+        }
+        let mut marker = [0u8; 8];
+        marker.copy_from_slice(&plain[..8]);
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(&plain[8..]);
+        Ok(Head {
+            marker: u64::from_be_bytes(marker),
+            digest,
+        })
     }
+
+    /// The keyed tag of one account's content (see [`Head::digest`]).
+    fn tag(&self, which: wal::Table, key: &[u8], value: &[u8; ACCOUNT_LEN]) -> [u8; 32] {
+        self.sealer.tag(&[&[which as u8], key, value])
+    }
+}
+
+/// The ledger's head, sealed in one record: the marker, and a digest of every account (the XOR of
+/// their keyed tags). Every account value is authenticated on its own; the digest ties them to one
+/// another and to the marker, so a ledger spliced from records of different copies of itself (an
+/// older copy's accounts under a newer copy's marker, which would defeat the rollback check) is
+/// refused at open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Head {
+    marker: u64,
+    digest: [u8; 32],
+}
+
+fn xor(into: &mut [u8; 32], tag: &[u8; 32]) {
+    for (a, b) in into.iter_mut().zip(tag) {
+        *a ^= b;
+    }
+}
+
+/// Writes an account's new value, keeping the head's digest in step (the old value's tag out, the
+/// new one's in).
+fn put_account(
+    seal: &Seal,
+    table: &mut redb::Table<&[u8], &[u8]>,
+    which: wal::Table,
+    key: &[u8; 32],
+    value: &[u8; ACCOUNT_LEN],
+    head: &mut Head,
+) -> Result<(), StoreError> {
+    let old = table.get(key.as_slice())?.map(|v| v.value().to_vec());
+    if let Some(old) = old {
+        let (a, n, b) = seal.open_account(which, key, &old)?;
+        xor(&mut head.digest, &seal.tag(which, key, &encode(a, n, b)));
+    }
+    xor(&mut head.digest, &seal.tag(which, key, value));
+    table.insert(key.as_slice(), seal.account(which, key, value).as_slice())?;
+    Ok(())
 }
 
 fn sealed_err(e: SealError) -> StoreError {
@@ -240,13 +296,13 @@ fn get_account(
     }
 }
 
-fn get_marker(
+fn get_head(
     seal: &Seal,
     meta: &impl ReadableTable<&'static str, &'static [u8]>,
-) -> Result<u64, StoreError> {
+) -> Result<Head, StoreError> {
     match meta.get(MARKER)? {
-        Some(v) => seal.open_marker(v.value()),
-        None => Ok(0),
+        Some(v) => seal.open_head(v.value()),
+        None => Ok(Head::default()),
     }
 }
 
@@ -258,10 +314,11 @@ fn raise_accepted(
     which: wal::Table,
     key: &[u8; 32],
     cumulative: u128,
+    head: &mut Head,
 ) -> Result<[u8; ACCOUNT_LEN], StoreError> {
     let (owed, seqno, accepted) = get_account(seal, table, which, key)?;
     let record = encode(owed, seqno, accepted.max(cumulative.min(owed)));
-    table.insert(key.as_slice(), seal.account(which, key, &record).as_slice())?;
+    put_account(seal, table, which, key, &record, head)?;
     Ok(record)
 }
 
@@ -347,16 +404,27 @@ fn store_id(
     }
 }
 
-/// Authenticates every sealed value (a flipped bit anywhere is refused at open, naming the record).
+/// Authenticates every sealed value (a flipped bit anywhere is refused at open, naming the record)
+/// and checks that together they are the accounts the head's digest covers.
 fn verify_all(w: &redb::WriteTransaction, seal: &Seal) -> Result<(), StoreError> {
+    let mut digest = [0u8; 32];
     for (def, which) in [(CLIENTS, wal::Table::Client), (WORKERS, wal::Table::Worker)] {
         let t = w.open_table(def)?;
         for item in t.iter()? {
             let (k, v) = item?;
-            seal.open_account(which, k.value(), v.value())?;
+            let (a, n, b) = seal.open_account(which, k.value(), v.value())?;
+            xor(&mut digest, &seal.tag(which, k.value(), &encode(a, n, b)));
         }
     }
-    get_marker(seal, &w.open_table(META)?)?;
+    let head = get_head(seal, &w.open_table(META)?)?;
+    if head.digest != digest {
+        return Err(sealed_err(SealError::Record {
+            file: seal.sealer.file().into(),
+            record: "meta marker (the accounts are not the ones it covers: records spliced from \
+                     another copy of this ledger, or one deleted)"
+                .into(),
+        }));
+    }
     Ok(())
 }
 
@@ -426,22 +494,23 @@ fn migrate_v1(
                 merged.insert(id, next);
             }
         }
+        let mut meta = w.open_table(META)?;
+        let mut head = get_head(seal, &meta)?;
         let mut t = w.open_table(match which {
             wal::Table::Client => CLIENTS,
             wal::Table::Worker => WORKERS,
         })?;
         for (id, (a, n, b)) in merged {
-            t.insert(
-                id.as_slice(),
-                seal.account(which, &id, &encode(a, n, b)).as_slice(),
-            )?;
+            put_account(seal, &mut t, which, &id, &encode(a, n, b), &mut head)?;
         }
+        meta.insert(MARKER, seal.head(&head).as_slice())?;
     }
     {
         let mut meta = w.open_table(META)?;
-        let current = get_marker(seal, &meta)?;
-        marker = marker.max(current);
-        meta.insert(MARKER, seal.marker(marker).as_slice())?;
+        let mut head = get_head(seal, &meta)?;
+        marker = marker.max(head.marker);
+        head.marker = marker;
+        meta.insert(MARKER, seal.head(&head).as_slice())?;
     }
     w.delete_table(V1_CLIENTS)?;
     w.delete_table(V1_WORKERS)?;
@@ -565,7 +634,7 @@ impl Store {
     /// Global marker (number of charges ever committed).
     pub fn marker(&self) -> Result<u64, StoreError> {
         let r = self.db()?.begin_read()?;
-        get_marker(&self.seal, &r.open_table(META)?)
+        Ok(get_head(&self.seal, &r.open_table(META)?)?.marker)
     }
 
     /// A client's ledger: the account of one escrow (its account id), whichever key spent it.
@@ -809,18 +878,18 @@ fn replay(
     let mut clients = w.open_table(CLIENTS)?;
     let mut workers = w.open_table(WORKERS)?;
     let mut meta = w.open_table(META)?;
-    let mut marker = get_marker(seal, &meta)?;
+    let mut head = get_head(seal, &meta)?;
     for r in records {
         for (table, key, value) in &r.entries {
-            let v = seal.account(*table, key, value);
-            match table {
-                wal::Table::Client => clients.insert(key.as_slice(), v.as_slice())?,
-                wal::Table::Worker => workers.insert(key.as_slice(), v.as_slice())?,
+            let t = match table {
+                wal::Table::Client => &mut clients,
+                wal::Table::Worker => &mut workers,
             };
+            put_account(seal, t, *table, key, value, &mut head)?;
         }
-        marker = marker.max(r.marker);
+        head.marker = head.marker.max(r.marker);
     }
-    meta.insert(MARKER, seal.marker(marker).as_slice())?;
+    meta.insert(MARKER, seal.head(&head).as_slice())?;
     Ok(())
 }
 
@@ -844,7 +913,8 @@ fn apply_batch(
         let mut clients = w.open_table(CLIENTS)?;
         let mut workers = w.open_table(WORKERS)?;
         let mut meta = w.open_table(META)?;
-        let mut marker = get_marker(seal, &meta)?;
+        let mut head = get_head(seal, &meta)?;
+        let mut marker = head.marker;
         for op in batch {
             match op {
                 Op::Charge {
@@ -888,13 +958,21 @@ fn apply_batch(
                     marker = next_marker;
                     let cv = encode(c.charged, c.seqno, c.settled);
                     let wv = encode(wa.earned, wa.seqno, wa.paid);
-                    clients.insert(
-                        client.as_slice(),
-                        seal.account(wal::Table::Client, &client, &cv).as_slice(),
+                    put_account(
+                        seal,
+                        &mut clients,
+                        wal::Table::Client,
+                        &client,
+                        &cv,
+                        &mut head,
                     )?;
-                    workers.insert(
-                        worker.as_slice(),
-                        seal.account(wal::Table::Worker, &worker, &wv).as_slice(),
+                    put_account(
+                        seal,
+                        &mut workers,
+                        wal::Table::Worker,
+                        &worker,
+                        &wv,
+                        &mut head,
                     )?;
                     touched.insert((wal::Table::Client, client), cv);
                     touched.insert((wal::Table::Worker, worker), wv);
@@ -918,6 +996,7 @@ fn apply_batch(
                         wal::Table::Client,
                         &client,
                         cumulative,
+                        &mut head,
                     )?;
                     touched.insert((wal::Table::Client, client), cv);
                     replies.push(Reply::Unit(reply));
@@ -937,13 +1016,15 @@ fn apply_batch(
                         wal::Table::Worker,
                         &worker,
                         cumulative,
+                        &mut head,
                     )?;
                     touched.insert((wal::Table::Worker, worker), wv);
                     replies.push(Reply::Unit(reply));
                 }
             }
         }
-        meta.insert(MARKER, seal.marker(marker).as_slice())?;
+        head.marker = marker;
+        meta.insert(MARKER, seal.head(&head).as_slice())?;
         marker
     };
     if touched.is_empty() {

@@ -162,10 +162,13 @@ async fn a_forged_client_binding_gets_no_escrow_and_an_edited_bindings_file_is_r
         OnchainView::load(client.clone(), other).await,
         Err(OnchainError::Sealed(SealError::Header { .. }))
     ));
-    // The authentic file opens and restores both bindings.
+    // The authentic file with a torn last append (a crash mid-write) opens and restores both
+    // bindings; the torn bytes are cut so that the next append starts a line of its own.
+    std::fs::write(&path, format!("{sealed}a1b2c3")).unwrap();
     let view = OnchainView::load(client.clone(), config.clone())
         .await
         .unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), sealed);
     assert_eq!(view.client_account(&own_key), Some(own_escrow));
     assert_eq!(view.client_account(&victim_key), Some(victim_escrow));
     drop(view);

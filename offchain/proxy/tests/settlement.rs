@@ -1,6 +1,6 @@
 //! Settlement without a new charge to trigger it (issue 14 finding 4): an escrow seen closing is
-//! settled before its close delay ends, a rotated client key continues its escrow's one cumulative
-//! series, and charges left idle past a bound are settled. Requests go through the gateway and the
+//! settled before its close delay ends, an escrow whose client key rotated is settled at once and
+//! the new key continues its one cumulative series, and charges left idle past a bound are settled. Requests go through the gateway and the
 //! proxy's client port (in process, over the in-memory chain).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -88,26 +88,30 @@ async fn an_escrow_seen_closing_is_settled_before_its_close_delay_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_client_key_continues_its_escrows_one_series() {
     let mut net = MemoryNetwork::builder()
-        // 0.01 % of this credit is less than one request costs: every charge settles.
         .credit(Some(100_000_000))
         .proxy_config(|c| {
-            c.charge_threshold_bps = 1;
+            // Never by threshold or idleness here: only the rotation settles the old key's part.
+            c.charge_threshold_bps = 10_000;
             c.settle_interval_ms = 50;
+            c.settle_idle_ms = 3_600_000;
         })
         .start()
         .await;
     let old_key = net.client_key;
     serve(&net, 2).await;
     let first = net.charged();
-    until("the old key's charges to settle", || {
-        escrow_settled(&net, &old_key) == first
-    })
-    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(net.chain.snapshot().charges.is_empty());
 
-    // The client names a new key on its escrow and comes back with it.
+    // The client names a new key on its escrow: what the old key spent is settled at once.
     let tls: Arc<dyn HopTls> = Arc::new(DevTls::generate(Role::Client).unwrap());
     let new_key = tls.identity().public_key;
     net.chain.rotate_client_key(old_key, new_key);
+    until("the old key's charges to settle at the rotation", || {
+        escrow_settled(&net, &new_key) == first
+    })
+    .await;
+    // And it comes back with the new key.
     let proxy_key = net.proxy_tls.identity().public_key;
     let gconf = gateway_config(&net.proxy().client_addr.to_string(), Some(&proxy_key));
     net.gateway = cocoon_testkit::roles::gateway::start(gconf, tls, Registry::new())
@@ -118,6 +122,8 @@ async fn a_rotated_client_key_continues_its_escrows_one_series() {
     let ledger = net.proxy().proxy.client_ledger(&new_key).unwrap();
     assert_eq!(ledger.seqno, 4, "one series across both keys");
     assert!(ledger.charged > first);
+    // The escrow closes: the new key's part is settled on the same escrow, continuing the series.
+    net.chain.begin_close(new_key, u64::MAX);
     until("the new key's charges to settle on the same escrow", || {
         escrow_settled(&net, &new_key) == ledger.charged
     })

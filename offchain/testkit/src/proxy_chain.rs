@@ -127,10 +127,11 @@ impl ChainView for MemoryChain {
     }
     fn escrow_status(&self, escrow: &[u8; 32]) -> Option<EscrowStatus> {
         let st = self.lock();
-        let e = st.escrows.values().find(|e| e.escrow == *escrow)?;
+        let (key, e) = st.escrows.iter().find(|(_, e)| e.escrow == *escrow)?;
         Some(EscrowStatus {
             phase: st.phases.get(escrow).copied().unwrap_or(EscrowPhase::Open),
             settled: e.settled,
+            client_key: Some(*key),
         })
     }
     fn worker_allowed(&self, worker: &PeerIdentity) -> bool {

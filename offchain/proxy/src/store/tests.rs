@@ -75,7 +75,7 @@ fn durable_marker(path: &Path) -> Option<u64> {
         sealer: Sealer::new(&key(), FileKind::Ledger, id, "t"),
     };
     let v = meta.get(MARKER).unwrap()?;
-    Some(seal.open_marker(v.value()).unwrap())
+    Some(seal.open_head(v.value()).unwrap().marker)
 }
 
 fn wal_records(path: &Path) -> Vec<wal::Record> {
@@ -301,7 +301,7 @@ fn one_overflowing_charge_is_refused_alone() {
         (u128::MAX - 5, 1, 0)
     );
     let meta = r.open_table(META).unwrap();
-    assert_eq!(get_marker(&seal, &meta).unwrap(), 3);
+    assert_eq!(get_head(&seal, &meta).unwrap().marker, 3);
 }
 
 fn tamper(path: &Path, edit: impl FnOnce(&mut redb::Table<&[u8], &[u8]>)) {
@@ -537,4 +537,59 @@ async fn a_format_1_ledger_migrates_to_accounts_by_escrow() {
         !names.iter().any(|n| n == "clients" || n == "meta"),
         "{names:?}"
     );
+}
+
+fn meta_value(path: &Path, name: &str) -> Vec<u8> {
+    let db = Database::create(path).unwrap();
+    let r = db.begin_read().unwrap();
+    r.open_table(META)
+        .unwrap()
+        .get(name)
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_vec()
+}
+
+/// Rollback through the seal: an older copy of the ledger (fewer charges) under the authentic
+/// marker record of a newer copy of the same ledger would pass the on-chain marker check. The
+/// head's digest ties the accounts to the marker: refused at open. Deleting an account is refused
+/// the same way.
+#[tokio::test]
+async fn an_older_copy_under_a_newer_marker_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    let old = dir.path().join("old.redb");
+    let store = Store::open(&path, &key()).unwrap();
+    store.charge([1; 32], [9; 32], COST).await.unwrap();
+    store.charge([2; 32], [9; 32], COST).await.unwrap();
+    store.close().await;
+    std::fs::copy(&path, &old).unwrap();
+    let store = Store::open(&path, &key()).unwrap();
+    for _ in 0..3 {
+        store.charge([1; 32], [9; 32], COST).await.unwrap();
+    }
+    store.close().await;
+    let newer_marker = meta_value(&path, MARKER);
+    {
+        let db = Database::create(&old).unwrap();
+        let w = db.begin_write().unwrap();
+        w.open_table(META)
+            .unwrap()
+            .insert(MARKER, newer_marker.as_slice())
+            .unwrap();
+        w.commit().unwrap();
+    }
+    refused_naming(Store::open(&old, &key()), &old, "meta marker");
+    // An account deleted from the current copy.
+    let good = std::fs::read(&path).unwrap();
+    tamper(&path, |t| {
+        t.remove([2u8; 32].as_slice()).unwrap();
+    });
+    refused_naming(Store::open(&path, &key()), &path, "meta marker");
+    std::fs::write(&path, &good).unwrap();
+    let store = Store::open(&path, &key()).unwrap();
+    assert_eq!(store.marker().unwrap(), 5);
+    assert_eq!(store.client(&[1; 32]).unwrap().seqno, 4);
+    store.close().await;
 }
