@@ -188,8 +188,8 @@ impl PeerVerifier {
     fn verify_entry(&self, der: &[u8]) -> Result<Arc<Verified>> {
         let (hash, hit) = self.cached_entry(der);
         if let Some(v) = hit {
+            // Warned once, when the certificate was first verified; the identity stays `insecure`.
             self.recheck_cached(&v)?;
-            self.warn_if_insecure(&v.identity);
             return Ok(v);
         }
         let parsed = parse_certificate(der)?;
